@@ -1,0 +1,114 @@
+import type { Builder } from '../contracts/builder.js';
+import type { ContextStore } from '../contracts/context-store.js';
+import type { QueueItem, QueueSource } from '../contracts/queue-source.js';
+import type { Registry } from '../contracts/registry.js';
+import type { LogChunk, RunStatus, Runner } from '../contracts/runner.js';
+import type { Stage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { AgentStatus, RunState } from '../status.js';
+
+/** A clock, injectable so tests control time. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface AgentOptions {
+  source: QueueSource;
+  /** Queue names served round robin. */
+  queues: string[];
+  /** One runner per resource kind; the spec's `resource` selects (default `local-process`… see `defaultResource`). */
+  runners: Runner[];
+  builder?: Builder;
+  registry?: Registry;
+  contextStore?: ContextStore;
+  /** Target entity; items for another entity are not reported back (W&B's rule). */
+  entity?: string;
+  /** Concurrent jobs; -1 means no limit. Default 1. */
+  maxJobs?: number;
+  /** Concurrent sweep schedulers; -1 means no limit. Default 1. */
+  maxSchedulers?: number;
+  /** Seconds between a stop request and `cancel()`. Default 60. */
+  stoppedRunTimeout?: number;
+  /** Seconds a run may stay `starting`/`unknown` before it is cancelled; <= 0 disables. Default 1800. */
+  startTimeout?: number;
+  /** How often (ms) running jobs are checked for stop requests and timeouts. Default 10 000. */
+  monitorIntervalMs?: number;
+  /** Overrides the source's poll interval (ms). */
+  pollIntervalMs?: number;
+  /** Resource used when a spec names none. Default `local-process`. */
+  defaultResource?: string;
+  /** Agent-side environment, used for macros and `WANDB_BASE_URL`/`WANDB_API_KEY`. Default `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** API key injected into runs as `WANDB_API_KEY` unless the spec carries its own. */
+  apiKey?: string;
+  /** Base URL injected as `WANDB_BASE_URL`. */
+  baseUrl?: string;
+  /** Times a preempted run is requeued. Default 5. */
+  maxResumeCount?: number;
+  /** Seconds local runs get between TERM and KILL on shutdown or cancel. */
+  killGracePeriod?: number;
+  /** Agent version string (W&B: `wandb@<ver>` or `WANDB_AGENT_VERSION`). */
+  version?: string;
+  hostname?: string;
+  /** The config sent at registration (secrets removed by the agent). */
+  config?: Record<string, unknown>;
+  logger?: Logger;
+  clock?: Clock;
+  /** Directory where failure logs are written (`<dir>/<itemId>/error.log`). */
+  filesDir?: string;
+}
+
+/** Typed events for embedders. */
+export interface AgentEvents {
+  'agent:registered': { agentId: string; name: string };
+  'agent:status': { status: AgentStatus };
+  'item:claimed': { item: QueueItem };
+  'build:started': { item: QueueItem; runId: string };
+  'build:progress': { item: QueueItem; runId: string; line: string };
+  'build:finished': { item: QueueItem; runId: string; imageUri: string; cached: boolean };
+  'run:submitted': { item: QueueItem; runId: string; runner: string; backendId: string };
+  'run:state': { item: QueueItem; runId: string; state: RunState; status: RunStatus };
+  'run:log': { item: QueueItem; runId: string; chunk: LogChunk };
+  'run:warning': { item: QueueItem; runId?: string; message: string };
+  'item:finished': { item: QueueItem; runId: string; state: RunState; status: RunStatus };
+  'item:failed': { item: QueueItem; runId?: string; stage: Stage; message: string };
+  'item:requeued': { item: QueueItem; runId: string; newItemId: string; resumeCount: number };
+  'agent:error': { error: Error; where: string };
+  'agent:stopped': { reason: string };
+}
+
+export type AgentEventName = keyof AgentEvents;
+
+export interface RunningJob {
+  item: QueueItem;
+  runId: string;
+  state: RunState;
+  scheduler: boolean;
+  startedAt: number;
+  backendId?: string;
+}
+
+export interface AgentSnapshot {
+  agentId?: string;
+  name?: string;
+  status: AgentStatus | 'STARTING' | 'STOPPED';
+  running: RunningJob[];
+  maxJobs: number;
+  maxSchedulers: number;
+}
+
+export interface Agent {
+  /** Registers with the source and starts the loop. Resolves once the loop runs. */
+  start(): Promise<void>;
+  /**
+   * Stops taking work and reports KILLED. Local runs are terminated (TERM, then KILL after the grace
+   * period); remote runs keep running. Resolves when done.
+   */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the agent has stopped (by `stop()`, a source's stop request, or a fatal error). */
+  readonly stopped: Promise<void>;
+  on<E extends AgentEventName>(event: E, listener: (payload: AgentEvents[E]) => void): () => void;
+  snapshot(): AgentSnapshot;
+}

@@ -1,0 +1,2 @@
+// Filled by the config work: schema, loader, JSON Schema.
+export {};

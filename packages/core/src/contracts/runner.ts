@@ -1,0 +1,89 @@
+import type { DiagnosisCategory } from '../errors.js';
+import type { LaunchSpec } from '../spec.js';
+import type { RunState } from '../status.js';
+import type { CallContext, SpecificationVersion } from './common.js';
+
+/** A diagnosis of why a run is stuck or failed, with an actionable hint. */
+export interface Diagnosis {
+  category: DiagnosisCategory;
+  message: string;
+  hint: string;
+}
+
+export interface RunStatus {
+  state: RunState;
+  /** Messages not yet reported (W&B sends them as queue warnings). */
+  messages: string[];
+  exitCode?: number | null;
+  diagnosis?: Diagnosis;
+  /** Tail of the run's log when it failed, captured before the backend may lose it. */
+  logTail?: string;
+}
+
+/** Everything a runner needs to start a job; produced by the agent from the validated spec. */
+export interface RunRequest {
+  /** The W&B run id (kept across preemption requeues). */
+  runId: string;
+  /** The queue item id (W&B's trace id), the key for idempotent creation. */
+  itemId: string;
+  queue: string;
+  agentName: string;
+  spec: LaunchSpec;
+  /** Resolved image, when the job runs in one. */
+  image?: string;
+  /** Entry point and args; either may be empty. */
+  entryPoint: string[];
+  args: string[];
+  /** Environment for the run, `WANDB_*` injected; values may be secrets (never log them). */
+  env: Record<string, string>;
+  /** `resource_args[resource]` with macros filled and the `builder` sub-key removed. */
+  resourceArgs: Record<string, unknown>;
+  /** Working directory for local runs. */
+  workingDir?: string;
+}
+
+export interface LogChunk {
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
+/** A run a runner started (W&B's `AbstractRun`). */
+export interface SubmittedRun {
+  /** Backend id (pid, Job name, …). */
+  readonly id: string;
+  readonly runId: string;
+  readonly itemId: string;
+  status(): Promise<RunStatus>;
+  /** Called on every state change and new message; returns an unsubscribe function. */
+  onStatus(listener: (status: RunStatus) => void): () => void;
+  /** Called with log output as it arrives, when the backend streams logs. */
+  onLog?(listener: (chunk: LogChunk) => void): () => void;
+  /** The run's log so far (possibly a tail). */
+  logs(): Promise<string>;
+  /** Resolves with the terminal status. */
+  wait(): Promise<RunStatus>;
+  /** Stops the run; resolves once the backend accepted the request. Idempotent. */
+  cancel(): Promise<void>;
+}
+
+export interface RunnerCapabilities {
+  /** The runner can find and track its runs after an agent restart (`adopt`). */
+  adopt: boolean;
+  /** Runs live outside the agent process tree and keep running when the agent exits. */
+  remote: boolean;
+  /** Jobs need a container image. */
+  needsImage: boolean;
+}
+
+export interface Runner {
+  readonly specificationVersion: SpecificationVersion;
+  readonly name: string;
+  /** `resource` values this runner handles, e.g. `['local-process', 'local']`. */
+  readonly resources: readonly string[];
+  readonly capabilities: RunnerCapabilities;
+  /** Submits the job; throws a LaunchError (stage `run`) when it cannot. */
+  run(request: RunRequest, ctx: CallContext): Promise<SubmittedRun>;
+  /** Finds runs this agent started before a restart (capability `adopt`). */
+  adopt?(agentName: string, ctx: CallContext): Promise<SubmittedRun[]>;
+  close?(): Promise<void>;
+}

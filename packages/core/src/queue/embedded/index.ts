@@ -1,0 +1,2 @@
+// Filled by the embedded-queue work.
+export {};

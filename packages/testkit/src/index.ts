@@ -1,0 +1,7 @@
+/**
+ * @launch/testkit (private): shared conformance suites and test servers that speak real wire protocols.
+ */
+export * from './conformance/runner.js';
+export * from './conformance/queue-source.js';
+export * from './wandb-server/index.js';
+export * from './kube/index.js';
