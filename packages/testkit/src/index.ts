@@ -5,3 +5,4 @@ export * from './conformance/runner.js';
 export * from './conformance/queue-source.js';
 export * from './wandb-server/index.js';
 export * from './kube/index.js';
+export * from './scripted-runner.js';

@@ -58,6 +58,13 @@ export interface AgentOptions {
   clock?: Clock;
   /** Directory where failure logs are written (`<dir>/<itemId>/error.log`). */
   filesDir?: string;
+  /** W&B's `secure_mode`: also refuses `overrides.entry_point` (and runners refuse more). */
+  secureMode?: boolean;
+  /**
+   * When the agent shuts down and terminates local runs, put their items back on the queue so a
+   * restarted agent runs them (same run id). Default true.
+   */
+  requeueOnShutdown?: boolean;
 }
 
 /** Typed events for embedders. */
@@ -76,6 +83,8 @@ export interface AgentEvents {
   'item:failed': { item: QueueItem; runId?: string; stage: Stage; message: string };
   'item:requeued': { item: QueueItem; runId: string; newItemId: string; resumeCount: number };
   'agent:error': { error: Error; where: string };
+  /** A poll found no work and no job is running. */
+  'agent:idle': Record<string, never>;
   'agent:stopped': { reason: string };
 }
 

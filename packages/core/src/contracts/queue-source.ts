@@ -90,6 +90,11 @@ export interface QueueSource {
   warn(item: QueueItem, warning: WarningReport): Promise<void>;
   /** Records the item's end. Sources without such a record (W&B learns it from the run) may ignore it. */
   finish(item: QueueItem, result: FinishReport): Promise<void>;
+  /**
+   * Hands a claimed but not yet acknowledged item back to the queue (e.g. a sweep scheduler while
+   * `max_schedulers` are running). Sources without it let the claim expire (W&B: about a minute).
+   */
+  release?(item: QueueItem): Promise<void>;
   /** Puts the spec back on the same queue (preemption); returns the new item's id. */
   requeue(item: QueueItem, spec: Record<string, unknown>): Promise<string>;
   /** Reports POLLING / RUNNING / KILLED. */

@@ -53,6 +53,9 @@ export interface SubmittedRun {
   readonly id: string;
   readonly runId: string;
   readonly itemId: string;
+  /** For adopted runs: the queue the item came from and its raw spec, when the backend kept them (annotations). */
+  readonly queue?: string;
+  readonly spec?: unknown;
   status(): Promise<RunStatus>;
   /** Called on every state change and new message; returns an unsubscribe function. */
   onStatus(listener: (status: RunStatus) => void): () => void;

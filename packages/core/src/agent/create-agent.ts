@@ -1,0 +1,310 @@
+import { hostname as osHostname } from 'node:os';
+import type { QueueItem } from '../contracts/queue-source.js';
+import type { Runner, SubmittedRun } from '../contracts/runner.js';
+import { LaunchError } from '../errors.js';
+import { childLogger } from '../logger.js';
+import { Redactor, isSecretEnvName } from '../redact.js';
+import type { AgentStatus } from '../status.js';
+import { TypedEmitter } from './emitter.js';
+import { agentError, followAdoptedRun, runJob, type JobContext, type JobTracker } from './job.js';
+import { resolveOptions } from './options.js';
+import type { Agent, AgentOptions, AgentSnapshot } from './types.js';
+
+/** Minimum time between two agent-status reports, so a busy agent does not flood the source. */
+const STATUS_MIN_INTERVAL_MS = 1000;
+
+/**
+ * Composes a queue source, runners and an optional builder into an agent with W&B's loop semantics:
+ * queues served round robin, `max_jobs`/`max_schedulers` caps, ack before run, failures reported with
+ * their stage, start timeout, stop requests, preemption requeue. Unlike W&B's fixed 10 s sleep, the
+ * loop waits for the source's notification or its poll interval, and polls again at once after taking
+ * a job (while slots are free) and the moment a job ends.
+ *
+ * @example
+ * ```ts
+ * const queue = createEmbeddedQueue({ stateDir: '/var/lib/launch' });
+ * const agent = createAgent({ source: queue, queues: ['default'], runners: [createLocalProcessRunner({ logDir })] });
+ * await agent.start();
+ * ```
+ */
+export function createAgent(options: AgentOptions): Agent {
+  const opts = resolveOptions(options);
+  const logger = childLogger(opts.logger, { component: 'agent' });
+  const redactor = new Redactor();
+  redactor.add(opts.apiKey);
+  for (const [k, v] of Object.entries(opts.env)) if (isSecretEnvName(k)) redactor.add(v);
+  const emitter = new TypedEmitter((error, event) => agentError({ emitter, logger, redactor }, error, `listener of ${event}`));
+  const clock = opts.clock;
+  const source = opts.source;
+
+  const jobs = new Map<string, JobTracker>();
+  const queues = [...opts.queues];
+  let agentId: string | undefined;
+  let agentName: string | undefined;
+  let phase: AgentSnapshot['status'] = 'STARTING';
+  let stopping = false;
+  let started = false;
+  let loopDone: Promise<void> = Promise.resolve();
+  let wakeLoop: () => void = () => {};
+  let pendingWake = false;
+  let unsubscribe: (() => void) | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopPromise: Promise<void> | undefined;
+
+  const counts = () => {
+    let regular = 0;
+    let schedulers = 0;
+    for (const j of jobs.values()) j.scheduler ? schedulers++ : regular++;
+    return { regular, schedulers };
+  };
+
+  const jobCtx = (): JobContext => ({
+    opts,
+    emitter,
+    redactor,
+    agentName: agentName!,
+    logger,
+    runningSchedulers: () => counts().schedulers - 1,
+  });
+
+  const wake = () => {
+    pendingWake = true;
+    wakeLoop();
+  };
+
+  // --- agent status: reported on change (throttled) and kept alive every other poll, as W&B does ---
+  let lastStatus: AgentStatus | undefined;
+  let lastStatusAt = 0;
+  let statusTimer: unknown;
+  let statusInFlight: Promise<void> = Promise.resolve();
+  const desiredStatus = (): AgentStatus => (stopping ? 'KILLED' : jobs.size > 0 ? 'RUNNING' : 'POLLING');
+  const sendStatus = (status: AgentStatus) => {
+    lastStatus = status;
+    lastStatusAt = clock.now();
+    emitter.emit('agent:status', { status });
+    statusInFlight = statusInFlight
+      .then(() => source.updateAgentStatus(agentId!, status))
+      .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'updateAgentStatus'));
+  };
+  const reportStatus = (force = false) => {
+    if (!agentId) return;
+    const status = desiredStatus();
+    if (!force && status === lastStatus) return;
+    const wait = lastStatusAt + STATUS_MIN_INTERVAL_MS - clock.now();
+    if (force || wait <= 0 || status === 'KILLED') {
+      if (statusTimer !== undefined) clock.clearTimeout(statusTimer);
+      statusTimer = undefined;
+      sendStatus(status);
+    } else if (statusTimer === undefined) {
+      statusTimer = clock.setTimeout(() => {
+        statusTimer = undefined;
+        if (!stopping && desiredStatus() !== lastStatus) sendStatus(desiredStatus());
+      }, wait);
+    }
+  };
+
+  const startJob = (item: QueueItem) => {
+    const job: JobTracker = { item, state: 'unknown', scheduler: false, startedAt: clock.now() };
+    jobs.set(item.id, job);
+    reportStatus();
+    runJob(jobCtx(), job)
+      .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'runJob'))
+      .finally(() => {
+        jobs.delete(item.id);
+        reportStatus();
+        wake();
+      });
+  };
+
+  const popNext = async (): Promise<QueueItem | null> => {
+    for (let i = 0; i < queues.length; i++) {
+      const queue = queues[i]!;
+      let item: QueueItem | null = null;
+      try {
+        item = await source.pop(queue, agentId!);
+      } catch (error) {
+        agentError({ emitter, logger, redactor }, error, `pop from ${queue}`);
+        continue;
+      }
+      if (item) {
+        // Round robin: the queue that just gave a job goes to the back.
+        queues.splice(i, 1);
+        queues.push(queue);
+        return item;
+      }
+    }
+    return null;
+  };
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (pendingWake || stopping) return resolve();
+      const t = clock.setTimeout(() => resolve(), ms);
+      wakeLoop = () => {
+        clock.clearTimeout(t);
+        resolve();
+      };
+    });
+
+  const loop = async () => {
+    let lastControlCheck = 0;
+    let lastKeepAlive = clock.now();
+    let lastHeartbeat = clock.now();
+    while (!stopping) {
+      pendingWake = false;
+      wakeLoop = () => {};
+      const now = clock.now();
+      if (source.shouldStop && now - lastControlCheck >= Math.max(opts.pollIntervalMs, 1000)) {
+        lastControlCheck = now;
+        const stop = await source.shouldStop(agentId!).catch((e: unknown) => {
+          agentError({ emitter, logger, redactor }, e, 'shouldStop');
+          return false;
+        });
+        if (stop) {
+          logger.info({}, 'the queue asked this agent to stop');
+          void api.stop('stop requested by the queue');
+          return;
+        }
+      }
+      if (source.heartbeat && jobs.size > 0 && now - lastHeartbeat >= opts.monitorIntervalMs) {
+        lastHeartbeat = now;
+        await source
+          .heartbeat(agentId!, [...jobs.values()].map((j) => j.item))
+          .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'heartbeat'));
+      }
+      if (now - lastKeepAlive >= 2 * opts.pollIntervalMs) {
+        lastKeepAlive = now;
+        reportStatus(true);
+      }
+      let took = false;
+      if (counts().regular < opts.maxJobs) {
+        const item = await popNext();
+        if (item && !stopping) {
+          took = true;
+          startJob(item);
+        } else if (item) {
+          await source.release?.(item).catch(() => {});
+        } else if (jobs.size === 0) {
+          emitter.emit('agent:idle', {});
+        }
+      }
+      if (stopping) break;
+      if (took && counts().regular < opts.maxJobs) continue;
+      let delay = opts.pollIntervalMs;
+      if (source.heartbeat && jobs.size > 0) delay = Math.min(delay, opts.monitorIntervalMs);
+      await sleep(delay);
+    }
+  };
+
+  const api: Agent = {
+    async start() {
+      if (started) throw new LaunchError({ code: 'agent.started', message: 'the agent was already started' });
+      started = true;
+      const reg = await source.register({
+        queues,
+        entity: opts.entity,
+        hostname: opts.hostname ?? osHostname(),
+        version: opts.version,
+        config: redactor.redactValue(opts.config),
+      });
+      agentId = reg.id;
+      agentName = reg.name;
+      emitter.emit('agent:registered', { agentId: reg.id, name: reg.name });
+      logger.info({ agentId: reg.id, name: reg.name, queues }, 'agent registered');
+      for (const runner of opts.runners) {
+        if (!runner.capabilities.adopt || !runner.adopt) continue;
+        try {
+          const runs = await runner.adopt(reg.name, { logger });
+          for (const run of runs) {
+            const item: QueueItem = { id: run.itemId, queue: run.queue ?? '', spec: run.spec ?? {} };
+            if (jobs.has(item.id)) continue;
+            logger.info({ itemId: run.itemId, runId: run.runId, backendId: run.id }, 'adopted a run started before a restart');
+            adopt(item, run, runner);
+          }
+        } catch (error) {
+          agentError({ emitter, logger, redactor }, error, `adopt (${runner.name})`);
+        }
+      }
+      if (source.capabilities.notify && source.subscribe) unsubscribe = source.subscribe(wake);
+      phase = 'POLLING';
+      reportStatus(true);
+      loopDone = loop().catch((e: unknown) => {
+        agentError({ emitter, logger, redactor }, e, 'loop');
+        void api.stop('the agent loop failed');
+      });
+    },
+
+    stop(reason = 'stopped') {
+      if (stopPromise) return stopPromise;
+      stopping = true;
+      wake();
+      stopPromise = (async () => {
+        unsubscribe?.();
+        await loopDone;
+        phase = 'STOPPED';
+        if (agentId) reportStatus(true);
+        const waits: Promise<void>[] = [];
+        for (const job of jobs.values()) {
+          const remote = job.runner?.capabilities.remote ?? false;
+          job.shutdown = remote ? 'detach' : 'cancel';
+          job.poke?.();
+          logger.info({ itemId: job.item.id, runId: job.runId, state: job.state }, remote ? 'leaving remote run running' : 'terminating local run');
+        }
+        // Wait for every job to settle: local runs are cancelled (TERM, then KILL) and reported.
+        waits.push(
+          new Promise<void>((resolve) => {
+            const check = () => (jobs.size === 0 ? resolve() : clock.setTimeout(check, 20));
+            check();
+          }),
+        );
+        await Promise.all(waits);
+        await statusInFlight;
+        emitter.emit('agent:stopped', { reason });
+        logger.info({ reason }, 'agent stopped');
+        resolveStopped();
+      })();
+      return stopPromise;
+    },
+
+    stopped,
+
+    on(event, listener) {
+      return emitter.on(event, listener);
+    },
+
+    snapshot() {
+      return {
+        agentId,
+        name: agentName,
+        status: phase === 'POLLING' ? desiredStatus() : phase,
+        running: [...jobs.values()].map((j) => ({
+          item: j.item,
+          runId: j.runId ?? '',
+          state: j.state,
+          scheduler: j.scheduler,
+          startedAt: j.startedAt,
+          backendId: j.backendId,
+        })),
+        maxJobs: opts.maxJobs,
+        maxSchedulers: opts.maxSchedulers,
+      };
+    },
+  };
+
+  /** Tracks a run adopted after a restart until it ends, then reports it. */
+  const adopt = (item: QueueItem, run: SubmittedRun, runner: Runner) => {
+    const job: JobTracker = { item, runId: run.runId, state: 'unknown', scheduler: false, startedAt: clock.now(), runner, submitted: run, backendId: run.id };
+    jobs.set(item.id, job);
+    // Adopted items were acked before the restart: only the monitor-and-report half of the job remains.
+    followAdoptedRun(jobCtx(), job)
+      .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'adopted run'))
+      .finally(() => {
+        jobs.delete(item.id);
+        reportStatus();
+        wake();
+      });
+  };
+
+  return api;
+}

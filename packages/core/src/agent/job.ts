@@ -1,0 +1,447 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { QueueItem } from '../contracts/queue-source.js';
+import type { RunRequest, RunStatus, Runner, SubmittedRun } from '../contracts/runner.js';
+import { LaunchError, toLaunchError, type Stage } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { Redactor } from '../redact.js';
+import { isSchedulerSpec, parseLaunchSpec, specImage, type LaunchSpec } from '../spec.js';
+import { isTerminal, type RunState } from '../status.js';
+import type { TypedEmitter } from './emitter.js';
+import { fillMacros, macroVars } from './macros.js';
+import type { ResolvedOptions } from './options.js';
+import { wandbRunEnv } from './run-env.js';
+
+/** What the agent knows about one job while it holds a slot. */
+export interface JobTracker {
+  item: QueueItem;
+  runId?: string;
+  state: RunState;
+  scheduler: boolean;
+  startedAt: number;
+  backendId?: string;
+  runner?: Runner;
+  submitted?: SubmittedRun;
+  /** Set on agent shutdown: `cancel` local runs, `detach` from remote ones. */
+  shutdown?: 'cancel' | 'detach';
+  /** Wakes the job's monitor (shutdown, stop request). */
+  poke?: () => void;
+}
+
+export interface JobContext {
+  opts: ResolvedOptions;
+  emitter: TypedEmitter;
+  redactor: Redactor;
+  agentName: string;
+  logger: Logger;
+  /** Number of schedulers running, not counting this job. */
+  runningSchedulers(): number;
+}
+
+/** W&B run ids: 8 characters of lower-case letters and digits. */
+export function generateRunId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = randomBytes(8);
+  let id = '';
+  for (const b of bytes) id += alphabet[b % alphabet.length];
+  return id;
+}
+
+class Released extends Error {}
+
+/**
+ * One job from claim to report: validate → ack → build → submit → monitor → report.
+ * Never throws: every failure is reported to the source with its stage, and the slot is released by the caller.
+ */
+export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
+  const { opts, emitter, redactor } = ctx;
+  const { item } = job;
+  const log = ctx.logger;
+  emitter.emit('item:claimed', { item });
+  log.info({ itemId: item.id, queue: item.queue, spec: redactor.redactValue(item.spec) }, 'claimed queue item');
+  try {
+    const spec = parseLaunchSpec(item.spec);
+    redactor.add(spec._wandb_api_key);
+    for (const [k, v] of Object.entries(spec.env ?? {})) if (/KEY|SECRET|TOKEN|PASSWORD/i.test(k)) redactor.add(v);
+    job.scheduler = isSchedulerSpec(spec);
+    if (job.scheduler && ctx.runningSchedulers() >= opts.maxSchedulers) throw new Released();
+    if (opts.secureMode && spec.overrides?.entry_point && spec.overrides.entry_point.length > 0) {
+      throw new LaunchError({
+        code: 'spec.secure_mode',
+        message: 'overrides.entry_point is not allowed: the agent runs in secure_mode',
+        hint: 'remove overrides.entry_point from the job, or turn secure_mode off on the agent',
+      });
+    }
+    const runId = spec.run_id ?? generateRunId();
+    job.runId = runId;
+    const resource = spec.resource ?? opts.defaultResource;
+    const runner = opts.runners.find((r) => r.resources.includes(resource));
+    if (!runner) {
+      const known = opts.runners.flatMap((r) => r.resources).join(', ');
+      throw new LaunchError({
+        code: 'spec.unknown_resource',
+        message: `no runner handles resource "${resource}" (this agent runs: ${known})`,
+        hint: 'set the job\'s `resource` to one this agent runs, or configure a runner for it',
+      });
+    }
+    job.runner = runner;
+
+    await opts.source.ack(item, runId);
+
+    const image = runner.capabilities.needsImage ? await resolveImage(ctx, job, spec, runId) : specImage(spec);
+    const request = buildRequest(ctx, spec, { runId, item, image, resource, runner });
+    if (job.shutdown) {
+      // The agent began shutting down while this job was being prepared: hand it back, don't start it.
+      await report(ctx, job, spec, { state: 'stopped', messages: [] });
+      return;
+    }
+    job.submitted = await submit(runner, request, log);
+    job.backendId = job.submitted.id;
+    emitter.emit('run:submitted', { item, runId, runner: runner.name, backendId: job.submitted.id });
+    log.info({ itemId: item.id, runId, runner: runner.name, backendId: job.submitted.id }, 'run submitted');
+
+    const status = await monitor(ctx, job, job.submitted, spec);
+    if (status) await report(ctx, job, spec, status);
+  } catch (error) {
+    if (error instanceof Released) {
+      log.info({ itemId: item.id }, 'scheduler item handed back: max_schedulers are running');
+      await opts.source.release?.(item).catch((e: unknown) => agentError(ctx, e, 'release'));
+      return;
+    }
+    await failItem(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
+  }
+}
+
+/** Follows a run adopted after a restart (already acked and submitted) to its end, then reports it. */
+export async function followAdoptedRun(ctx: JobContext, job: JobTracker): Promise<void> {
+  const run = job.submitted!;
+  try {
+    const parsed = parseLaunchSpec(job.item.spec ?? {});
+    const status = await monitor(ctx, job, run, parsed);
+    if (status) await report(ctx, job, parsed, status);
+  } catch (error) {
+    await failItem(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
+  }
+}
+
+async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, runId: string): Promise<string> {
+  const direct = specImage(spec);
+  if (direct) return direct;
+  const { opts, emitter } = ctx;
+  if (!opts.builder) {
+    throw new LaunchError({
+      code: 'build.no_builder',
+      stage: 'build',
+      category: 'BuildFailed',
+      message: 'the job has no image and the agent has no builder',
+      hint: 'set builder.type (docker or kaniko) in launch-config.yaml, or give the job an image (docker.docker_image)',
+    });
+  }
+  emitter.emit('build:started', { item: job.item, runId });
+  try {
+    const result = await opts.builder.build(
+      {
+        spec,
+        runId,
+        itemId: job.item.id,
+        registry: opts.registry,
+        contextStore: opts.contextStore,
+        onProgress: (line) => emitter.emit('build:progress', { item: job.item, runId, line: ctx.redactor.redact(line) }),
+      },
+      { logger: ctx.logger },
+    );
+    emitter.emit('build:finished', { item: job.item, runId, imageUri: result.imageUri, cached: result.cached });
+    return result.imageUri;
+  } catch (error) {
+    throw toLaunchError(error, { code: 'build.failed', stage: 'build' });
+  }
+}
+
+function buildRequest(
+  ctx: JobContext,
+  spec: LaunchSpec,
+  j: { runId: string; item: QueueItem; image?: string; resource: string; runner: Runner },
+): RunRequest {
+  const { opts } = ctx;
+  const vars = macroVars(opts.env, {
+    project: spec.project,
+    entity: spec.entity,
+    runId: j.runId,
+    runName: spec.name,
+    image: j.image,
+    author: spec.author,
+  });
+  // The `builder` sub-key configures the build, not the runner (W&B pops it).
+  const { builder: _builder, ...rawArgs } = (spec.resource_args?.[j.resource] ?? {}) as Record<string, unknown>;
+  const resourceArgs = fillMacros(rawArgs, vars);
+  const filledSpec: LaunchSpec = spec.additional_services
+    ? { ...spec, additional_services: fillMacros(spec.additional_services, vars) }
+    : spec;
+  const wandbEnv = wandbRunEnv({
+    spec,
+    runId: j.runId,
+    itemId: j.item.id,
+    queue: j.item.queue,
+    agentEntity: opts.entity,
+    image: j.image,
+    baseUrl: opts.baseUrl ?? opts.env.WANDB_BASE_URL,
+    apiKey: opts.apiKey ?? opts.env.WANDB_API_KEY,
+  });
+  // Local runs inherit the agent's environment (PATH, HOME, …) as W&B's local-process runner does;
+  // remote runs get only what the job defines.
+  const base: Record<string, string> = {};
+  if (!j.runner.capabilities.remote) {
+    for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) base[k] = v;
+  }
+  return {
+    runId: j.runId,
+    itemId: j.item.id,
+    queue: j.item.queue,
+    agentName: ctx.agentName,
+    spec: filledSpec,
+    image: j.image,
+    entryPoint: spec.overrides?.entry_point ?? [],
+    args: spec.overrides?.args ?? [],
+    env: { ...base, ...wandbEnv, ...(spec.env ?? {}) },
+    resourceArgs,
+    workingDir: spec.overrides?.working_dir ?? undefined,
+  };
+}
+
+async function submit(runner: Runner, request: RunRequest, logger: Logger): Promise<SubmittedRun> {
+  try {
+    return await runner.run(request, { logger });
+  } catch (error) {
+    throw toLaunchError(error, { code: 'run.submit_failed', stage: 'run' });
+  }
+}
+
+/**
+ * Follows a run to its end: forwards states, messages and logs; enforces the start timeout and
+ * user stop requests. Returns the terminal status, or undefined when the agent detached (shutdown).
+ */
+async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec: LaunchSpec): Promise<RunStatus | undefined> {
+  const { opts, emitter, redactor } = ctx;
+  const clock = opts.clock;
+  const { item } = job;
+  const runId = job.runId!;
+  const warnStage = job.runner?.name === 'kubernetes' ? 'Kubernetes' : (job.runner?.name ?? 'run');
+  const seenMessages = new Set<string>();
+  const seenDiagnoses = new Set<string>();
+  let startTimedOut = false;
+  let stopRequestedAt: number | undefined;
+  let cancelled = false;
+  const enteredStartingAt = clock.now();
+  let latest: RunStatus | undefined;
+
+  const warn = (message: string) => {
+    const text = redactor.redact(message);
+    emitter.emit('run:warning', { item, runId, message: text });
+    opts.source.warn(item, { stage: warnStage, message: text }).catch((e: unknown) => agentError(ctx, e, 'warn'));
+  };
+  const onStatus = (s: RunStatus) => {
+    latest = s;
+    if (s.state !== job.state) {
+      job.state = s.state;
+      emitter.emit('run:state', { item, runId, state: s.state, status: s });
+    }
+    for (const m of s.messages) {
+      if (!seenMessages.has(m)) {
+        seenMessages.add(m);
+        warn(m);
+      }
+    }
+    if (s.diagnosis && !isTerminal(s.state)) {
+      const key = `${s.diagnosis.category}:${s.diagnosis.message}`;
+      if (!seenDiagnoses.has(key)) {
+        seenDiagnoses.add(key);
+        warn(`${s.diagnosis.category}: ${s.diagnosis.message} (hint: ${s.diagnosis.hint})`);
+      }
+    }
+  };
+  const unsubscribe = run.onStatus(onStatus);
+  const unlog = run.onLog?.((chunk) => emitter.emit('run:log', { item, runId, chunk: { ...chunk, text: redactor.redact(chunk.text) } }));
+
+  let wake: () => void = () => {};
+  job.poke = () => wake();
+  let done: RunStatus | undefined;
+  const finished = run.wait().then(
+    (s) => {
+      done = s;
+      wake();
+    },
+    (e: unknown) => {
+      done = { state: 'failed', messages: [`lost track of the run: ${e instanceof Error ? e.message : String(e)}`] };
+      wake();
+    },
+  );
+  try {
+    while (!done) {
+      if (job.shutdown === 'detach') return undefined;
+      if (job.shutdown === 'cancel' && !cancelled) {
+        cancelled = true;
+        await run.cancel().catch((e: unknown) => agentError(ctx, e, 'cancel'));
+      }
+      const now = clock.now();
+      const state = latest?.state ?? job.state;
+      if (!cancelled && opts.startTimeoutMs > 0 && (state === 'starting' || state === 'unknown') && now - enteredStartingAt >= opts.startTimeoutMs) {
+        startTimedOut = true;
+        cancelled = true;
+        await run.cancel().catch((e: unknown) => agentError(ctx, e, 'cancel'));
+      }
+      if (!cancelled && stopRequestedAt === undefined) {
+        const stopped = await opts.source
+          .isRunStopped({ entity: spec.entity, project: spec.project, runId, itemId: item.id, queue: item.queue })
+          .catch((e: unknown) => {
+            agentError(ctx, e, 'isRunStopped');
+            return false;
+          });
+        if (stopped) {
+          stopRequestedAt = clock.now();
+          warn(`stop requested; cancelling the run in ${Math.round(opts.stoppedRunTimeoutMs / 1000)} s unless it stops by itself`);
+        }
+      }
+      if (!cancelled && stopRequestedAt !== undefined && clock.now() - stopRequestedAt >= opts.stoppedRunTimeoutMs) {
+        cancelled = true;
+        await run.cancel().catch((e: unknown) => agentError(ctx, e, 'cancel'));
+      }
+      if (done) break;
+      // Sleep until the run ends, a poke, or the next check (the earliest deadline).
+      let delay = opts.monitorIntervalMs;
+      if (!cancelled && opts.startTimeoutMs > 0 && (state === 'starting' || state === 'unknown')) {
+        delay = Math.min(delay, Math.max(0, enteredStartingAt + opts.startTimeoutMs - clock.now()));
+      }
+      if (stopRequestedAt !== undefined && !cancelled) {
+        delay = Math.min(delay, Math.max(0, stopRequestedAt + opts.stoppedRunTimeoutMs - clock.now()));
+      }
+      await new Promise<void>((resolve) => {
+        const t = clock.setTimeout(() => resolve(), delay);
+        wake = () => {
+          clock.clearTimeout(t);
+          resolve();
+        };
+      });
+      wake = () => {};
+      if (!done) {
+        const s = await run.status().catch(() => undefined);
+        if (s) onStatus(s);
+      }
+    }
+    await finished;
+    const final = done!;
+    onStatus(final);
+    if (startTimedOut && final.state !== 'finished') {
+      return {
+        ...final,
+        state: 'failed',
+        diagnosis: {
+          category: 'StartTimeout',
+          message: `the run did not start within ${Math.round(opts.startTimeoutMs / 1000)} s`,
+          hint: 'check why it is stuck (image pull, scheduling); raise WANDB_LAUNCH_START_TIMEOUT or start_timeout if it is just slow',
+        },
+      };
+    }
+    return final;
+  } finally {
+    job.poke = undefined;
+    unsubscribe();
+    unlog?.();
+  }
+}
+
+/** Reports a run's end to the source: finished, failed (stage `run`), stopped, or preempted (requeued). */
+async function report(ctx: JobContext, job: JobTracker, spec: LaunchSpec, status: RunStatus): Promise<void> {
+  const { opts, emitter, redactor } = ctx;
+  const { item } = job;
+  const runId = job.runId!;
+  const src = opts.source;
+  const finish = (state: RunState) =>
+    src.finish(item, { state, exitCode: status.exitCode ?? null, runId }).catch((e: unknown) => agentError(ctx, e, 'finish'));
+
+  if (status.state === 'preempted' || (job.shutdown !== undefined && status.state !== 'finished' && opts.requeueOnShutdown)) {
+    const shutdown = job.shutdown !== undefined && status.state !== 'preempted';
+    const resumeCount = (spec._resume_count ?? 0) + (shutdown ? 0 : 1);
+    if (shutdown || resumeCount <= opts.maxResumeCount) {
+      const raw: Record<string, unknown> = { ...(item.spec as Record<string, unknown>), run_id: runId, _resume_count: resumeCount };
+      if (!shutdown) delete raw.sweep_id;
+      try {
+        const newItemId = await src.requeue(item, raw);
+        await finish(shutdown ? 'stopped' : 'preempted');
+        emitter.emit('item:requeued', { item, runId, newItemId, resumeCount });
+        ctx.logger.info({ itemId: item.id, runId, newItemId, resumeCount }, shutdown ? 'requeued after shutdown' : 'preempted run requeued');
+        return;
+      } catch (error) {
+        return failItem(ctx, job, toLaunchError(error, { code: 'agent.requeue_failed', stage: 'agent' }));
+      }
+    }
+    return failItem(
+      ctx,
+      job,
+      new LaunchError({
+        code: 'run.preempted',
+        stage: 'run',
+        category: 'Preempted',
+        message: `run ${runId} was preempted ${resumeCount - 1} times; giving up after ${opts.maxResumeCount} requeues`,
+        hint: 'use a non-preemptible node pool or raise max_resume_count',
+      }),
+      status,
+    );
+  }
+  await finish(status.state);
+  if (status.state === 'failed') {
+    return failItem(ctx, job, runFailure(runId, status), status);
+  }
+  emitter.emit('item:finished', { item, runId, state: status.state, status: redactor.redactValue(status) });
+  ctx.logger.info({ itemId: item.id, runId, state: status.state, exitCode: status.exitCode }, 'run ended');
+}
+
+function runFailure(runId: string, status: RunStatus): LaunchError {
+  const parts = [`run ${runId} failed`];
+  if (status.exitCode !== undefined && status.exitCode !== null) parts.push(`with exit code ${status.exitCode}`);
+  let message = parts.join(' ');
+  if (status.diagnosis) message += `: ${status.diagnosis.category}: ${status.diagnosis.message}`;
+  else if (status.messages.length > 0) message += `: ${status.messages[status.messages.length - 1]}`;
+  return new LaunchError({
+    code: 'run.failed',
+    stage: 'run',
+    category: status.diagnosis?.category ?? 'NonZeroExit',
+    message,
+    hint: status.diagnosis?.hint,
+  });
+}
+
+async function failItem(ctx: JobContext, job: JobTracker, error: LaunchError, status?: RunStatus): Promise<void> {
+  const { opts, emitter, redactor } = ctx;
+  const { item } = job;
+  let message = redactor.redact(error.describe());
+  if (status?.logTail) message += `\n--- last lines of the run's log ---\n${redactor.redact(status.logTail)}`;
+  const files: string[] = [];
+  if (opts.filesDir) {
+    try {
+      const dir = join(opts.filesDir, safeName(item.id), 'error');
+      await mkdir(dir, { recursive: true });
+      const file = join(dir, 'error.log');
+      const stack = error.stack ? redactor.redact(error.stack) : '';
+      await writeFile(file, `${message}\n\n${stack}\n`);
+      files.push(file);
+    } catch (e) {
+      agentError(ctx, e, 'write error.log');
+    }
+  }
+  const stage: Stage = error.stage;
+  ctx.logger.warn({ itemId: item.id, runId: job.runId, stage, code: error.code }, `job failed: ${message}`);
+  emitter.emit('item:failed', { item, runId: job.runId, stage, message });
+  await opts.source.fail(item, { stage, message, files }).catch((e: unknown) => agentError(ctx, e, 'fail'));
+}
+
+function safeName(id: string): string {
+  return id.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200) || '_';
+}
+
+export function agentError(ctx: { emitter: TypedEmitter; logger: Logger; redactor: Redactor }, error: unknown, where: string): void {
+  const e = error instanceof Error ? error : new Error(String(error));
+  const message = ctx.redactor.redact(e.message);
+  ctx.logger.error({ where, err: message }, `agent error in ${where}: ${message}`);
+  ctx.emitter.emit('agent:error', { error: new Error(message), where });
+}

@@ -1,0 +1,105 @@
+import type { RunRequest, RunStatus, Runner, SubmittedRun } from '@launch/core';
+
+/** What a scripted run does: a sequence of states, each held for `ms` (default 0). */
+export interface ScriptStep {
+  state: RunStatus['state'];
+  ms?: number;
+  messages?: string[];
+  exitCode?: number;
+  diagnosis?: RunStatus['diagnosis'];
+}
+
+/**
+ * A Runner whose runs follow a script chosen per request. It exists to drive the agent through states
+ * that real local processes cannot produce (`preempted`, stuck in `starting`, diagnosis messages).
+ * Tests that can use real processes use the local-process runner instead.
+ */
+export interface ScriptedRunner extends Runner {
+  /** Every request received, in order. */
+  readonly requests: RunRequest[];
+  /** Runs currently not terminal. */
+  active(): number;
+  /** Highest number of runs that were active at the same time. */
+  readonly peak: number;
+  /** Cancels received, by run id. */
+  readonly cancels: string[];
+}
+
+export function createScriptedRunner(options: {
+  resources?: string[];
+  remote?: boolean;
+  /** Picks the script for a request; default: running for 10 ms then finished. */
+  script?: (request: RunRequest, index: number) => ScriptStep[];
+  /** Make `run()` itself throw for some requests. */
+  failSubmit?: (request: RunRequest) => Error | undefined;
+}): ScriptedRunner {
+  const requests: RunRequest[] = [];
+  const cancels: string[] = [];
+  let activeCount = 0;
+  let peak = 0;
+  const runner: ScriptedRunner = {
+    specificationVersion: 'v1',
+    name: 'scripted',
+    resources: options.resources ?? ['scripted'],
+    capabilities: { adopt: false, remote: options.remote ?? false, needsImage: false },
+    requests,
+    cancels,
+    active: () => activeCount,
+    get peak() {
+      return peak;
+    },
+    async run(request) {
+      const index = requests.length;
+      requests.push(request);
+      const err = options.failSubmit?.(request);
+      if (err) throw err;
+      const steps = options.script?.(request, index) ?? [{ state: 'running', ms: 10 }, { state: 'finished', exitCode: 0 }];
+      activeCount++;
+      peak = Math.max(peak, activeCount);
+      let current: RunStatus = { state: 'starting', messages: [] };
+      const listeners = new Set<(s: RunStatus) => void>();
+      let timer: NodeJS.Timeout | undefined;
+      let resolveDone!: (s: RunStatus) => void;
+      const done = new Promise<RunStatus>((r) => (resolveDone = r));
+      const set = (s: RunStatus) => {
+        current = s;
+        for (const l of listeners) l(s);
+        if (['finished', 'failed', 'stopped', 'preempted'].includes(s.state)) {
+          activeCount--;
+          if (timer) clearTimeout(timer);
+          resolveDone(s);
+        }
+      };
+      let i = 0;
+      const next = () => {
+        const step = steps[i++];
+        if (!step) return;
+        set({ state: step.state, messages: step.messages ?? [], exitCode: step.exitCode, diagnosis: step.diagnosis });
+        if (!['finished', 'failed', 'stopped', 'preempted'].includes(step.state)) timer = setTimeout(next, step.ms ?? 0);
+      };
+      setImmediate(next);
+      let cancelled = false;
+      const run: SubmittedRun = {
+        id: `scripted-${index}`,
+        runId: request.runId,
+        itemId: request.itemId,
+        status: async () => current,
+        onStatus(l) {
+          listeners.add(l);
+          return () => listeners.delete(l);
+        },
+        logs: async () => '',
+        wait: () => done,
+        async cancel() {
+          if (cancelled) return;
+          cancelled = true;
+          cancels.push(request.runId);
+          if (timer) clearTimeout(timer);
+          setImmediate(() => set({ state: 'stopped', messages: [] }));
+        },
+      };
+      return run;
+    },
+  };
+  return runner;
+}
