@@ -1,0 +1,112 @@
+import type { QueueSource } from '../../contracts/queue-source.js';
+import type { Stage } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import type { Priority } from '../../spec.js';
+import type { AgentStatus, RunState } from '../../status.js';
+
+/** Options of {@link createEmbeddedQueue}. */
+export interface EmbeddedQueueOptions {
+  /** Root directory of the queue's files (see {@link defaultStateDir}). */
+  stateDir: string;
+  /** Fallback poll (ms) for subscribers, in case file-system notifications are missed. Default 1000. */
+  pollIntervalMs?: number;
+  /**
+   * Claim lease (ms). Default 30 000. A claim whose lease expired and whose process is gone returns
+   * to the queue; so does one whose lease expired more than another `leaseMs` ago (the pid may be
+   * reused, or live on another host).
+   */
+  leaseMs?: number;
+  /** Largest item file accepted (bytes); bigger items are failed, bigger specs refused. Default 16 MiB. */
+  maxItemBytes?: number;
+  /**
+   * fsync item files (and their directory) when an item is enqueued or ends, so a power loss does not
+   * lose them. Claims, acks and heartbeats are never fsynced: losing one only re-runs the item. Default true.
+   */
+  fsync?: boolean;
+  /** Renew the leases of items this instance holds every `leaseMs / 3`, besides `heartbeat()`. Default true. */
+  autoRenew?: boolean;
+  logger?: Logger;
+  /** Injectable clock (ms since the epoch). */
+  now?: () => number;
+  /** Host name recorded in claims and agent files. Default `os.hostname()`. */
+  hostname?: string;
+}
+
+/** What {@link EmbeddedQueue.enqueue} takes. */
+export interface EnqueueOptions {
+  queue: string;
+  /** Stored as given; the agent validates it when it runs the item. */
+  spec: unknown;
+  /** Default `medium`. */
+  priority?: Priority;
+  /** Id of the item this one replaces (preemption). Set by `requeue`. */
+  requeuedFrom?: string;
+}
+
+/** Where an item is in its life. */
+export type ItemState = 'queued' | 'claimed' | 'acked' | 'finished' | 'failed';
+
+/** A warning attached to an item. */
+export interface ItemWarning {
+  stage: string;
+  message: string;
+  at: string;
+  files?: string[];
+}
+
+/** The record kept for every item, also after it ends, for status queries. */
+export interface ItemRecord {
+  id: string;
+  queue: string;
+  priority: Priority;
+  state: ItemState;
+  enqueuedAt: string;
+  /** The raw spec as enqueued (undefined for an item whose file could not be read). */
+  spec: unknown;
+  claimedBy?: string;
+  claimedPid?: number;
+  claimedHost?: string;
+  claimedAt?: string;
+  leaseUntil?: string;
+  ackedAt?: string;
+  runId?: string;
+  warnings: ItemWarning[];
+  failure?: { stage: Stage; message: string; files?: string[]; at: string };
+  finishedAt?: string;
+  runState?: RunState;
+  exitCode?: number | null;
+  requeuedFrom?: string;
+  /** How many times the item was claimed. Above 1 means an earlier claim was lost (its agent died). */
+  attempts: number;
+}
+
+/** An agent's status file (`agents/<id>.json`). */
+export interface AgentRecord {
+  id: string;
+  name: string;
+  hostname: string;
+  pid: number;
+  status: AgentStatus;
+  queues: string[];
+  version?: string;
+  registeredAt: string;
+  updatedAt: string;
+  /** Whether the process is alive; known only for agents on this host. */
+  alive?: boolean;
+}
+
+/** The embedded durable queue: a {@link QueueSource} plus the operations the CLI needs. */
+export interface EmbeddedQueue extends QueueSource {
+  readonly stateDir: string;
+  enqueue(options: EnqueueOptions): Promise<ItemRecord>;
+  list(filter?: { queue?: string; state?: ItemState }): Promise<ItemRecord[]>;
+  get(id: string): Promise<ItemRecord | undefined>;
+  /** Returns claims of dead agents to the queue; returns how many. Also run automatically on pop. */
+  recoverExpired(): Promise<number>;
+  /** Asks the agent running an item to stop it; `idOrRunId` is an item id or a run id. */
+  requestStop(idOrRunId: string): Promise<void>;
+  /** Asks an agent to stop polling and shut down (the agent sees it through `shouldStop`). */
+  requestAgentStop(agentId: string): Promise<void>;
+  /** The agents' status files, newest first. */
+  listAgents(): Promise<AgentRecord[]>;
+}
