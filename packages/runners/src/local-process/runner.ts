@@ -1,0 +1,148 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { childLogger, LaunchError, type CallContext, type Runner, type RunRequest } from '@launch/core';
+import { parseRunRequest } from '../run-request.js';
+import { logFilePath, openLogStream } from './log-file.js';
+import { parseLocalProcessRunnerOptions, type LocalProcessRunnerOptions } from './options.js';
+import { startProcessRun, type ProcessRun } from './process-run.js';
+
+/** A runner for jobs that run as processes on the agent's machine. */
+export interface LocalProcessRunner extends Runner {
+  /** Cancels every live run (SIGTERM, then SIGKILL after the grace period) and waits until they ended. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs jobs as local processes (W&B's `local-process` resource).
+ *
+ * The process gets exactly `request.env` as its environment: the agent merges its own environment
+ * (PATH, HOME, …) with the run's variables before calling `run()`, so a variable missing there is
+ * missing in the job. With no PATH at all, commands resolve against the system default
+ * (`/usr/bin:/bin`). Each run lives in its own process group so cancel reaches its whole tree.
+ *
+ * @example
+ * const runner = createLocalProcessRunner({ logDir: '/var/log/launch' });
+ * const run = await runner.run(request, { logger });
+ * const status = await run.wait(); // { state: 'finished', exitCode: 0, … }
+ */
+export function createLocalProcessRunner(options: LocalProcessRunnerOptions): LocalProcessRunner {
+  const config = parseLocalProcessRunnerOptions(options);
+  const live = new Set<ProcessRun>();
+  let logDirReady: Promise<void> | undefined;
+  let closing = false;
+
+  // The last resort against orphans when the agent exits without cancelling (crash, bare exit()).
+  const onProcessExit = () => {
+    for (const run of live) run.killNow();
+  };
+  const track = (run: ProcessRun) => {
+    if (config.killOnExit && live.size === 0) process.on('exit', onProcessExit);
+    live.add(run);
+  };
+  const untrack = (run: ProcessRun) => {
+    live.delete(run);
+    if (config.killOnExit && live.size === 0) process.off('exit', onProcessExit);
+  };
+
+  function ensureLogDir(): Promise<void> {
+    logDirReady ??= mkdir(config.logDir, { recursive: true }).then(
+      () => undefined,
+      (error: NodeJS.ErrnoException) => {
+        logDirReady = undefined; // retry on the next run; the directory may be fixed by then
+        throw new LaunchError({
+          code: 'run.log_dir',
+          stage: 'run',
+          retryable: true,
+          message: `cannot create the run log directory ${config.logDir}: ${error.code ?? error.message}`,
+          hint: 'set the local-process runner `logDir` to a directory the agent may write',
+          cause: error,
+        });
+      },
+    );
+    return logDirReady;
+  }
+
+  async function checkWorkingDir(dir: string): Promise<void> {
+    let isDir = false;
+    try {
+      isDir = (await stat(dir)).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir) {
+      throw new LaunchError({
+        code: 'run.working_dir',
+        stage: 'run',
+        category: 'InvalidSpec',
+        message: `the working directory ${dir} does not exist or is not a directory`,
+        hint: 'set `overrides.working_dir` in the launch spec to an existing directory on the agent host',
+      });
+    }
+  }
+
+  return {
+    specificationVersion: 'v1',
+    name: 'local-process',
+    resources: ['local-process', 'local'],
+    capabilities: { adopt: false, remote: false, needsImage: false },
+
+    async run(input: RunRequest, ctx: CallContext) {
+      const request = parseRunRequest(input);
+      if (request.entryPoint.length === 0) {
+        throw new LaunchError({
+          code: 'run.no_entry_point',
+          stage: 'run',
+          category: 'InvalidSpec',
+          message: 'the job has no entry point to run as a local process',
+          hint: 'give the job an entry point (`overrides.entry_point` in the launch spec, e.g. ["python", "train.py"])',
+        });
+      }
+      if (closing) {
+        throw new LaunchError({
+          code: 'run.runner_closed',
+          stage: 'run',
+          retryable: true,
+          message: 'the local-process runner is shutting down',
+        });
+      }
+      await Promise.all([ensureLogDir(), request.workingDir ? checkWorkingDir(request.workingDir) : undefined]);
+      const logPath = logFilePath(config.logDir, request.itemId);
+      let logStream;
+      try {
+        logStream = await openLogStream(logPath);
+      } catch (error) {
+        throw new LaunchError({
+          code: 'run.log_file',
+          stage: 'run',
+          retryable: true,
+          message: `cannot open the run log ${logPath}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+          hint: 'set the local-process runner `logDir` to a directory the agent may write',
+          cause: error,
+        });
+      }
+      if (ctx.signal?.aborted) {
+        logStream.destroy();
+        throw new LaunchError({ code: 'run.aborted', stage: 'run', retryable: true, message: 'run submission was aborted' });
+      }
+      const logger = childLogger(ctx.logger ?? config.logger, { runner: 'local-process', runId: request.runId });
+      const run = startProcessRun({
+        request,
+        logPath,
+        logStream,
+        killGracePeriodMs: config.killGracePeriodMs,
+        maxLogTailBytes: config.maxLogTailBytes,
+        logTailLines: config.logTailLines,
+        logger,
+        onSettled: untrack,
+      });
+      track(run);
+      return run;
+    },
+
+    async close() {
+      closing = true;
+      const runs = [...live];
+      await Promise.all(runs.map((run) => run.cancel()));
+      await Promise.all(runs.map((run) => run.wait()));
+    },
+  };
+}
