@@ -1,0 +1,99 @@
+import { PRIORITIES, silentLogger, type EmbeddedQueue, type ItemRecord } from '@launch/core';
+import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
+import type { Io } from '../io.js';
+import { loadConfig } from '../load-config.js';
+import { colorEnabled, palette } from '../output/color.js';
+import { describeResult } from '../output/item-format.js';
+import { selectSource } from '../select-source.js';
+import { buildSpec, readSpecFile } from '../spec-input.js';
+import { choiceFlag, parseCommandArgs, UsageError } from '../usage.js';
+
+export const ENQUEUE_HELP = `Usage: launch-agent enqueue --queue NAME [options] -- CMD [ARGS...]
+       launch-agent enqueue --queue NAME --spec FILE [options]
+
+Puts a job on a queue and prints its item id on stdout.
+
+Options:
+  -q, --queue NAME        the queue (default: "default")
+      --spec FILE         a launch spec in JSON or YAML; the flags below override its fields
+      --priority P        critical, high, medium or low
+      --env NAME=VALUE    environment for the job; repeatable
+      --cwd DIR           working directory of the job (local processes)
+      --name NAME         run name
+      --project NAME      W&B project
+      --entity NAME       W&B entity
+      --wait              wait for the job to end; exit 0 if it finished with exit code 0, 1 otherwise
+${CONFIG_FLAGS_HELP}
+
+Everything after "--" is the command, passed as is (no shell).`;
+
+const FLAGS = {
+  ...CONFIG_FLAGS,
+  queue: { type: 'string', short: 'q' },
+  spec: { type: 'string' },
+  priority: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  cwd: { type: 'string' },
+  name: { type: 'string' },
+  project: { type: 'string' },
+  entity: { type: 'string' },
+  wait: { type: 'boolean' },
+} as const;
+
+export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
+  const { values: v, positionals, rest } = parseCommandArgs('enqueue', argv, FLAGS, true);
+  if (v.help) {
+    io.stdout.write(ENQUEUE_HELP + '\n');
+    return 0;
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals[0]}"; put the command after "--"`, 'enqueue');
+  }
+  const priority = choiceFlag('enqueue', 'priority', v.priority, PRIORITIES);
+  const base = v.spec ? await readSpecFile(v.spec, 'enqueue') : undefined;
+  const spec = buildSpec(
+    base,
+    { command: rest, env: v.env ?? [], cwd: v.cwd, name: v.name, project: v.project, entity: v.entity },
+    io.cwd,
+    'enqueue',
+  );
+  const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag('enqueue', v.source) });
+  const selected = selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'enqueue' });
+  const queue = selected.embedded;
+  if (!queue) throw new UsageError('enqueueing on W&B queues is not available yet in this build; use --source embedded', 'enqueue');
+  try {
+    const item = await queue.enqueue({ queue: v.queue ?? 'default', spec, priority });
+    io.stdout.write(item.id + '\n');
+    if (!v.wait) return 0;
+    const final = await waitForItem(queue, item.id);
+    const c = palette(colorEnabled(io.stderr, io.env));
+    io.stderr.write(`launch: [${final.id}] ${describeResult(final, c)}\n`);
+    return final.state === 'finished' && (final.runState ?? 'finished') === 'finished' && (final.exitCode ?? 0) === 0 ? 0 : 1;
+  } finally {
+    await queue.close?.();
+  }
+}
+
+const ENDED = new Set(['finished', 'failed']);
+
+/** Polls until the item ends; a preempted item is followed to the item it was requeued as. */
+export async function waitForItem(queue: EmbeddedQueue, id: string, intervalMs = 250): Promise<ItemRecord> {
+  let current = id;
+  let orphanChecks = 0;
+  for (;;) {
+    const item = await queue.get(current);
+    if (!item) throw new Error(`item ${current} vanished from the queue`);
+    if (ENDED.has(item.state)) {
+      if (item.runState !== 'preempted') return item;
+      const next = (await queue.list({ queue: item.queue })).find((i) => i.requeuedFrom === item.id);
+      if (next) {
+        current = next.id;
+        orphanChecks = 0;
+        continue;
+      }
+      // The agent requeues right after it records the end; past the resume limit no successor comes.
+      if (++orphanChecks > 20) return item;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -1,0 +1,85 @@
+import { createEmbeddedQueue, defaultStateDir, type AgentConfig, type EmbeddedQueue, type Logger, type QueueSource } from '@launch/core';
+import * as wandb from '@launch/wandb';
+import { UsageError } from './usage.js';
+
+export type SourceKind = 'wandb' | 'embedded';
+
+/**
+ * Which queue source serves the agent: W&B when asked for (`source: wandb`), or when the config
+ * names an entity and W&B credentials or a base URL are at hand; the embedded queue otherwise.
+ */
+export function chooseSourceKind(config: AgentConfig, env: Record<string, string | undefined>, origins?: Record<string, string>): SourceKind {
+  // The config schema defaults `source` to wandb; only a value someone wrote (file, env, flag) decides.
+  const explicit = origins ? origins['source'] !== undefined && origins['source'] !== 'default' : false;
+  if (explicit && config.source) return config.source;
+  const hasWandbAccess = Boolean(config.api_key || env.WANDB_API_KEY || config.base_url || env.WANDB_BASE_URL);
+  return config.entity && hasWandbAccess ? 'wandb' : 'embedded';
+}
+
+export interface SelectedSource {
+  kind: SourceKind;
+  source: QueueSource;
+  /** Set for the embedded queue: enqueue, list and stop requests go through it. */
+  embedded?: EmbeddedQueue;
+  /** Where the embedded queue and the runs' logs live. */
+  stateDir: string;
+}
+
+export interface SelectSourceOptions {
+  config: AgentConfig;
+  /** Where each config value came from (`loadAgentConfig`'s origins). */
+  origins?: Record<string, string>;
+  env: Record<string, string | undefined>;
+  homedir: string;
+  logger: Logger;
+  command: string;
+}
+
+/** The state directory: config (`state_dir`, `--state-dir`), then LAUNCH_STATE_DIR / XDG_DATA_HOME / ~/.local/share. */
+export function stateDirFor(config: AgentConfig, env: Record<string, string | undefined>, home: string): string {
+  return config.state_dir ?? defaultStateDir(env, home);
+}
+
+/** The seam where the W&B source plugs in; see `chooseSourceKind` for the rule. */
+export function selectSource(options: SelectSourceOptions): SelectedSource {
+  const { config, env, logger } = options;
+  const stateDir = stateDirFor(config, env, options.homedir);
+  const kind = chooseSourceKind(config, env, options.origins);
+  if (kind === 'wandb') {
+    const factory = (wandb as Record<string, unknown>).createWandbQueueSource;
+    if (typeof factory !== 'function') {
+      throw new UsageError(
+        'the W&B queue source is not available yet in this build; use the embedded queue (--source embedded)',
+        options.command,
+      );
+    }
+    const source = (factory as (o: Record<string, unknown>) => QueueSource)({
+      entity: config.entity,
+      apiKey: config.api_key ?? env.WANDB_API_KEY,
+      baseUrl: config.base_url ?? env.WANDB_BASE_URL,
+      pollIntervalMs: config.poll_interval === undefined ? undefined : config.poll_interval * 1000,
+      logger,
+    });
+    return { kind, source, stateDir };
+  }
+  const embedded = createEmbeddedQueue({
+    stateDir,
+    pollIntervalMs: config.poll_interval === undefined ? undefined : config.poll_interval * 1000,
+    leaseMs: leaseFromEnv(env, options.command),
+    logger,
+  });
+  return { kind, source: embedded, embedded, stateDir };
+}
+
+/**
+ * `LAUNCH_LEASE_MS`: how long a claim outlives its agent before the item returns to the queue
+ * (default 30 s). Shorter means faster recovery after a crash, at the cost of more lease renewals.
+ */
+function leaseFromEnv(env: Record<string, string | undefined>, command: string): number | undefined {
+  const raw = env.LAUNCH_LEASE_MS;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 100) {
+    throw new UsageError(`LAUNCH_LEASE_MS must be a whole number of milliseconds >= 100, got "${raw}"`, command);
+  }
+  return Number(raw);
+}

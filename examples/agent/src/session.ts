@@ -1,0 +1,141 @@
+import { join } from 'node:path';
+import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Logger, type Redactor } from '@launch/core';
+import { createNoopBuilder } from '@launch/builders';
+import { createLocalProcessRunner } from '@launch/runners';
+import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
+import { watchIdle } from './idle.js';
+import type { Io } from './io.js';
+import { colorEnabled, palette } from './output/color.js';
+import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from './output/logger.js';
+import { attachReporter, type Reporter } from './output/reporter.js';
+import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
+import { cliRedactor, learnSpecSecrets } from './redaction.js';
+import { selectSource, type SelectedSource } from './select-source.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError } from './usage.js';
+import { VERSION } from './version.js';
+
+export interface SessionOptions {
+  io: Io;
+  config: AgentConfig;
+  /** Where each config value came from; decides the queue source when `source` was not written. */
+  origins?: Record<string, string>;
+  command: string;
+  format: LogFormat;
+  logFile?: string;
+  /** Echo the jobs' output lines (`-v`, the demo). */
+  showLogs: boolean;
+  /** Stop once no job runs and the queue is empty. */
+  exitWhenIdle: boolean;
+  /** Hostname reported at registration (tests and the demo may set one). */
+  hostname?: string;
+}
+
+export interface Session {
+  agent: Agent;
+  selected: SelectedSource;
+  queues: string[];
+  redactor: Redactor;
+  logger: Logger;
+  reporter: Reporter;
+  /** Progress output (stderr), redacted. */
+  out: LineSink;
+  /** Runs the agent until it stops; resolves with the exit code. */
+  run(): Promise<number>;
+}
+
+/** Everything `launch-agent run` assembles from a validated config: source, runner, builder, agent, output. */
+export function createSession(options: SessionOptions): Session {
+  const { io, config } = options;
+  const redactor = cliRedactor(io.env, config.api_key);
+  const out = streamSink(io.stderr, redactor);
+  const logFile = options.logFile ? fileSink(options.logFile, redactor, io.stdout) : undefined;
+  const verbosity = config.verbosity ?? 0;
+  const logger = teeLogger(
+    createCliLogger({ sink: out, level: levelForVerbosity(verbosity), format: options.format, redactor }),
+    ...(logFile ? [createCliLogger({ sink: logFile, level: 'debug', format: options.format, redactor })] : []),
+  );
+
+  const selected = selectSource({ config, origins: options.origins, env: io.env, homedir: io.homedir, logger, command: options.command });
+  const queues = config.queues && config.queues.length > 0 ? [...config.queues] : selected.kind === 'embedded' ? ['default'] : [];
+  if (queues.length === 0) throw new UsageError('no queue to serve: name one with --queue or `queues:` in the config', options.command);
+
+  const killGracePeriodMs = config.kill_grace_period === undefined ? undefined : config.kill_grace_period * 1000;
+  const agent = createAgent({
+    ...agentOptionsFromConfig(config),
+    source: selected.source,
+    queues,
+    runners: [createLocalProcessRunner({ logDir: join(selected.stateDir, 'logs'), killGracePeriodMs, logger })],
+    builder: createNoopBuilder(),
+    env: io.env,
+    version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,
+    hostname: options.hostname,
+    config: registrationConfig(config),
+    filesDir: join(selected.stateDir, 'files'),
+    logger,
+  });
+  // Learn an item's secrets before any line about it is written.
+  agent.on('item:claimed', ({ item }) => learnSpecSecrets(redactor, item.spec));
+  const colors = palette(options.format === 'human' && colorEnabled(io.stderr, io.env));
+  const reporter = attachReporter(agent, {
+    sink: teeSink(out, logFile),
+    format: options.format,
+    colors,
+    showLogs: options.showLogs || verbosity >= 1,
+  });
+
+  const run = async (): Promise<number> => {
+    let signals = 0;
+    let fatal: string | undefined;
+    agent.on('agent:stopped', ({ reason }) => {
+      if (/fail|fatal/i.test(reason)) fatal = reason;
+    });
+    const offSignal = io.onSignal((signal) => {
+      signals += 1;
+      if (signals > 1) {
+        out.write(`launch: second ${signal}: exiting now; running jobs may be left behind`);
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      }
+      out.write(`launch: ${signal} received: stopping (send it again to exit at once)`);
+      void agent.stop(`signal ${signal}`);
+    });
+    let stopIdle: (() => void) | undefined;
+    try {
+      if (options.exitWhenIdle) {
+        stopIdle = watchIdle({
+          agent,
+          queueEmpty: selected.embedded ? embeddedQueueEmpty(selected.embedded, queues) : undefined,
+          onIdle: () => void agent.stop('idle: the queue is empty and no job runs'),
+        });
+      }
+      await agent.start();
+      await agent.stopped;
+      return fatal ? EXIT_FAILURE : EXIT_OK;
+    } catch (error) {
+      out.write(`launch: agent failed: ${error instanceof Error ? error.message : String(error)}`);
+      await agent.stop('fatal error').catch(() => {});
+      return EXIT_FAILURE;
+    } finally {
+      stopIdle?.();
+      offSignal();
+      reporter.flush();
+      reporter.detach();
+      await selected.source.close?.().catch(() => {});
+      await logFile?.close();
+    }
+  };
+
+  return { agent, selected, queues, redactor, logger, reporter, out, run };
+}
+
+const BUSY = new Set(['queued', 'claimed', 'acked']);
+
+/**
+ * The embedded queue is empty for us when none of our queues holds a queued, claimed or
+ * acknowledged item: an item claimed by an agent that died comes back once its lease expires.
+ */
+function embeddedQueueEmpty(embedded: EmbeddedQueue, queues: string[]): () => Promise<boolean> {
+  return async () => {
+    const items = await embedded.list();
+    return !items.some((i) => queues.includes(i.queue) && BUSY.has(i.state));
+  };
+}

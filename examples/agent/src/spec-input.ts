@@ -1,0 +1,71 @@
+import { readFile } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import yaml from 'js-yaml';
+import { parseLaunchSpec, type LaunchSpec } from '@launch/core';
+import { UsageError } from './usage.js';
+
+export interface SpecFlags {
+  command: string[];
+  env: string[];
+  cwd?: string;
+  name?: string;
+  project?: string;
+  entity?: string;
+}
+
+/** Reads a launch spec from a JSON or YAML file; the result is validated by `buildSpec`. */
+export async function readSpecFile(path: string, command: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read spec file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, command);
+  }
+  let raw: unknown;
+  try {
+    raw = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : yaml.load(text);
+  } catch (error) {
+    throw new UsageError(`spec file ${path} is not valid ${extname(path) === '.json' ? 'JSON' : 'YAML'}: ${(error as Error).message}`, command);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UsageError(`spec file ${path} must hold an object`, command);
+  return raw as Record<string, unknown>;
+}
+
+/** `K=V` pairs into an object; V may contain `=`. */
+export function parseEnvPairs(pairs: string[], command: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env expects NAME=VALUE, got "${pair}"`, command);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+/**
+ * The spec for `enqueue`: a spec file as the base, then the flags (`-- CMD ARGS` becomes a
+ * local-process entry point). Validated like any queue item, so a bad field fails here, not in the agent.
+ */
+export function buildSpec(base: Record<string, unknown> | undefined, flags: SpecFlags, cwd: string, command: string): LaunchSpec {
+  const spec: Record<string, unknown> = { ...(base ?? {}) };
+  const overrides: Record<string, unknown> = { ...((spec.overrides as Record<string, unknown> | undefined) ?? {}) };
+  if (flags.command.length > 0) {
+    overrides.entry_point = flags.command;
+    spec.resource ??= 'local-process';
+  }
+  if (flags.cwd !== undefined) overrides.working_dir = resolve(cwd, flags.cwd);
+  if (Object.keys(overrides).length > 0) spec.overrides = overrides;
+  const env = parseEnvPairs(flags.env, command);
+  if (Object.keys(env).length > 0) spec.env = { ...((spec.env as Record<string, string> | undefined) ?? {}), ...env };
+  if (flags.name !== undefined) spec.name = flags.name;
+  if (flags.project !== undefined) spec.project = flags.project;
+  if (flags.entity !== undefined) spec.entity = flags.entity;
+  if (!base && flags.command.length === 0) {
+    throw new UsageError('nothing to run: give a command after "--" or a spec with --spec FILE', command);
+  }
+  try {
+    return parseLaunchSpec(spec);
+  } catch (error) {
+    throw new UsageError((error as Error).message, command);
+  }
+}
