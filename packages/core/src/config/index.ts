@@ -32,4 +32,4 @@ export {
   type ConfigOrigin,
 } from './load.js';
 export { checkImageRepository, isBuildContextStoreUri, BUILD_CONTEXT_STORE_PATTERN, type ImageRepository, type RegistryHostKind } from './image-repository.js';
-export { agentConfigJsonSchema } from './json-schema.js';
+export { agentConfigJsonSchema, renderAgentConfigJsonSchema } from './json-schema.js';

@@ -15,3 +15,8 @@ export function agentConfigJsonSchema(): Record<string, unknown> {
     ...schema,
   };
 }
+
+/** The committed file's exact text (`schema/launch-config.schema.json`): two-space JSON and a final newline. */
+export function renderAgentConfigJsonSchema(): string {
+  return `${JSON.stringify(agentConfigJsonSchema(), null, 2)}\n`;
+}

@@ -63,7 +63,7 @@ export const builderConfigSchema = z
       .refine(hasAtMostOneContainer, { error: 'a partial batch/v1 Job with at most one container in spec.template.spec.containers' })
       .optional()
       .describe('A partial batch/v1 Job merged into each kaniko build Job (at most one container).'),
-  })
+  }, { error: 'a mapping of builder keys' })
   .refine((b) => (b['secret-name'] === undefined) === (b['secret-key'] === undefined), {
     path: ['secret-key'],
     error: (issue) =>
@@ -103,7 +103,7 @@ export const registryConfigSchema = z
     region: text().optional().describe('ECR/GAR: region.'),
     project: text().optional().describe('GAR: Google Cloud project.'),
     insecure: z.boolean({ error: 'a boolean (true or false)' }).optional().describe('OCI: talk plain HTTP to the registry.'),
-  })
+  }, { error: 'a mapping of registry keys' })
   .superRefine((registry, ctx) => {
     const type = registry.type;
     if (type === undefined || !REGISTRY_TYPES.includes(type)) return;
@@ -114,7 +114,7 @@ export const registryConfigSchema = z
     }
     const has = (key: string) => (registry as Record<string, unknown>)[key] !== undefined;
     if ((type === 'acr' || type === 'oci') && !has('uri')) {
-      ctx.addIssue({ code: 'custom', path: ['uri'], message: `a uri for a ${type} registry` });
+      ctx.addIssue({ code: 'custom', path: ['uri'], message: `a uri for the ${type} registry` });
     }
     if (type === 'ecr' && !has('uri') && !(has('account_id') && has('region') && (has('repo_name') || has('repository')))) {
       ctx.addIssue({ code: 'custom', path: ['uri'], message: 'a uri, or account_id, region and repo_name, for an ecr registry' });
@@ -128,7 +128,7 @@ export const environmentConfigSchema = z
   .strictObject({
     type: z.enum(ENVIRONMENT_TYPES, { error: `one of ${ENVIRONMENT_TYPES.map((t) => `"${t}"`).join(', ')}` }).describe('Cloud environment.'),
     region: text().optional().describe('Cloud region; required for aws and gcp.'),
-  })
+  }, { error: 'a mapping of environment keys' })
   .refine((e) => !(e.type === 'aws' || e.type === 'gcp') || e.region !== undefined, {
     path: ['region'],
     error: (issue) => `a region for the ${String((issue.input as Record<string, unknown>)['type'])} environment`,
