@@ -1,0 +1,188 @@
+/**
+ * The slice of W&B's GraphQL schema that the Launch agent and `launch_add` use, written from the
+ * operations documented in `reference/wandb-launch-agent-behaviour.md` (the argument and field names
+ * of W&B's Python client). Types the agent never reads are left out.
+ */
+export const wandbLaunchSchemaSDL = /* GraphQL */ `
+  scalar JSONString
+  scalar DateTime
+
+  type Query {
+    viewer: User
+    entity(name: String!): Entity
+    project(name: String, entityName: String): Project
+    launchAgent(id: ID!): LaunchAgent
+  }
+
+  type User {
+    id: ID!
+    username: String!
+    entity: String!
+    email: String
+    teams: [String!]!
+  }
+
+  type Entity {
+    id: ID!
+    name: String!
+    isTeam: Boolean!
+  }
+
+  type Project {
+    id: ID!
+    name: String!
+    entityName: String!
+    runQueues: [RunQueue!]!
+    run(name: String!): Run
+  }
+
+  enum RunQueueAccessType {
+    PROJECT
+    USER
+  }
+
+  enum RunQueuePrioritizationMode {
+    DISABLED
+    V0
+  }
+
+  type RunQueue {
+    id: ID!
+    name: String!
+    createdBy: String
+    access: RunQueueAccessType!
+    prioritizationMode: RunQueuePrioritizationMode
+  }
+
+  type Run {
+    id: ID!
+    name: String!
+    state: String!
+    stopped: Boolean!
+  }
+
+  type LaunchAgent {
+    id: ID!
+    name: String!
+    runQueues: [ID!]!
+    hostname: String!
+    agentStatus: String
+    stopPolling: Boolean!
+    heartbeatAt: DateTime
+    version: String
+    agentConfig: JSONString
+  }
+
+  type Mutation {
+    createLaunchAgent(input: CreateLaunchAgentInput!): CreateLaunchAgentPayload
+    updateLaunchAgent(input: UpdateLaunchAgentInput!): UpdateLaunchAgentPayload
+    createRunQueue(input: CreateRunQueueInput!): CreateRunQueuePayload
+    popFromRunQueue(input: PopFromRunQueueInput!): PopFromRunQueuePayload
+    ackRunQueueItem(input: AckRunQueueItemInput!): AckRunQueueItemPayload
+    failRunQueueItem(input: FailRunQueueItemInput!): FailRunQueueItemPayload
+    updateRunQueueItemWarning(input: UpdateRunQueueItemWarningInput!): UpdateRunQueueItemWarningPayload
+    pushToRunQueueByName(input: PushToRunQueueByNameInput!): PushToRunQueueByNamePayload
+  }
+
+  input CreateLaunchAgentInput {
+    entityName: String!
+    projectName: String!
+    runQueues: [ID!]!
+    hostname: String!
+    agentConfig: JSONString
+    version: String
+    clientMutationId: String
+  }
+  type CreateLaunchAgentPayload {
+    launchAgentId: ID!
+    success: Boolean
+    clientMutationId: String
+  }
+
+  input UpdateLaunchAgentInput {
+    launchAgentId: ID!
+    agentStatus: String
+    clientMutationId: String
+  }
+  type UpdateLaunchAgentPayload {
+    success: Boolean
+    clientMutationId: String
+  }
+
+  input CreateRunQueueInput {
+    entityName: String!
+    projectName: String!
+    queueName: String!
+    access: RunQueueAccessType!
+    prioritizationMode: RunQueuePrioritizationMode
+    defaultResourceConfigID: ID
+    clientMutationId: String
+  }
+  type CreateRunQueuePayload {
+    success: Boolean
+    queueID: ID
+    clientMutationId: String
+  }
+
+  input PopFromRunQueueInput {
+    entityName: String!
+    projectName: String!
+    queueName: String!
+    launchAgentId: ID
+    clientMutationId: String
+  }
+  type PopFromRunQueuePayload {
+    runQueueItemId: ID!
+    runSpec: JSONString!
+    clientMutationId: String
+  }
+
+  input AckRunQueueItemInput {
+    runQueueItemId: ID!
+    runName: String!
+    clientMutationId: String
+  }
+  type AckRunQueueItemPayload {
+    success: Boolean!
+    clientMutationId: String
+  }
+
+  input FailRunQueueItemInput {
+    runQueueItemId: ID!
+    message: String
+    stage: String
+    filePaths: [String!]
+    clientMutationId: String
+  }
+  type FailRunQueueItemPayload {
+    success: Boolean!
+    clientMutationId: String
+  }
+
+  input UpdateRunQueueItemWarningInput {
+    runQueueItemId: ID!
+    message: String!
+    stage: String!
+    filePaths: [String!]
+    clientMutationId: String
+  }
+  type UpdateRunQueueItemWarningPayload {
+    success: Boolean!
+    clientMutationId: String
+  }
+
+  input PushToRunQueueByNameInput {
+    entityName: String!
+    projectName: String!
+    queueName: String!
+    runSpec: JSONString!
+    priority: Int
+    templateVariableValues: JSONString
+    clientMutationId: String
+  }
+  type PushToRunQueueByNamePayload {
+    runQueueItemId: ID!
+    runSpec: JSONString
+    clientMutationId: String
+  }
+`;
