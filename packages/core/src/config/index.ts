@@ -21,6 +21,7 @@ export {
   type EnvironmentConfig,
 } from './schema.js';
 export { parseAgentConfig, maxFromConfig } from './parse.js';
+export { redactAgentConfig } from './redact-config.js';
 export {
   loadAgentConfig,
   defaultConfigPath,

@@ -160,7 +160,6 @@ describe('loadAgentConfig: files', () => {
       'builder.kaniko-image': 'default',
       'environment.type': 'file',
       'environment.region': 'file',
-      source: 'default',
       start_timeout: 'default',
       max_resume_count: 'default',
       kill_grace_period: 'default',

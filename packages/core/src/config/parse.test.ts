@@ -34,7 +34,6 @@ describe('parseAgentConfig: valid configs', () => {
         secure_mode: false,
         verbosity: 0,
         stopped_run_timeout: 60,
-        source: 'wandb',
         start_timeout: 1800,
         max_resume_count: 5,
         kill_grace_period: 10,

@@ -150,7 +150,7 @@ export const agentConfigSchema = z.strictObject({
   registry: registryConfigSchema.optional().describe('Registry the runners pull from (W&B deprecates it for building in favour of builder.destination).'),
   environment: environmentConfigSchema.optional().describe('Cloud environment for credentials and context uploads.'),
   // Our extensions.
-  source: z.enum(SOURCES).default('wandb').describe('Where queues live: the W&B API or the embedded durable queue (state_dir).'),
+  source: z.enum(SOURCES).optional().describe('Where queues live: the W&B API or the embedded durable queue (state_dir). Unset: W&B when an entity and credentials are configured, the embedded queue otherwise (the CLI decides).'),
   base_url: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).optional().describe('W&B server URL. Env: WANDB_BASE_URL.'),
   api_key: text().optional().describe('W&B API key (a secret: never printed). Env: WANDB_API_KEY.'),
   poll_interval: seconds('a number of seconds > 0').positive({ error: 'a number of seconds > 0' }).optional().describe('Seconds between queue polls; the source decides when unset.'),
