@@ -1,0 +1,151 @@
+import { Job } from 'kubernetes-models/batch/v1/Job';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Endpoints } from 'kubernetes-models/v1/Endpoints';
+import { Event } from 'kubernetes-models/v1/Event';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
+import { Pod } from 'kubernetes-models/v1/Pod';
+import { Secret } from 'kubernetes-models/v1/Secret';
+import { Service } from 'kubernetes-models/v1/Service';
+import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { pathNotFound } from './status.js';
+import type { Json } from './types.js';
+
+/** What the server knows about one resource type (what discovery would say). */
+export interface ResourceInfo {
+  group: string;
+  version: string;
+  plural: string;
+  singular: string;
+  kind: string;
+  namespaced: boolean;
+  /** Writes to the main resource keep status; status changes go through `/status`. */
+  statusSubresource: boolean;
+  /** What happens to dependents when no propagationPolicy is given (batch/v1 Jobs orphan their pods, as the real API does). */
+  defaultPropagation: 'Orphan' | 'Background';
+  /** Which name rule the real apiserver applies. */
+  nameRule: 'subdomain' | 'label';
+  /** Built-in kinds are validated against their schema (kubernetes-models). */
+  validate?: (obj: Json) => void;
+  /** A custom resource: list items keep apiVersion/kind (unstructured), as the real server serves them. */
+  custom: boolean;
+}
+
+/** A custom resource definition the server should serve (like an installed CRD). */
+export interface CustomResourceDefinition {
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+  namespaced?: boolean;
+}
+
+type ModelClass = new (data: Json) => { validate(): void };
+
+function builtin(
+  group: string,
+  version: string,
+  plural: string,
+  kind: string,
+  model: ModelClass,
+  extra: Partial<ResourceInfo> = {},
+): ResourceInfo {
+  return {
+    group,
+    version,
+    plural,
+    singular: kind.toLowerCase(),
+    kind,
+    namespaced: true,
+    statusSubresource: false,
+    defaultPropagation: 'Background',
+    nameRule: 'subdomain',
+    validate: (obj) => new model(obj).validate(),
+    custom: false,
+    ...extra,
+  };
+}
+
+const BUILTINS: ResourceInfo[] = [
+  builtin('', 'v1', 'namespaces', 'Namespace', Namespace as ModelClass, { namespaced: false, nameRule: 'label', statusSubresource: true }),
+  builtin('', 'v1', 'pods', 'Pod', Pod as ModelClass, { statusSubresource: true }),
+  builtin('', 'v1', 'secrets', 'Secret', Secret as ModelClass),
+  builtin('', 'v1', 'configmaps', 'ConfigMap', ConfigMap as ModelClass),
+  builtin('', 'v1', 'services', 'Service', Service as ModelClass, { nameRule: 'label', statusSubresource: true }),
+  builtin('', 'v1', 'serviceaccounts', 'ServiceAccount', ServiceAccount as ModelClass),
+  builtin('', 'v1', 'endpoints', 'Endpoints', Endpoints as ModelClass),
+  builtin('', 'v1', 'events', 'Event', Event as ModelClass),
+  builtin('', 'v1', 'persistentvolumeclaims', 'PersistentVolumeClaim', PersistentVolumeClaim as ModelClass, { statusSubresource: true }),
+  builtin('batch', 'v1', 'jobs', 'Job', Job as ModelClass, {
+    statusSubresource: true,
+    defaultPropagation: 'Orphan',
+    nameRule: 'label',
+  }),
+  builtin('apps', 'v1', 'deployments', 'Deployment', Deployment as ModelClass, { statusSubresource: true }),
+];
+
+/** CRDs installed by default: the kinds the Launch runners submit. */
+export const DEFAULT_CUSTOM_RESOURCES: CustomResourceDefinition[] = [
+  { group: 'batch.volcano.sh', version: 'v1alpha1', plural: 'jobs', kind: 'Job' },
+  { group: 'kubeflow.org', version: 'v1', plural: 'pytorchjobs', kind: 'PyTorchJob' },
+  { group: 'kubeflow.org', version: 'v1', plural: 'tfjobs', kind: 'TFJob' },
+  { group: 'kubeflow.org', version: 'v1', plural: 'mpijobs', kind: 'MPIJob' },
+  { group: 'jobset.x-k8s.io', version: 'v1alpha2', plural: 'jobsets', kind: 'JobSet' },
+  { group: 'ray.io', version: 'v1', plural: 'rayjobs', kind: 'RayJob' },
+];
+
+export function customResource(def: CustomResourceDefinition): ResourceInfo {
+  return {
+    group: def.group,
+    version: def.version,
+    plural: def.plural,
+    singular: def.kind.toLowerCase(),
+    kind: def.kind,
+    namespaced: def.namespaced ?? true,
+    statusSubresource: true,
+    defaultPropagation: 'Background',
+    nameRule: 'subdomain',
+    custom: true,
+  };
+}
+
+export function apiVersionOf(r: Pick<ResourceInfo, 'group' | 'version'>): string {
+  return r.group ? `${r.group}/${r.version}` : r.version;
+}
+
+export function resourceKey(r: Pick<ResourceInfo, 'group' | 'version' | 'plural'>): string {
+  return `${r.group}/${r.version}/${r.plural}`;
+}
+
+export interface ResourceRegistry {
+  /** Known resource or, when unknown custom groups are allowed, a resource made up from the path; else a 404. */
+  lookup(group: string, version: string, plural: string, kindHint?: string): ResourceInfo;
+  find(group: string, version: string, plural: string): ResourceInfo | undefined;
+  byKind(apiVersion: string, kind: string): ResourceInfo | undefined;
+  all(): ResourceInfo[];
+}
+
+export function createResourceRegistry(custom: CustomResourceDefinition[], allowUnknown: boolean): ResourceRegistry {
+  const byKey = new Map<string, ResourceInfo>();
+  for (const r of [...BUILTINS, ...custom.map(customResource)]) byKey.set(resourceKey(r), r);
+  const find = (group: string, version: string, plural: string) => byKey.get(`${group}/${version}/${plural}`);
+  return {
+    find,
+    lookup(group, version, plural, kindHint) {
+      const known = find(group, version, plural);
+      if (known) return known;
+      // Built-in groups are closed; any other group stands for a CRD the test did not declare.
+      if (!allowUnknown || group === '' || group === 'batch' || group === 'apps') throw pathNotFound();
+      const kind = kindHint ?? plural.replace(/s$/, '').replace(/^./, (c) => c.toUpperCase());
+      const made = customResource({ group, version, plural, kind });
+      byKey.set(resourceKey(made), made);
+      return made;
+    },
+    byKind(apiVersion, kind) {
+      for (const r of byKey.values()) if (apiVersionOf(r) === apiVersion && r.kind === kind) return r;
+      return undefined;
+    },
+    all: () => [...byKey.values()],
+  };
+}
