@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Logger, type Redactor } from '@launch/core';
-import { createNoopBuilder } from '@launch/builders';
 import { createLocalProcessRunner } from '@launch/runners';
 import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 import { watchIdle } from './idle.js';
@@ -10,6 +9,7 @@ import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from '.
 import { attachReporter, type Reporter } from './output/reporter.js';
 import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
 import { cliRedactor, learnSpecSecrets } from './redaction.js';
+import { selectBuilder } from './select-builder.js';
 import { selectSource, type SelectedSource } from './select-source.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './usage.js';
 import { VERSION } from './version.js';
@@ -65,7 +65,7 @@ export function createSession(options: SessionOptions): Session {
     source: selected.source,
     queues,
     runners: [createLocalProcessRunner({ logDir: join(selected.stateDir, 'logs'), killGracePeriodMs, logger })],
-    builder: createNoopBuilder(),
+    builder: selectBuilder(config),
     env: io.env,
     version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,
     hostname: options.hostname,
@@ -99,6 +99,8 @@ export function createSession(options: SessionOptions): Session {
       void agent.stop(`signal ${signal}`);
     });
     let stopIdle: (() => void) | undefined;
+    // The libraries unref their timers so embedders can exit; this process lives for the agent.
+    const keepAlive = setInterval(() => {}, 1 << 30);
     try {
       if (options.exitWhenIdle) {
         stopIdle = watchIdle({
@@ -115,6 +117,7 @@ export function createSession(options: SessionOptions): Session {
       await agent.stop('fatal error').catch(() => {});
       return EXIT_FAILURE;
     } finally {
+      clearInterval(keepAlive);
       stopIdle?.();
       offSignal();
       reporter.flush();

@@ -32,6 +32,6 @@ describe('cli logger', () => {
   });
 
   it('maps -v counts to levels', () => {
-    expect([0, 1, 2, 3].map(levelForVerbosity)).toEqual(['warn', 'info', 'debug', 'debug']);
+    expect([0, 1, 2, 3].map(levelForVerbosity)).toEqual(['error', 'info', 'debug', 'debug']);
   });
 });

@@ -53,9 +53,12 @@ function serializeErrors(obj: object): Record<string, unknown> {
   return out;
 }
 
-/** `-v` count → the level echoed to stderr: warnings by default, info at -v, debug at -vv. */
+/**
+ * `-v` count → the level of internal logs echoed to stderr: errors by default (the progress lines
+ * already say what happened to each job), info at -v, debug at -vv.
+ */
 export function levelForVerbosity(verbosity: number): LogLevel {
-  return verbosity >= 2 ? 'debug' : verbosity === 1 ? 'info' : 'warn';
+  return verbosity >= 2 ? 'debug' : verbosity === 1 ? 'info' : 'error';
 }
 
 /** Sends each record to several loggers (stderr at the verbosity's level, the log file at debug). */

@@ -36,7 +36,9 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
   const partial = new Map<string, string>();
   const offs: (() => void)[] = [];
 
-  const human = (itemId: string, text: string) => options.sink.write(`${c.dim('launch:')} ${c.bold(`[${itemId}]`)} ${text}`);
+  // Continuation lines (a failure's log tail) are indented under their event line.
+  const human = (itemId: string, text: string) =>
+    options.sink.write(`${c.dim('launch:')} ${c.bold(`[${itemId}]`)} ${text.replace(/\n/g, '\n    ')}`);
   const json = (event: string, fields: Record<string, unknown>) =>
     options.sink.write(JSON.stringify({ time: new Date(now()).toISOString(), event, ...fields }));
   const elapsed = (itemId: string) => {
