@@ -29,12 +29,12 @@ describe('crash safety', () => {
     expect(enq.code, enq.stderr).toBe(0);
     const id = enq.stdout.trim();
 
-    const firstPid = Number((await waitFor('the job to start', async () => /^start (\d+)$/m.exec(await readText(side))))[1]);
+    const firstPid = Number((await waitFor(async () => /^start (\d+)$/m.exec(await readText(side)), { what: 'the job to start', timeoutMs: 30_000 }))[1]);
     first.child.kill('SIGKILL');
     await first.exited;
     try {
       // The job runs in its own process group (pgid = pid); the whole group must die with the agent.
-      await waitFor('the first run to be killed with its agent', () => !alive(-firstPid), 10_000);
+      await waitFor(() => !alive(-firstPid), { what: 'the first run to be killed with its agent', timeoutMs: 10_000 });
     } finally {
       // Leave no orphan behind for the next tests, whatever the outcome.
       if (alive(-firstPid)) process.kill(-firstPid, 'SIGKILL');

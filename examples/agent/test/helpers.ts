@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+export { waitFor } from '@launch/testkit';
+
 /** The built binary: tests run what users run (`pnpm test` builds first). */
 export const CLI = resolve(fileURLToPath(new URL('.', import.meta.url)), '../dist/cli.js');
 
@@ -64,22 +66,6 @@ export async function cli(args: string[], env: Record<string, string>, timeoutMs
     return await run.exited;
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Polls `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000, intervalMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

@@ -14,7 +14,7 @@ describe('signals', () => {
       box.env,
     );
     expect(enq.code).toBe(0);
-    const jobPid = Number(await waitFor('the job to start', () => readText(pidFile)));
+    const jobPid = Number(await waitFor(() => readText(pidFile), { what: 'the job to start', timeoutMs: 30_000 }));
     expect(alive(jobPid)).toBe(true);
 
     agent.child.kill('SIGTERM');
