@@ -1,1 +1,6 @@
-export {};
+/**
+ * @launch/builders: image builders for Launch jobs.
+ *
+ * @packageDocumentation
+ */
+export * from './noop/index.js';

@@ -1,0 +1,1 @@
+export { createNoopBuilder } from './builder.js';
