@@ -25,5 +25,9 @@ describe('signals', () => {
     const s = await status(box.env);
     expect(s.agents).toHaveLength(1);
     expect(s.agents[0]!.status).toBe('KILLED');
+    // The interrupted job is not lost: it is back on the queue for the next agent.
+    const id = enq.stdout.trim();
+    const waiting = s.items.filter((i) => i.state === 'queued' && (i.id === id || i.requeuedFrom === id));
+    expect(waiting, JSON.stringify(s.items)).toHaveLength(1);
   });
 });
