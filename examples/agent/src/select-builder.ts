@@ -1,13 +1,11 @@
 import type { AgentConfig, Builder } from '@launch/core';
-import * as builders from '@launch/builders';
+import { createNoopBuilder } from '@launch/builders';
 
 /**
- * The builder for jobs that need an image. Only `noop` is wired so far (local processes need no
- * image); docker and kaniko plug in here from `@launch/builders` as they land. Looked up by name so
- * that the binary still starts while a builder is missing from the installed package.
+ * The builder for jobs that need an image. Only `noop` is wired so far: local processes need no
+ * image, and image jobs run the image they name. Docker and kaniko plug in here by `builder.type`.
  */
-export function selectBuilder(config: AgentConfig): Builder | undefined {
-  const create = (builders as Record<string, unknown>).createNoopBuilder;
+export function selectBuilder(config: AgentConfig): Builder {
   void config.builder;
-  return typeof create === 'function' ? (create as () => Builder)() : undefined;
+  return createNoopBuilder();
 }

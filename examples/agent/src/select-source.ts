@@ -58,6 +58,8 @@ export function selectSource(options: SelectSourceOptions): SelectedSource {
       apiKey: config.api_key ?? env.WANDB_API_KEY,
       baseUrl: config.base_url ?? env.WANDB_BASE_URL,
       pollIntervalMs: config.poll_interval === undefined ? undefined : config.poll_interval * 1000,
+      env,
+      homedir: options.homedir,
       logger,
     });
     return { kind, source, stateDir };
