@@ -3,6 +3,7 @@ import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Log
 import { createLocalProcessRunner } from '@launch/runners';
 import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 import { watchIdle } from './idle.js';
+import { createOrphanGuard } from './orphan-guard.js';
 import type { Io } from './io.js';
 import { colorEnabled, palette } from './output/color.js';
 import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from './output/logger.js';
@@ -73,6 +74,24 @@ export function createSession(options: SessionOptions): Session {
     filesDir: join(selected.stateDir, 'files'),
     logger,
   });
+  // Local jobs die with the agent, even under kill -9 (see orphan-guard.ts).
+  const guard = createOrphanGuard({ graceMs: killGracePeriodMs ?? 10_000 });
+  const groups = new Map<string, number>();
+  agent.on('run:submitted', ({ item, runner, backendId }) => {
+    const pgid = Number(backendId);
+    if (runner !== 'local-process' || !Number.isInteger(pgid) || pgid <= 1) return;
+    groups.set(item.id, pgid);
+    guard.track(pgid);
+  });
+  const release = ({ item }: { item: { id: string } }) => {
+    const pgid = groups.get(item.id);
+    if (pgid === undefined) return;
+    groups.delete(item.id);
+    guard.untrack(pgid);
+  };
+  agent.on('item:finished', release);
+  agent.on('item:failed', release);
+  agent.on('item:requeued', release);
   // Learn an item's secrets before any line about it is written.
   agent.on('item:claimed', ({ item }) => learnSpecSecrets(redactor, item.spec));
   const colors = palette(options.format === 'human' && colorEnabled(io.stderr, io.env));
@@ -118,6 +137,7 @@ export function createSession(options: SessionOptions): Session {
       return EXIT_FAILURE;
     } finally {
       clearInterval(keepAlive);
+      guard.close();
       stopIdle?.();
       offSignal();
       reporter.flush();
