@@ -12,7 +12,17 @@ export function agentOptionsFromConfig(
   config: AgentConfig,
 ): Pick<
   AgentOptions,
-  'entity' | 'maxJobs' | 'maxSchedulers' | 'stoppedRunTimeout' | 'startTimeout' | 'pollIntervalMs' | 'maxResumeCount' | 'killGracePeriod' | 'apiKey' | 'baseUrl'
+  | 'entity'
+  | 'maxJobs'
+  | 'maxSchedulers'
+  | 'stoppedRunTimeout'
+  | 'startTimeout'
+  | 'pollIntervalMs'
+  | 'maxResumeCount'
+  | 'killGracePeriod'
+  | 'apiKey'
+  | 'baseUrl'
+  | 'secureMode'
 > {
   return {
     entity: config.entity ?? undefined,
@@ -25,6 +35,7 @@ export function agentOptionsFromConfig(
     killGracePeriod: config.kill_grace_period,
     apiKey: config.api_key ?? undefined,
     baseUrl: config.base_url ?? undefined,
+    secureMode: config.secure_mode,
   };
 }
 

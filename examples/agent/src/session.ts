@@ -8,6 +8,7 @@ import type { Io } from './io.js';
 import { colorEnabled, palette } from './output/color.js';
 import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from './output/logger.js';
 import { attachReporter, type Reporter } from './output/reporter.js';
+import { startStatusLines, statusIntervalMs } from './output/status-line.js';
 import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
 import { cliRedactor, learnSpecSecrets } from './redaction.js';
 import { selectBuilder } from './select-builder.js';
@@ -120,6 +121,7 @@ export function createSession(options: SessionOptions): Session {
     let stopIdle: (() => void) | undefined;
     // The libraries unref their timers so embedders can exit; this process lives for the agent.
     const keepAlive = setInterval(() => {}, 1 << 30);
+    const stopStatusLines = startStatusLines(agent, { sink: out, queues, format: options.format, intervalMs: statusIntervalMs(verbosity) });
     try {
       if (options.exitWhenIdle) {
         stopIdle = watchIdle({
@@ -137,6 +139,7 @@ export function createSession(options: SessionOptions): Session {
       return EXIT_FAILURE;
     } finally {
       clearInterval(keepAlive);
+      stopStatusLines();
       guard.close();
       stopIdle?.();
       offSignal();
