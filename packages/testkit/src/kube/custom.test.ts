@@ -1,17 +1,14 @@
 import { AppsV1Api, KubernetesObjectApi, Watch } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startKubeTestServer, type KubeTestServer, type KubeTestServerOptions } from './server.js';
-import { clientsFor, eventually } from './test-helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { KubeTestServer, KubeTestServerOptions } from './server.js';
+import { eventually, useKubeServer } from './test-helpers.js';
 
 let server: KubeTestServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
+const fixture = useKubeServer();
 async function setup(options: KubeTestServerOptions = {}) {
-  server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, ...options });
-  return { server, ...clientsFor(server) };
+  const made = await fixture.setup(options);
+  server = made.server;
+  return made;
 }
 
 const podTemplate = (command = ['sh', '-c', 'echo hi']) => ({

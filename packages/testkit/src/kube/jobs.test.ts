@@ -1,18 +1,15 @@
 import { ApiException, type V1Job, type V1Pod } from '@kubernetes/client-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { KubeletStep } from './kubelet.js';
-import { startKubeTestServer, type KubeTestServer, type KubeTestServerOptions } from './server.js';
-import { clientsFor, eventually, jobManifest } from './test-helpers.js';
+import type { KubeTestServer, KubeTestServerOptions } from './server.js';
+import { clientsFor, eventually, jobManifest, useKubeServer } from './test-helpers.js';
 
 let server: KubeTestServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
+const fixture = useKubeServer();
 async function setup(options: KubeTestServerOptions = {}) {
-  server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, ...options });
-  return { server, ...clientsFor(server) };
+  const made = await fixture.setup(options);
+  server = made.server;
+  return made;
 }
 
 async function failure(promise: Promise<unknown>) {
@@ -293,7 +290,6 @@ describe('kube test server: scripted kubelet steps produce the real pod status s
     const pod = await podAfter([{ pending: 'ContainerCreating' }, { imagePull: 'ErrImagePull' }], (p) => state(p).waiting?.reason === 'ErrImagePull');
     expect(pod.status.phase).toBe('Pending');
     expect(state(pod).waiting.message).toContain('busybox:1.36');
-    await server!.close();
     const backoff = await podAfter([{ imagePull: 'ImagePullBackOff', message: 'Back-off pulling image "x"' }], (p) => state(p).waiting?.reason === 'ImagePullBackOff');
     expect(state(backoff).waiting.message).toBe('Back-off pulling image "x"');
     expect(condition(backoff, 'Ready')).toMatchObject({ status: 'False', reason: 'ContainersNotReady', message: 'containers with unready status: [main]' });

@@ -382,9 +382,8 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
             containerID: x.containerID,
           },
         };
-        x.previousLogs = x.logs;
-        x.containerID = `containerd://${randomHex(64)}`;
-        x.logs = [];
+        // Until the restarted container runs, both the current and the previous log are the dead instance's.
+        x.previousLogs = [...x.logs];
         x.state = {
           waiting: {
             reason: 'CrashLoopBackOff',

@@ -1,5 +1,6 @@
 import { BatchV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import type { KubeTestServer } from './server.js';
+import { afterEach } from 'vitest';
+import { startKubeTestServer, type KubeTestServer, type KubeTestServerOptions } from './server.js';
 
 /** Clients of the real `@kubernetes/client-node`, configured from the server's kubeconfig file. */
 export function clientsFor(server: KubeTestServer) {
@@ -42,6 +43,22 @@ export function jobManifest(name: string, command: string[] = ['sh', '-c', 'echo
         spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'busybox:1.36', command }] },
       },
       ...extra,
+    },
+  };
+}
+
+/** Starts a fresh server per test (fast kubelet steps) and closes it after the test. */
+export function useKubeServer() {
+  let current: KubeTestServer | undefined;
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+  return {
+    async setup(options: KubeTestServerOptions = {}) {
+      await current?.close();
+      current = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, ...options });
+      return { server: current, ...clientsFor(current) };
     },
   };
 }
