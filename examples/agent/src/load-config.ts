@@ -33,9 +33,23 @@ export async function loadConfig(io: Io, path: string | undefined, flags: Config
   try {
     return await loadAgentConfig({ path, env: io.env, homedir: io.homedir, flags });
   } catch (error) {
-    if (LaunchError.isInstance(error) && (error.code.startsWith('config.') || error.name === 'LaunchValidationError')) {
-      throw new ConfigError(error.hint ? `${error.message}\nhint: ${error.hint}` : error.message);
-    }
-    throw error;
+    throw asConfigError(error);
   }
+}
+
+/**
+ * Errors that mean "fix your config or credentials" (exit 2) rather than "something failed while
+ * running" (exit 1): config loading, agent options, and the W&B source's set-up checks.
+ */
+const CONFIG_CODES =
+  /^(?:config\..+|agent\.options|wandb\.(?:no_api_key|no_entity|no_queues|base_url_invalid|options_invalid|queue_not_found|entity_not_found|unauthorized|login_failed))$/;
+
+export function isConfigProblem(error: unknown): error is LaunchError {
+  return LaunchError.isInstance(error) && CONFIG_CODES.test(error.code);
+}
+
+/** A config-type LaunchError as a ConfigError (message plus hint); other errors unchanged. */
+export function asConfigError(error: unknown): unknown {
+  if (!isConfigProblem(error)) return error;
+  return new ConfigError(error.hint ? `${error.message}\nhint: ${error.hint}` : error.message);
 }

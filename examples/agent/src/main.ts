@@ -5,7 +5,7 @@ import { enqueueCommand } from './commands/enqueue.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { processIo, type Io } from './io.js';
-import { ConfigError } from './load-config.js';
+import { asConfigError, ConfigError } from './load-config.js';
 import { cliRedactor } from './redaction.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';
 import { VERSION } from './version.js';
@@ -58,7 +58,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const redactor: Redactor = cliRedactor(io.env, io.env.WANDB_API_KEY);
   try {
     return await COMMANDS[command]!(args, io);
-  } catch (error) {
+  } catch (thrown) {
+    const error = asConfigError(thrown);
     if (error instanceof UsageError) {
       const name = error.command === 'run' ? 'launch-agent' : `launch-agent ${error.command}`;
       io.stderr.write(redactor.redact(`${name}: ${error.message}\nRun "${name} --help" for usage.`) + '\n');

@@ -10,6 +10,7 @@ import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from '.
 import { attachReporter, type Reporter } from './output/reporter.js';
 import { startStatusLines, statusIntervalMs } from './output/status-line.js';
 import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
+import { isConfigProblem } from './load-config.js';
 import { cliRedactor, learnSpecSecrets } from './redaction.js';
 import { selectBuilder } from './select-builder.js';
 import { selectSource, type SelectedSource } from './select-source.js';
@@ -134,8 +135,10 @@ export function createSession(options: SessionOptions): Session {
       await agent.stopped;
       return fatal ? EXIT_FAILURE : EXIT_OK;
     } catch (error) {
-      out.write(`launch: agent failed: ${error instanceof Error ? error.message : String(error)}`);
       await agent.stop('fatal error').catch(() => {});
+      // Refused at registration (bad credentials, a missing queue): the user's config, exit 2.
+      if (isConfigProblem(error)) throw error;
+      out.write(`launch: agent failed: ${error instanceof Error ? error.message : String(error)}`);
       return EXIT_FAILURE;
     } finally {
       clearInterval(keepAlive);
