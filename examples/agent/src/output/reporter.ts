@@ -119,7 +119,7 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
   });
   on('item:requeued', ({ item, runId, newItemId, resumeCount }) => {
     if (options.format === 'json') json('item:requeued', { item: item.id, runId, newItemId, resumeCount });
-    else human(item.id, c.yellow(`preempted; requeued as ${newItemId} (resume ${resumeCount})`));
+    else human(item.id, c.yellow(`requeued as ${newItemId} (resume ${resumeCount})`));
   });
   on('agent:error', ({ error, where }) => {
     if (options.format === 'json') json('agent:error', { where, message: error.message });
