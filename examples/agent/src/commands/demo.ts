@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { parseAgentConfig, type ItemRecord, type LaunchSpec } from '@launch/core';
 import type { Io } from '../io.js';
 import { colorEnabled, palette } from '../output/color.js';
@@ -141,7 +141,7 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
       io.stderr.write(
         problems.length === 0
           ? `${c.green('demo OK')}: every job ended as expected (the failing job failing is expected).\n` +
-              `Next: enqueue your own job with  launch-agent enqueue -- echo hello  and run  launch-agent --exit-when-idle\n`
+              `Next, your own job:  ${self(io)} enqueue -- echo hello  then  ${self(io)} --exit-when-idle -v\n`
           : `${c.red('demo FAILED')}:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`,
       );
     }
@@ -150,4 +150,12 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
   } finally {
     if (!v.keep) await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** How the user can call this binary again: `launch-agent` when installed, `node <path>` from a checkout. */
+function self(io: Io): string {
+  const script = process.argv[1];
+  if (!script || basename(script) !== 'cli.js') return 'launch-agent';
+  const rel = relative(io.cwd, script);
+  return `node ${rel.startsWith('..') ? script : rel}`;
 }
