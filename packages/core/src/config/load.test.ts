@@ -133,6 +133,13 @@ describe('loadAgentConfig: files', () => {
     expect(error.message).toContain('  - max_jobs: expected -1 (no limit) or an integer >= 0, found number -4');
   });
 
+  it('reads YAML 1.2: `yes` is a string, refused for a boolean key', async () => {
+    const path = await file('secure_mode: yes\n');
+    const error = (await rejection({ path })) as LaunchValidationError;
+    expect(error.issues).toEqual([expect.objectContaining({ path: 'secure_mode', message: 'expected a boolean (true or false), found "yes"' })]);
+    expect((await load({ path: await file('secure_mode: true\n', 'ok.yaml') })).config.secure_mode).toBe(true);
+  });
+
   it('expands ~ in state_dir and log_file', async () => {
     const loaded = await load({ path: await file('state_dir: ~/launch-state\nlog_file: ~/agent.log\n') });
     expect(loaded.config.state_dir).toBe(join(home, 'launch-state'));
