@@ -1,19 +1,29 @@
 import { createEmbeddedQueue, defaultStateDir, type AgentConfig, type EmbeddedQueue, type Logger, type QueueSource } from '@launch/core';
-import * as wandb from '@launch/wandb';
+import { chooseSource, createWandbQueueSource, resolveWandbSettings } from '@launch/wandb';
 import { UsageError } from './usage.js';
 
 export type SourceKind = 'wandb' | 'embedded';
 
 /**
- * Which queue source serves the agent: W&B when asked for (`source: wandb`), or when the config
- * names an entity and W&B credentials or a base URL are at hand; the embedded queue otherwise.
+ * Which queue source serves the agent (`@launch/wandb`'s `chooseSource`, documented in docs/wandb.md):
+ * W&B when asked for (`source: wandb`, `--source wandb`), or when the config names an entity and a W&B
+ * API key (config, WANDB_API_KEY or ~/.netrc for the API host) or a base URL is at hand; the embedded
+ * queue otherwise.
  */
-export function chooseSourceKind(config: AgentConfig, env: Record<string, string | undefined>, origins?: Record<string, string>): SourceKind {
+export function chooseSourceKind(
+  config: AgentConfig,
+  env: Record<string, string | undefined>,
+  origins?: Record<string, string>,
+  homedir?: string,
+): SourceKind {
   // The config schema defaults `source` to wandb; only a value someone wrote (file, env, flag) decides.
   const explicit = origins ? origins['source'] !== undefined && origins['source'] !== 'default' : false;
-  if (explicit && config.source) return config.source;
-  const hasWandbAccess = Boolean(config.api_key || env.WANDB_API_KEY || config.base_url || env.WANDB_BASE_URL);
-  return config.entity && hasWandbAccess ? 'wandb' : 'embedded';
+  const settings = resolveWandbSettings({
+    config: { api_key: config.api_key ?? null, base_url: config.base_url ?? null, entity: config.entity ?? null },
+    env,
+    ...(homedir === undefined ? {} : { homedir }),
+  });
+  return chooseSource({ source: explicit ? config.source : undefined, settings }).choice;
 }
 
 export interface SelectedSource {
@@ -44,20 +54,13 @@ export function stateDirFor(config: AgentConfig, env: Record<string, string | un
 export function selectSource(options: SelectSourceOptions): SelectedSource {
   const { config, env, logger } = options;
   const stateDir = stateDirFor(config, env, options.homedir);
-  const kind = chooseSourceKind(config, env, options.origins);
+  const kind = chooseSourceKind(config, env, options.origins, options.homedir);
   if (kind === 'wandb') {
-    const factory = (wandb as Record<string, unknown>).createWandbQueueSource;
-    if (typeof factory !== 'function') {
-      throw new UsageError(
-        'the W&B queue source is not available yet in this build; use the embedded queue (--source embedded)',
-        options.command,
-      );
-    }
-    const source = (factory as (o: Record<string, unknown>) => QueueSource)({
-      entity: config.entity,
-      apiKey: config.api_key ?? env.WANDB_API_KEY,
-      baseUrl: config.base_url ?? env.WANDB_BASE_URL,
-      pollIntervalMs: config.poll_interval === undefined ? undefined : config.poll_interval * 1000,
+    const source: QueueSource = createWandbQueueSource({
+      ...(config.entity ? { entity: config.entity } : {}),
+      ...(config.api_key ? { apiKey: config.api_key } : {}),
+      ...(config.base_url ? { baseUrl: config.base_url } : {}),
+      ...(config.poll_interval === undefined ? {} : { pollIntervalMs: config.poll_interval * 1000 }),
       env,
       homedir: options.homedir,
       logger,

@@ -62,4 +62,15 @@ describe('enqueue → run → status', () => {
     expect(b.code).toBe(2);
     expect(b.stderr).toContain('run_id');
   });
+
+  it('enqueue without --queue uses the config\'s first queue, which the agent serves', async () => {
+    const box = await sandbox();
+    const config = join(box.dir, 'launch-config.yaml');
+    await writeFile(config, 'queues: [fromcfg, other]\n');
+    const enq = await cli(['enqueue', '-c', config, '--', ...nodeJob('process.exit(0)')], box.env);
+    expect(enq.code, enq.stderr).toBe(0);
+    const run = await cli(['run', '-c', config, '--exit-when-idle'], box.env);
+    expect(run.code, run.stderr).toBe(0);
+    expect((await status(box.env)).items).toMatchObject([{ id: enq.stdout.trim(), queue: 'fromcfg', state: 'finished' }]);
+  });
 });

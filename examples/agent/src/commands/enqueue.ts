@@ -14,7 +14,7 @@ export const ENQUEUE_HELP = `Usage: launch-agent enqueue --queue NAME [options] 
 Puts a job on a queue and prints its item id on stdout.
 
 Options:
-  -q, --queue NAME        the queue (default: "default")
+  -q, --queue NAME        the queue (default: the config's first queue, else "default")
       --spec FILE         a launch spec in JSON or YAML; the flags below override its fields
       --priority P        critical, high, medium or low
       --env NAME=VALUE    environment for the job; repeatable
@@ -62,7 +62,7 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   const queue = selected.embedded;
   if (!queue) throw new UsageError('enqueueing on W&B queues is not available yet in this build; use --source embedded', 'enqueue');
   try {
-    const item = await queue.enqueue({ queue: v.queue ?? 'default', spec, priority });
+    const item = await queue.enqueue({ queue: v.queue ?? config.queues[0] ?? 'default', spec, priority });
     io.stdout.write(item.id + '\n');
     if (!v.wait) return 0;
     const final = await waitForItem(queue, item.id);
