@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Agent } from '@launch/core';
 
 /**
  * The watchdog's program. It reads "+<pgid>" / "-<pgid>" lines from the agent; when its stdin
@@ -73,4 +74,28 @@ export function createOrphanGuard(options: { graceMs: number }): OrphanGuard {
       child?.stdin?.end();
     },
   };
+}
+
+/**
+ * Tracks the process group of every local-process run of `agent` (the runner starts each run as
+ * its own group, backend id = pid = pgid) from submission until its item ends.
+ */
+export function guardLocalJobs(agent: Pick<Agent, 'on'>, guard: OrphanGuard): OrphanGuard {
+  const groups = new Map<string, number>();
+  agent.on('run:submitted', ({ item, runner, backendId }) => {
+    const pgid = Number(backendId);
+    if (runner !== 'local-process' || !Number.isInteger(pgid) || pgid <= 1) return;
+    groups.set(item.id, pgid);
+    guard.track(pgid);
+  });
+  const release = ({ item }: { item: { id: string } }) => {
+    const pgid = groups.get(item.id);
+    if (pgid === undefined) return;
+    groups.delete(item.id);
+    guard.untrack(pgid);
+  };
+  agent.on('item:finished', release);
+  agent.on('item:failed', release);
+  agent.on('item:requeued', release);
+  return guard;
 }

@@ -58,7 +58,8 @@ export function selectSource(options: SelectSourceOptions): SelectedSource {
   if (kind === 'wandb') {
     const source: QueueSource = createWandbQueueSource({
       ...(config.entity ? { entity: config.entity } : {}),
-      ...(config.api_key ? { apiKey: config.api_key } : {}),
+      // A key that came from WANDB_API_KEY is left for the source to find, so messages name its origin.
+      ...(config.api_key && options.origins?.['api_key'] !== 'env' ? { apiKey: config.api_key } : {}),
       ...(config.base_url ? { baseUrl: config.base_url } : {}),
       ...(config.poll_interval === undefined ? {} : { pollIntervalMs: config.poll_interval * 1000 }),
       env,

@@ -3,7 +3,7 @@ import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Log
 import { createLocalProcessRunner } from '@launch/runners';
 import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 import { watchIdle } from './idle.js';
-import { createOrphanGuard } from './orphan-guard.js';
+import { createOrphanGuard, guardLocalJobs } from './orphan-guard.js';
 import type { Io } from './io.js';
 import { colorEnabled, palette } from './output/color.js';
 import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from './output/logger.js';
@@ -29,8 +29,6 @@ export interface SessionOptions {
   showLogs: boolean;
   /** Stop once no job runs and the queue is empty. */
   exitWhenIdle: boolean;
-  /** Hostname reported at registration (tests and the demo may set one). */
-  hostname?: string;
 }
 
 export interface Session {
@@ -71,29 +69,12 @@ export function createSession(options: SessionOptions): Session {
     builder: selectBuilder(config),
     env: io.env,
     version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,
-    hostname: options.hostname,
     config: registrationConfig(config),
     filesDir: join(selected.stateDir, 'files'),
     logger,
   });
-  // Local jobs die with the agent, even under kill -9 (see orphan-guard.ts).
-  const guard = createOrphanGuard({ graceMs: killGracePeriodMs ?? 10_000 });
-  const groups = new Map<string, number>();
-  agent.on('run:submitted', ({ item, runner, backendId }) => {
-    const pgid = Number(backendId);
-    if (runner !== 'local-process' || !Number.isInteger(pgid) || pgid <= 1) return;
-    groups.set(item.id, pgid);
-    guard.track(pgid);
-  });
-  const release = ({ item }: { item: { id: string } }) => {
-    const pgid = groups.get(item.id);
-    if (pgid === undefined) return;
-    groups.delete(item.id);
-    guard.untrack(pgid);
-  };
-  agent.on('item:finished', release);
-  agent.on('item:failed', release);
-  agent.on('item:requeued', release);
+  // Local jobs die with the agent, even under kill -9.
+  const guard = guardLocalJobs(agent, createOrphanGuard({ graceMs: killGracePeriodMs ?? 10_000 }));
   // Learn an item's secrets before any line about it is written.
   agent.on('item:claimed', ({ item }) => learnSpecSecrets(redactor, item.spec));
   const colors = palette(options.format === 'human' && colorEnabled(io.stderr, io.env));
@@ -113,7 +94,7 @@ export function createSession(options: SessionOptions): Session {
     const offSignal = io.onSignal((signal) => {
       signals += 1;
       if (signals > 1) {
-        out.write(`launch: second ${signal}: exiting now; running jobs may be left behind`);
+        out.write(`launch: second ${signal}: exiting now; local jobs are killed without a grace period`);
         process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
       }
       out.write(`launch: ${signal} received: stopping (send it again to exit at once)`);

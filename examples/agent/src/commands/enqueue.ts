@@ -4,7 +4,8 @@ import type { Io } from '../io.js';
 import { loadConfig } from '../load-config.js';
 import { colorEnabled, palette } from '../output/color.js';
 import { describeResult } from '../output/item-format.js';
-import { selectSource } from '../select-source.js';
+import { createWandbEnqueueClient } from '@launch/wandb';
+import { chooseSourceKind, selectSource } from '../select-source.js';
 import { buildSpec, readSpecFile } from '../spec-input.js';
 import { choiceFlag, parseCommandArgs, UsageError } from '../usage.js';
 
@@ -58,9 +59,12 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
     'enqueue',
   );
   const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag('enqueue', v.source) });
+  if (chooseSourceKind(config, io.env, origins, io.homedir) === 'wandb') {
+    return enqueueToWandbQueue(io, config, origins, { queue: v.queue ?? 'default', spec, priority, wait: v.wait === true });
+  }
   const selected = selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'enqueue' });
   const queue = selected.embedded;
-  if (!queue) throw new UsageError('enqueueing on W&B queues is not available yet in this build; use --source embedded', 'enqueue');
+  if (!queue) throw new UsageError('the selected queue source cannot take jobs from this command', 'enqueue');
   try {
     const item = await queue.enqueue({ queue: v.queue ?? config.queues[0] ?? 'default', spec, priority });
     io.stdout.write(item.id + '\n');
@@ -71,6 +75,30 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
     return final.state === 'finished' && (final.runState ?? 'finished') === 'finished' && (final.exitCode ?? 0) === 0 ? 0 : 1;
   } finally {
     await queue.close?.();
+  }
+}
+
+/** `enqueue` on W&B: pushToRunQueueByName to `<entity>/model-registry/<queue>` with the priority (critical 0 … low 3). */
+async function enqueueToWandbQueue(
+  io: Io,
+  config: Awaited<ReturnType<typeof loadConfig>>['config'],
+  origins: Record<string, string>,
+  request: { queue: string; spec: Record<string, unknown>; priority: (typeof PRIORITIES)[number] | undefined; wait: boolean },
+): Promise<number> {
+  if (request.wait) throw new UsageError('--wait works with the embedded queue only; follow W&B runs in the W&B UI', 'enqueue');
+  const client = createWandbEnqueueClient({
+    ...(config.entity ? { entity: config.entity } : {}),
+    ...(config.api_key && origins['api_key'] !== 'env' ? { apiKey: config.api_key } : {}),
+    ...(config.base_url ? { baseUrl: config.base_url } : {}),
+    env: io.env,
+    homedir: io.homedir,
+  });
+  try {
+    const pushed = await client.enqueue({ queue: request.queue, spec: request.spec, ...(request.priority ? { priority: request.priority } : {}) });
+    io.stdout.write(pushed.id + '\n');
+    return 0;
+  } finally {
+    await client.close();
   }
 }
 
