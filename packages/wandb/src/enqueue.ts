@@ -97,7 +97,9 @@ export function createWandbEnqueueClient(options: WandbEnqueueOptions = {}): Wan
       const templateVariables =
         request.templateVariables ?? (fromSpec && typeof fromSpec === 'object' ? (fromSpec as Record<string, string | number>) : undefined);
       const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
-      const entity = request.entity ?? str(spec.queue_entity) ?? settings.entity ?? str(spec.entity);
+      // W&B falls back to the key's default entity when none is configured.
+      const entity =
+        request.entity ?? str(spec.queue_entity) ?? settings.entity ?? str(spec.entity) ?? (await wandb.viewer())?.entity ?? undefined;
       if (!entity) {
         throw new LaunchError({
           code: 'wandb.no_entity',

@@ -85,7 +85,7 @@ export function createWandbQueueSource(options: WandbQueueSourceOptions = {}): Q
     return entity;
   };
 
-  async function checkLogin(): Promise<void> {
+  async function checkLogin(): Promise<{ entity: string | null }> {
     let viewer;
     try {
       viewer = await client.viewer();
@@ -108,6 +108,7 @@ export function createWandbQueueSource(options: WandbQueueSourceOptions = {}): Q
       });
     }
     logger.info({ user: viewer.username, baseUrl: client.baseUrl }, `logged in to W&B as ${viewer.username ?? viewer.id}`);
+    return { entity: viewer.entity };
   }
 
   return {
@@ -117,8 +118,9 @@ export function createWandbQueueSource(options: WandbQueueSourceOptions = {}): Q
     client,
 
     async register(agent: AgentInfo): Promise<AgentRegistration> {
-      await checkLogin();
-      entity = agent.entity ?? entity;
+      const viewer = await checkLogin();
+      // W&B falls back to the key's default entity when none is configured.
+      entity = agent.entity ?? entity ?? viewer.entity ?? undefined;
       if (!entity) {
         throw new LaunchError({
           code: 'wandb.no_entity',
