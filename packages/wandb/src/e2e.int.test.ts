@@ -189,6 +189,22 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     expectKeyNowhere(r);
   });
 
+  it('keeps polling when calls fail even after retries, and runs the job once the API recovers', async () => {
+    const r = await rig();
+    const out = join(r.dir, 'survived.txt');
+    const { agent } = await r.startAgent();
+    // More faults than one call's attempts (7): a pop and a stop check fail for good.
+    r.server.faults.add({ status: 500, operation: 'popFromRunQueue', times: 10 });
+    r.server.faults.add({ status: 'reset', operation: 'LaunchAgent', times: 7 });
+    const { id } = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob(`echo ok >> ${out}`) });
+    await r.server.waitFor(() => r.server.state.items.get(id)?.state === 'CLAIMED' && existsSync(out), 30_000, 'the job to run after the faults');
+    await r.server.waitFor(() => r.server.faults.pending() === 0, 10_000, 'the failing stop check');
+    await r.server.waitFor(() => r.logs.lines.some((l) => l.includes(`cannot reach W&B at ${r.server.url} during LaunchAgent`)), 10_000, 'the failed stop check to be logged');
+    expect(agent.snapshot().status).not.toBe('STOPPED');
+    expect(r.logs.lines.some((l) => l.includes('W&B API popFromRunQueue failed with HTTP 500 after retries'))).toBe(true);
+    expectKeyNowhere(r);
+  });
+
   it('runs an item on the next agent when the one that popped it was killed before acking', async () => {
     const r = await rig({ leaseTimeoutMs: 1500 });
     const out = join(r.dir, 'recovered.txt');
