@@ -256,7 +256,8 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       where = path;
       logger.warn({ err: error, file: path }, 'embedded queue: could not move a corrupt item file');
     }
-    const message = `queue item file ${path} is unusable: ${problem}; the file was moved to ${where}`;
+    const original = join(paths.queued(queue), file);
+    const message = `queue item file ${original} is unusable: ${problem}; the file was moved to ${where}`;
     logger.error({ queue, item: id, file: where }, message);
     const at = iso();
     const record: StoredRecord = {
