@@ -153,7 +153,7 @@ describe('embedded queue across processes', () => {
       const queue = createEmbeddedQueue({ stateDir: dir, pollIntervalMs: 60_000 });
       await queue.register({ queues: ['wake'], hostname: 'h', version: 'v', config: {} });
       let wokenAt = 0;
-      const unsubscribe = queue.subscribe!(() => {
+      const unsubscribe = queue.subscribe(() => {
         wokenAt ||= Date.now();
       });
       const w = startWorker('enqueue', dir, 'wake', 'from-afar');

@@ -150,7 +150,7 @@ describe('embedded queue', () => {
       const first = await q.enqueue({ queue: 'q', spec: 1 });
       await q.enqueue({ queue: 'q', spec: 2 });
       const item = (await q.pop('q', agent))!;
-      await q.release!(item);
+      await q.release(item);
       expect(await q.get(first.id)).toMatchObject({ state: 'queued', attempts: 0 });
       const again = (await q.pop('q', agent))!;
       expect(again.id).toBe(first.id);
@@ -169,9 +169,9 @@ describe('embedded queue', () => {
       const [agent] = await q.listAgents();
       expect(agent).toMatchObject({ id, status: 'RUNNING', pid: process.pid, hostname: 'box', queues: ['q'], alive: true });
 
-      expect(await q.shouldStop!(id)).toBe(false);
+      expect(await q.shouldStop(id)).toBe(false);
       await q.requestAgentStop(id);
-      expect(await q.shouldStop!(id)).toBe(true);
+      expect(await q.shouldStop(id)).toBe(true);
 
       const ref = { itemId: 'item0000aaaa', runId: 'run-1', queue: 'q', entity: null, project: null };
       expect(await q.isRunStopped(ref)).toBe(false);
@@ -242,7 +242,7 @@ describe('embedded queue', () => {
       expect(await other.recoverExpired()).toBe(0); // lease still valid
       t += 2_000;
       expect(await other.recoverExpired()).toBe(0); // expired, but our pid is alive
-      await holder.heartbeat!(agent, [item]); // renewed to t + 10 s
+      await holder.heartbeat(agent, [item]); // renewed to t + 10 s
       t += 15_000;
       expect(await other.recoverExpired()).toBe(0); // expired 5 s ago, pid alive: not yet
       t += 6_000;

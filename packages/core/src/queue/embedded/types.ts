@@ -1,4 +1,4 @@
-import type { QueueSource } from '../../contracts/queue-source.js';
+import type { QueueItem, QueueSource } from '../../contracts/queue-source.js';
 import type { Stage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { Priority } from '../../spec.js';
@@ -98,6 +98,13 @@ export interface AgentRecord {
 /** The embedded durable queue: a {@link QueueSource} plus the operations the CLI needs. */
 export interface EmbeddedQueue extends QueueSource {
   readonly stateDir: string;
+  // The optional QueueSource members this source always has.
+  shouldStop(agentId: string): Promise<boolean>;
+  subscribe(listener: () => void): () => void;
+  heartbeat(agentId: string, items: QueueItem[]): Promise<void>;
+  release(item: QueueItem): Promise<void>;
+  /** Stops watchers and timers; claims stay on disk (leases end unless the process goes on). */
+  close(): Promise<void>;
   enqueue(options: EnqueueOptions): Promise<ItemRecord>;
   list(filter?: { queue?: string; state?: ItemState }): Promise<ItemRecord[]>;
   get(id: string): Promise<ItemRecord | undefined>;
