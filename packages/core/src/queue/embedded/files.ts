@@ -101,3 +101,17 @@ export function pidAlive(pid: number): boolean {
     return errno(error) === 'EPERM';
   }
 }
+
+/** Maps with at most `limit` calls in flight, so thousands of items never exhaust file descriptors. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}

@@ -8,7 +8,7 @@ import { childLogger, silentLogger } from '../../logger.js';
 import { PRIORITIES, type Priority } from '../../spec.js';
 import { zodIssues } from '../../validation.js';
 import { createAgentFiles } from './agents.js';
-import { createDirCache, errno, listDir, pidAlive, readLimited, writeAtomic } from './files.js';
+import { createDirCache, errno, listDir, mapLimited, pidAlive, readLimited, writeAtomic } from './files.js';
 import {
   type ItemName,
   checkQueueName,
@@ -45,6 +45,9 @@ interface Held {
   /** Serialises writes of this item's file so that a later write never lands before an earlier one. */
   chain: Promise<void>;
 }
+
+/** File operations in flight at once for bulk work (list, lease renewal). */
+const IO_LANES = 16;
 
 const TERMINAL: ReadonlySet<ItemState> = new Set(['finished', 'failed']);
 
@@ -142,14 +145,12 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
 
   const renewAll = async () => {
     const until = iso(now() + leaseMs);
-    await Promise.all(
-      [...held.values()].map((h) => {
-        h.record.leaseUntil = until;
-        return writeHeld(h).catch((error: unknown) =>
-          logger.warn({ err: error, item: h.record.id }, 'embedded queue: could not renew a lease'),
-        );
-      }),
-    );
+    await mapLimited([...held.values()], IO_LANES, (h) => {
+      h.record.leaseUntil = until;
+      return writeHeld(h).catch((error: unknown) =>
+        logger.warn({ err: error, item: h.record.id }, 'embedded queue: could not renew a lease'),
+      );
+    });
   };
 
   const startRenewing = () => {
@@ -519,14 +520,12 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       for (const where of wanted) {
         const dir = dirOf(queue, where);
         const files = await listDir(dir);
-        const records = await Promise.all(
-          files.map(async (file) => {
+        const records = await mapLimited(files, IO_LANES, async (file) => {
             const name = parseItemName(file);
             if (!name) return undefined;
             const record = await readRecord(queue, name, join(dir, file));
             return record ? { key: name.base.slice(2), record: view(record, where, name) } : undefined;
-          }),
-        );
+        });
         for (const r of records) if (r && (!filter.state || r.record.state === filter.state)) out.push(r);
       }
     }
@@ -652,17 +651,15 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
 
     async heartbeat(agentId, items) {
       const until = iso(now() + leaseMs);
-      await Promise.all(
-        items.map(async (item) => {
-          const h = held.get(item.id);
-          if (!h || h.record.claimedBy !== agentId) {
-            logger.debug({ item: item.id, agent: agentId }, 'embedded queue: heartbeat for an item this instance does not hold');
-            return;
-          }
-          h.record.leaseUntil = until;
-          await writeHeld(h);
-        }),
-      );
+      await mapLimited(items, IO_LANES, async (item) => {
+        const h = held.get(item.id);
+        if (!h || h.record.claimedBy !== agentId) {
+          logger.debug({ item: item.id, agent: agentId }, 'embedded queue: heartbeat for an item this instance does not hold');
+          return;
+        }
+        h.record.leaseUntil = until;
+        await writeHeld(h);
+      });
     },
 
     async close() {
