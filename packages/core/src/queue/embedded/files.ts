@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { randomId } from './layout.js';
@@ -91,14 +92,25 @@ export async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-/** Whether a process with this pid exists on this host (EPERM means it exists but is not ours). */
+/**
+ * Whether a process with this pid runs on this host (EPERM means it exists but is not ours).
+ * A zombie counts as gone: without an init that reaps orphans (a bare container), a killed
+ * agent stays a zombie and would otherwise hold its items until the lease is long expired.
+ */
 export function pidAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return errno(error) === 'EPERM';
+    if (errno(error) !== 'EPERM') return false;
+  }
+  if (process.platform !== 'linux') return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
 

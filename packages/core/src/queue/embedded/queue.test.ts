@@ -54,6 +54,8 @@ describe('embedded queue', () => {
       expect(done.map((r) => (r.spec as { n: string }).n)).toEqual(['low', 'm1', 'crit', 'm2']); // enqueue order
       expect(done.every((r) => r.state === 'finished' && r.exitCode === 0 && r.runState === 'finished')).toBe(true);
       expect((await c.list({ state: 'queued' })).map((r) => r.queue)).toEqual(['other']);
+      expect(await c.counts()).toEqual({ queued: 1, claimed: 0, done: 4 });
+      expect(await c.counts({ queue: 'q' })).toEqual({ queued: 0, claimed: 0, done: 4 });
     });
 
     it('keeps FIFO order among many items enqueued in the same millisecond', async () => {

@@ -533,6 +533,15 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     return out.sort((a, b) => a.key.localeCompare(b.key)).map((r) => r.record);
   };
 
+  const counts = async (filter: { queue?: string } = {}) => {
+    const queues = filter.queue !== undefined ? [checkQueueName(filter.queue)] : await allQueues();
+    const out = { queued: 0, claimed: 0, done: 0 };
+    for (const queue of queues) {
+      for (const where of ['queued', 'claimed', 'done'] as const) out[where] += (await listDir(dirOf(queue, where))).length;
+    }
+    return out;
+  };
+
   const get = async (id: string): Promise<ItemRecord | undefined> => {
     const h = held.get(id);
     if (h) return toItemRecord(h.record);
@@ -673,6 +682,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     enqueue,
     list,
     get,
+    counts,
     recoverExpired,
     requestStop: async (idOrRunId) => {
       if (!idOrRunId) throw new LaunchError({ code: 'queue.invalid_id', stage: 'agent', message: 'an item or run id is required' });

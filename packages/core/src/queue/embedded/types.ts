@@ -108,6 +108,11 @@ export interface EmbeddedQueue extends QueueSource {
   enqueue(options: EnqueueOptions): Promise<ItemRecord>;
   list(filter?: { queue?: string; state?: ItemState }): Promise<ItemRecord[]>;
   get(id: string): Promise<ItemRecord | undefined>;
+  /**
+   * How many items are waiting, claimed (or acked) and done, from directory listings alone: cheap
+   * enough to call every loop (unlike `list`, which reads every record).
+   */
+  counts(filter?: { queue?: string }): Promise<{ queued: number; claimed: number; done: number }>;
   /** Returns claims of dead agents to the queue; returns how many. Also run automatically on pop. */
   recoverExpired(): Promise<number>;
   /** Asks the agent running an item to stop it; `idOrRunId` is an item id or a run id. */
