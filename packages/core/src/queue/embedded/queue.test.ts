@@ -1,4 +1,4 @@
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LaunchError } from '../../errors.js';
@@ -301,6 +301,18 @@ describe('embedded queue', () => {
       const other = open({ leaseMs: 60 });
       await waitFor(async () => Date.parse((await other.get(id))?.leaseUntil ?? '0') > first + 120, 'the lease to be renewed');
     });
+  });
+
+  it('removes temp files abandoned by crashed writers, and only old ones', async () => {
+    const q = open();
+    await q.enqueue({ queue: 'q', spec: {} });
+    const tmp = join(dir, 'tmp');
+    await writeFile(join(tmp, 'old.tmp'), '{"half":');
+    await writeFile(join(tmp, 'fresh.tmp'), '{"being written');
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await utimes(join(tmp, 'old.tmp'), hourAgo, hourAgo);
+    await q.recoverExpired();
+    expect(await readdir(tmp)).toEqual(['fresh.tmp']);
   });
 
   it('defaults the state directory to LAUNCH_STATE_DIR, then XDG_DATA_HOME, then ~/.local/share', () => {

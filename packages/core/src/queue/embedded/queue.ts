@@ -1,5 +1,5 @@
 import { hostname as osHostname } from 'node:os';
-import { rename, stat } from 'node:fs/promises';
+import { rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { QueueItem } from '../../contracts/queue-source.js';
@@ -424,6 +424,19 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     }
   };
 
+  /** Removes temp files left by writers that crashed mid-write (old enough that no writer is using them). */
+  const sweepTemp = async () => {
+    const cutoff = Date.now() - Math.max(2 * leaseMs, 10 * 60_000);
+    for (const file of await listDir(paths.tmp)) {
+      const path = join(paths.tmp, file);
+      try {
+        if ((await stat(path)).mtimeMs < cutoff) await unlink(path);
+      } catch {
+        // gone already, or not ours to remove
+      }
+    }
+  };
+
   const recoverExpired = async (): Promise<number> => {
     lastRecovery = now();
     let count = 0;
@@ -436,6 +449,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
         }
       }
     }
+    await sweepTemp();
     if (count > 0) notifier.notify();
     return count;
   };
