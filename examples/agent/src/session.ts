@@ -112,7 +112,8 @@ export function createSession(options: SessionOptions): Session {
           onIdle: () => void agent.stop('idle: the queue is empty and no job runs'),
         });
       }
-      await agent.start();
+      // A signal during a start that hangs (a slow API, a stuck file system) must still end the process.
+      await Promise.race([agent.start(), agent.stopped]);
       await agent.stopped;
       return fatal ? EXIT_FAILURE : EXIT_OK;
     } catch (error) {
