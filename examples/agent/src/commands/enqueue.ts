@@ -59,14 +59,16 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
     'enqueue',
   );
   const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag('enqueue', v.source) });
+  // Where the agent listens by default: the config's first queue.
+  const queueName = v.queue ?? config.queues[0] ?? 'default';
   if (chooseSourceKind(config, io.env, origins, io.homedir) === 'wandb') {
-    return enqueueToWandbQueue(io, config, origins, { queue: v.queue ?? 'default', spec, priority, wait: v.wait === true });
+    return enqueueToWandbQueue(io, config, origins, { queue: queueName, spec, priority, wait: v.wait === true });
   }
   const selected = selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'enqueue' });
   const queue = selected.embedded;
   if (!queue) throw new UsageError('the selected queue source cannot take jobs from this command', 'enqueue');
   try {
-    const item = await queue.enqueue({ queue: v.queue ?? config.queues[0] ?? 'default', spec, priority });
+    const item = await queue.enqueue({ queue: queueName, spec, priority });
     io.stdout.write(item.id + '\n');
     if (!v.wait) return 0;
     const final = await waitForItem(queue, item.id);
