@@ -5,3 +5,4 @@
  */
 export { parseRunRequest } from './run-request.js';
 export * from './local-process/index.js';
+export * from './kubernetes/index.js';

@@ -1,0 +1,117 @@
+import type { Logger } from '@launch/core';
+import { isNotFound, kubeError, statusCode } from './api-errors.js';
+import type { Cluster } from './cluster.js';
+import { ANNOTATION, LABEL, monitorSelector } from './labels.js';
+import { isPlainJob, type KindRef } from './manifest.js';
+import type { ObjectRef } from './services.js';
+import { customState, jobTerminalState } from './state.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** What adoption learns about one object from its labels and annotations. */
+export interface Orphan {
+  kind: KindRef;
+  namespace: string;
+  name: string;
+  runId: string;
+  itemId: string;
+  itemLabel: string;
+  queue?: string;
+  spec?: unknown;
+  secrets: string[];
+  services: ObjectRef[];
+}
+
+function parseSpec(text: string | undefined): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseServices(text: string | undefined): ObjectRef[] {
+  if (!text) return [];
+  try {
+    const list = JSON.parse(text) as unknown;
+    return Array.isArray(list) ? (list.filter((r) => r && typeof r === 'object' && typeof (r as ObjectRef).name === 'string') as ObjectRef[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Lists one kind's objects labelled for the agent: cluster-wide, else (403) in the fallback namespace; a missing CRD is none. */
+async function listKind(cluster: Cluster, kind: KindRef, selector: string, fallbackNamespace: string, logger: Logger): Promise<Obj[]> {
+  const base = { group: kind.group, version: kind.version, plural: kind.plural, labelSelector: selector };
+  try {
+    const list = (await cluster.custom.listClusterCustomObject(base)) as Obj;
+    return Array.isArray(list.items) ? list.items : [];
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    if (statusCode(error) !== 403) throw kubeError(error, { verb: 'list', resource: `${kind.group}/${kind.plural}` });
+    logger.info({ kind: kind.plural, namespace: fallbackNamespace }, 'no cluster-wide list permission: adopting from one namespace');
+  }
+  try {
+    const list = (await cluster.custom.listNamespacedCustomObject({ ...base, namespace: fallbackNamespace })) as Obj;
+    return Array.isArray(list.items) ? list.items : [];
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw kubeError(error, { verb: 'list', resource: `${kind.group}/${kind.plural}`, namespace: fallbackNamespace });
+  }
+}
+
+/**
+ * Finds the runs an agent (by name) started before a restart: its labelled Jobs and custom objects that have not
+ * finished, plus finished ones whose per-run secret still exists (the previous agent never saw them end, because it
+ * deletes that secret when it does).
+ */
+export async function findOrphans(
+  cluster: Cluster,
+  agentName: string,
+  kinds: KindRef[],
+  fallbackNamespace: string,
+  logger: Logger,
+): Promise<Orphan[]> {
+  const selector = monitorSelector(agentName);
+  const out: Orphan[] = [];
+  for (const kind of kinds) {
+    for (const obj of await listKind(cluster, kind, selector, fallbackNamespace, logger)) {
+      const meta = obj?.metadata ?? {};
+      const annotations: Record<string, string> = meta.annotations ?? {};
+      const itemId = annotations[ANNOTATION.itemId];
+      const itemLabel = meta.labels?.[LABEL.itemId];
+      if (!itemId || !itemLabel || typeof meta.name !== 'string' || meta.deletionTimestamp) continue;
+      // A Volcano Job (batch.volcano.sh) also lists as plural `jobs`; never confuse it with batch/v1.
+      if (typeof obj.apiVersion === 'string' && obj.apiVersion !== kind.apiVersion && !(isPlainJob(obj.apiVersion) && isPlainJob(kind.apiVersion))) continue;
+      const secrets = (annotations[ANNOTATION.secrets] ?? '').split(',').filter(Boolean);
+      const ended = isPlainJob(kind.apiVersion) ? jobTerminalState(obj) !== undefined : ['finished', 'failed'].includes(customState(obj));
+      if (ended) {
+        const witness = secrets[0];
+        if (!witness) continue;
+        const exists = await cluster.core.readNamespacedSecret({ name: witness, namespace: meta.namespace }).then(
+          () => true,
+          (e: unknown) => {
+            if (isNotFound(e)) return false;
+            throw kubeError(e, { verb: 'get', resource: 'core/secrets', namespace: meta.namespace, name: witness });
+          },
+        );
+        if (!exists) continue;
+      }
+      out.push({
+        kind,
+        namespace: meta.namespace,
+        name: meta.name,
+        runId: annotations[ANNOTATION.runId] ?? meta.labels?.[LABEL.runId] ?? '',
+        itemId,
+        itemLabel,
+        queue: annotations[ANNOTATION.queue],
+        spec: parseSpec(annotations[ANNOTATION.spec]),
+        secrets,
+        services: parseServices(annotations[ANNOTATION.services]),
+      });
+    }
+  }
+  return out;
+}
+

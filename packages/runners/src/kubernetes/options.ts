@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { closest, LaunchValidationError, silentLogger, zodIssues, type Logger, type Registry } from '@launch/core';
+
+const isLogger = (value: unknown): value is Logger =>
+  typeof value === 'object' &&
+  value !== null &&
+  ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+
+const isRegistry = (value: unknown): value is Registry =>
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as Registry).credentials === 'function' &&
+  typeof (value as Registry).needsPullSecret === 'boolean';
+
+const apiVersion = z.string().regex(/^[a-z0-9.-]+\/[a-z0-9]+$/, 'an apiVersion such as "kubeflow.org/v1"');
+
+export const kubernetesRunnerOptionsSchema = z
+  .object({
+    /** Agent name used in the `wandb.ai/agent` label; defaults to the RunRequest's `agentName`. */
+    agentName: z.string().min(1).optional(),
+    /** Kube config file; default `$KUBECONFIG`, `~/.kube/config`, then in-cluster. `resource_args.configFile` wins per run. */
+    kubeconfigPath: z.string().min(1).optional(),
+    /** Kube context; `resource_args.context` wins per run. */
+    context: z.string().min(1).optional(),
+    /** W&B's `backend_config.runner.namespace`: used when the resource args name none. */
+    namespace: z.string().min(1).optional(),
+    /** W&B's `secure_mode`: refuse more fields (pod-level host namespaces, init containers, commands). */
+    secureMode: z.boolean().default(false),
+    /** Helm release whose pre-made `wandb-api-key-<release>` secret is used; default `$WANDB_RELEASE_NAME`. */
+    releaseName: z.string().min(1).optional(),
+    /** Registry images are pulled from; when it `needsPullSecret`, a `regcred-<run id>` secret is made per run. */
+    registry: z.custom<Registry>(isRegistry, 'a Registry (needsPullSecret, credentials())').optional(),
+    /** Lines of a failed pod's log kept in `RunStatus.logTail`. Default 100. */
+    logTailLines: z.number().int().min(1).max(10_000).default(100),
+    /** Fail (and delete) a run that stays `starting` this long; the agent's own start timeout applies too. */
+    startTimeoutMs: z.number().int().min(1).optional(),
+    /** Custom kinds (besides Jobs and Volcano Jobs) whose objects `adopt()` looks for. */
+    customKinds: z.array(z.object({ apiVersion, kind: z.string().min(1) }).strict()).default([]),
+    /** Also adopt Volcano Jobs (the seed chart installs Volcano by default). Default true. */
+    volcano: z.boolean().default(true),
+    /** First and maximum delay between watch reconnects. */
+    watchBackoffMs: z
+      .object({ initial: z.number().int().min(1).default(250), max: z.number().int().min(1).default(30_000) })
+      .strict()
+      .default({ initial: 250, max: 30_000 }),
+    /** Server-side timeout of each watch request, after which it is resumed from the last resourceVersion. */
+    watchTimeoutSeconds: z.number().int().min(1).default(300),
+    logger: z.custom<Logger>(isLogger, 'a pino-compatible logger (debug, info, warn, error)').optional(),
+  })
+  .strict();
+
+export type KubernetesRunnerOptions = z.input<typeof kubernetesRunnerOptionsSchema>;
+export type ResolvedKubernetesRunnerOptions = z.output<typeof kubernetesRunnerOptionsSchema> & { logger: Logger };
+
+const KEYS = Object.keys(kubernetesRunnerOptionsSchema.shape);
+
+/** Validates the factory options; throws a LaunchValidationError naming each bad field. */
+export function parseKubernetesRunnerOptions(input: unknown): ResolvedKubernetesRunnerOptions {
+  const result = kubernetesRunnerOptionsSchema.safeParse(input ?? {});
+  if (!result.success) {
+    throw new LaunchValidationError({
+      code: 'runner.invalid_options',
+      stage: 'agent',
+      subject: 'kubernetes runner options',
+      issues: zodIssues(result.error, input, (key) => closest(key, KEYS)),
+    });
+  }
+  const releaseName = result.data.releaseName ?? (process.env.WANDB_RELEASE_NAME || undefined);
+  return { ...result.data, releaseName, logger: result.data.logger ?? silentLogger };
+}

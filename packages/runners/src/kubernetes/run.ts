@@ -1,0 +1,295 @@
+import { isTerminal, type Diagnosis, type Logger, type RunState, type RunStatus, type SubmittedRun } from '@launch/core';
+import { isNotFound, kubeError } from './api-errors.js';
+import type { Cluster } from './cluster.js';
+import { diagnosisLine, diagnosePod, podExitCode } from './diagnose.js';
+import type { WatchEventType } from './informer.js';
+import { JOB_KIND, type KindRef } from './manifest.js';
+import type { Monitor } from './monitor.js';
+import { deleteSecret } from './secrets.js';
+import { deleteServiceObject, type ObjectRef } from './services.js';
+import { customState, jobTerminalState, podState } from './state.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export interface RunTrackerInit {
+  cluster: Cluster;
+  namespace: string;
+  kind: KindRef;
+  agentName: string;
+  itemLabel: string;
+  runId: string;
+  itemId: string;
+  queue?: string;
+  spec?: unknown;
+  /** Secrets deleted when the run ends (never the per-release secret). */
+  secrets: string[];
+  services: ObjectRef[];
+  logTailLines: number;
+  startTimeoutMs?: number;
+  monitor: Monitor;
+  logger: Logger;
+}
+
+const MAX_MESSAGES = 50;
+
+/**
+ * Follows one run from the shared watches: W&B's state mapping, diagnosis, log-tail capture before the pod can be
+ * garbage-collected, cleanup of the run's secrets and services when it ends, and cancellation.
+ */
+export interface RunTracker {
+  /** Starts routing watch events to this run; resolves once the watches have listed. */
+  readonly synced: Promise<void>;
+  /** Sets the backend object's name (known once created) and returns the SubmittedRun. */
+  submitted(name: string): SubmittedRun;
+  /** Forgets the run without cleanup (creation failed). */
+  detach(): void;
+}
+
+export function createRunTracker(init: RunTrackerInit): RunTracker {
+  const { cluster, namespace, kind, logger } = init;
+  const plain = kind === JOB_KIND || (kind.group === 'batch' && kind.plural === 'jobs');
+  let name = '';
+  let state: RunState = 'starting';
+  const messages: string[] = [];
+  let diagnosis: Diagnosis | undefined;
+  /** Diagnoses already delivered in a non-terminal status (the agent warns those itself). */
+  const delivered = new Set<string>();
+  let exitCode: number | null | undefined;
+  let logTail: string | undefined;
+  const captures = new Map<string, Promise<void>>();
+  let lastPod: Obj | undefined;
+  let cancelRequested = false;
+  let finalizing = false;
+  let terminal: RunStatus | undefined;
+  const listeners = new Set<(s: RunStatus) => void>();
+  const waiters: ((s: RunStatus) => void)[] = [];
+  let startTimer: NodeJS.Timeout | undefined;
+
+  const status = (): RunStatus =>
+    terminal ?? {
+      state,
+      messages: [...messages],
+      ...(exitCode !== undefined ? { exitCode } : {}),
+      ...(diagnosis ? { diagnosis } : {}),
+    };
+
+  const emit = () => {
+    const s = status();
+    if (!isTerminal(s.state) && s.diagnosis) delivered.add(diagnosisLine(s.diagnosis));
+    for (const l of [...listeners]) {
+      try {
+        l(s);
+      } catch (error) {
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'run status listener failed');
+      }
+    }
+  };
+
+  const addMessage = (m: string) => {
+    if (messages.includes(m)) return;
+    messages.push(m);
+    if (messages.length > MAX_MESSAGES) messages.shift();
+  };
+
+  const setState = (next: RunState) => {
+    if (terminal || finalizing || next === state) return;
+    state = next;
+    if (state !== 'starting' && startTimer) {
+      clearTimeout(startTimer);
+      startTimer = undefined;
+    }
+    emit();
+  };
+
+  const setDiagnosis = (d: Diagnosis) => {
+    if (diagnosis && diagnosis.category === d.category && diagnosis.message === d.message) return;
+    diagnosis = d;
+    if (!terminal && !finalizing) emit();
+  };
+
+  const captureLog = (pod: Obj) => {
+    const podName = pod?.metadata?.name;
+    if (typeof podName !== 'string' || captures.has(podName) || cancelRequested) return;
+    const container = pod?.spec?.containers?.[0]?.name;
+    const p = cluster.core
+      .readNamespacedPodLog({ name: podName, namespace, container, tailLines: init.logTailLines })
+      .then((text) => {
+        if (typeof text === 'string' && text.length > 0) logTail = text;
+      })
+      .catch((error: unknown) => {
+        logger.warn({ pod: podName, err: kubeError(error, { verb: 'get', resource: 'core/pods/log', namespace, name: podName }).message }, 'could not read the failed pod\'s log');
+      });
+    captures.set(podName, p);
+  };
+
+  const deleteObject = async () => {
+    try {
+      await cluster.custom.deleteNamespacedCustomObject({
+        group: kind.group,
+        version: kind.version,
+        namespace,
+        plural: kind.plural,
+        name,
+        propagationPolicy: 'Foreground',
+      });
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw kubeError(error, { verb: 'delete', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+    }
+  };
+
+  const cleanup = async () => {
+    const tasks: Promise<unknown>[] = [
+      ...init.secrets.map((s) => deleteSecret(cluster, namespace, s)),
+      ...init.services.map((r) => deleteServiceObject(cluster, r)),
+    ];
+    for (const r of await Promise.allSettled(tasks)) {
+      if (r.status === 'rejected') logger.warn({ err: r.reason instanceof Error ? r.reason.message : String(r.reason) }, 'cleanup after the run failed');
+    }
+  };
+
+  const finalize = (final: RunState, message?: string) => {
+    if (terminal || finalizing) return;
+    finalizing = true;
+    if (startTimer) clearTimeout(startTimer);
+    if (cancelRequested && final === 'failed') final = 'stopped';
+    if (message) addMessage(message);
+    void (async () => {
+      if (final === 'failed' && lastPod && !captures.has(lastPod.metadata?.name)) captureLog(lastPod);
+      await Promise.all(captures.values());
+      if (final === 'preempted' && name) {
+        // Stop Kubernetes from retrying the pod: the agent requeues the run instead.
+        await deleteObject().catch((e: unknown) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not delete the preempted job'));
+      }
+      if (diagnosis && !delivered.has(diagnosisLine(diagnosis)) && (final !== 'finished' || diagnosis.category !== 'Unschedulable')) {
+        // The agent warns about diagnoses only while a run is live: deliver this one as a message.
+        addMessage(diagnosisLine(diagnosis));
+      }
+      const s: RunStatus = { state: final, messages: [...messages] };
+      if (exitCode !== undefined) s.exitCode = exitCode;
+      if (diagnosis && final !== 'finished') s.diagnosis = diagnosis;
+      if (logTail !== undefined && final === 'failed') s.logTail = logTail;
+      await cleanup();
+      untrack();
+      terminal = s;
+      emit();
+      for (const w of waiters.splice(0)) w(s);
+    })();
+  };
+
+  const onObject = (type: WatchEventType, obj: Obj) => {
+    if (terminal || finalizing) return;
+    if (name && obj?.metadata?.name !== name) return;
+    if (type === 'DELETED') {
+      if (cancelRequested) return finalize('stopped');
+      const t = plain ? jobTerminalState(obj) : undefined;
+      return finalize(t?.state ?? 'failed', t ? undefined : `the ${kind.kind} ${name || obj?.metadata?.name} was deleted before it finished`);
+    }
+    if (plain) {
+      const t = jobTerminalState(obj);
+      if (t) return finalize(t.state, t.message);
+      if ((obj?.status?.ready ?? 0) >= 1) setState('running');
+      return;
+    }
+    const s = customState(obj);
+    if (s === 'finished' || s === 'failed') return finalize(s);
+    setState(s);
+  };
+
+  const onPod = (type: WatchEventType, pod: Obj) => {
+    if (terminal || finalizing) return;
+    lastPod = pod;
+    const d = diagnosePod(pod);
+    if (d) setDiagnosis(d);
+    const code = podExitCode(pod);
+    if (code !== undefined) exitCode = code;
+    const phase = pod?.status?.phase;
+    if (phase === 'Failed' || (code !== undefined && code !== 0)) captureLog(pod);
+    const ps = podState(pod);
+    if (ps === 'preempted') return finalize('preempted');
+    if (type === 'DELETED') return;
+    if (ps === 'running') setState('running');
+    else if (phase === 'Succeeded' && !plain) setState('running');
+  };
+
+  const tracked = init.monitor.track(
+    { cluster, namespace, kind, agentName: init.agentName, itemLabel: init.itemLabel },
+    {
+      onObject,
+      onPod,
+      onWatchError(error, what) {
+        const e = kubeError(error, { verb: 'watch', resource: what, namespace });
+        if (e.category === 'PermissionDenied') addMessage(e.describe());
+      },
+    },
+  );
+  const untrack = tracked.untrack;
+
+  if (init.startTimeoutMs) {
+    startTimer = setTimeout(() => {
+      if (terminal || finalizing || state !== 'starting') return;
+      diagnosis = {
+        category: 'StartTimeout',
+        message: `the run did not start within ${Math.round(init.startTimeoutMs! / 1000)} s${diagnosis ? ` (${diagnosis.category}: ${diagnosis.message})` : ''}`,
+        hint: diagnosis?.hint ?? 'check why the pod is stuck (kubectl describe pod) or raise startTimeoutMs',
+      };
+      void deleteObject()
+        .catch((e: unknown) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not delete the timed-out job'))
+        .finally(() => finalize('failed'));
+    }, init.startTimeoutMs);
+    startTimer.unref();
+  }
+
+  let run: SubmittedRun | undefined;
+  return {
+    synced: tracked.synced,
+    detach() {
+      if (startTimer) clearTimeout(startTimer);
+      untrack();
+    },
+    submitted(objectName) {
+      name = objectName;
+      if (run) return run;
+      run = {
+        id: objectName,
+        runId: init.runId,
+        itemId: init.itemId,
+        ...(init.queue !== undefined ? { queue: init.queue } : {}),
+        ...(init.spec !== undefined ? { spec: init.spec } : {}),
+        status: async () => status(),
+        onStatus(listener) {
+          listeners.add(listener);
+          return () => listeners.delete(listener);
+        },
+        async logs() {
+          const pod = lastPod;
+          if (!pod?.metadata?.name) return logTail ?? '';
+          try {
+            const text = await cluster.core.readNamespacedPodLog({
+              name: pod.metadata.name,
+              namespace,
+              container: pod?.spec?.containers?.[0]?.name,
+            });
+            return typeof text === 'string' ? text : '';
+          } catch (error) {
+            if (isNotFound(error)) return logTail ?? '';
+            throw kubeError(error, { verb: 'get', resource: 'core/pods/log', namespace, name: pod.metadata.name });
+          }
+        },
+        wait: () => (terminal ? Promise.resolve(terminal) : new Promise<RunStatus>((resolve) => waiters.push(resolve))),
+        async cancel() {
+          if (terminal || finalizing || cancelRequested) return;
+          cancelRequested = true;
+          setState('stopping');
+          const existed = await deleteObject().catch((error: unknown) => {
+            cancelRequested = false;
+            throw error;
+          });
+          if (!existed) finalize('stopped');
+        },
+      };
+      return run;
+    },
+  };
+}

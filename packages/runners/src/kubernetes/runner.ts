@@ -1,0 +1,232 @@
+import { LaunchError, LaunchValidationError, childLogger, type CallContext, type RunRequest, type Runner, type SubmittedRun } from '@launch/core';
+import { parseRunRequest } from '../run-request.js';
+import { findOrphans } from './adopt.js';
+import { kubeError } from './api-errors.js';
+import { loadCluster, type Cluster } from './cluster.js';
+import { ANNOTATION, labelValue } from './labels.js';
+import { buildJobManifest, buildServiceManifest, JOB_KIND, kindRef, manifestKind, resolveNamespace, runLabels, VOLCANO_KIND } from './manifest.js';
+import { createMonitor, type Monitor } from './monitor.js';
+import { parseKubernetesRunnerOptions, type KubernetesRunnerOptions } from './options.js';
+import { createRunTracker } from './run.js';
+import { apiKeySecretName, createApiKeySecret, createPullSecret, deleteSecret, pullSecretName, registryServer } from './secrets.js';
+import { findKubernetesIssues } from './secure.js';
+import { createServiceObject, deleteServiceObject, type ObjectRef } from './services.js';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A Kubernetes runner plus introspection used by tests and benchmarks. */
+export interface KubernetesRunner extends Runner {
+  adopt(agentName: string, ctx: CallContext): Promise<SubmittedRun[]>;
+  close(): Promise<void>;
+  /** Open watches and their counters. */
+  watchStats(): { informers: number; lists: number; watches: number; relists410: number; reconnects: number };
+}
+
+/**
+ * Runs jobs as Kubernetes Jobs (W&B's manifest semantics), Volcano Jobs or any custom resource, follows them with one
+ * shared watch per namespace and kind, diagnoses stuck and failed pods, keeps the failed pod's log tail, adopts its
+ * jobs after an agent restart, and never creates two Jobs for one queue item.
+ */
+export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): KubernetesRunner {
+  const opts = parseKubernetesRunnerOptions(options);
+  const logger = childLogger(opts.logger, { runner: 'kubernetes' });
+  const monitor: Monitor = createMonitor({ logger, backoff: opts.watchBackoffMs, timeoutSeconds: opts.watchTimeoutSeconds });
+  const clusters = new Map<string, Cluster>();
+  let closed = false;
+
+  const cluster = (configFile: string | undefined, context: string | undefined): Cluster => {
+    const key = `${configFile ?? ''}#${context ?? ''}`;
+    let c = clusters.get(key);
+    if (!c) clusters.set(key, (c = loadCluster(configFile, context)));
+    return c;
+  };
+
+  const adoptKinds = () => [
+    JOB_KIND,
+    ...(opts.volcano ? [VOLCANO_KIND] : []),
+    ...opts.customKinds.map((k) => kindRef(k.apiVersion, k.kind)),
+  ];
+
+  const run = async (raw: RunRequest, ctx: CallContext): Promise<SubmittedRun> => {
+    if (closed) throw new LaunchError({ code: 'run.runner_closed', stage: 'run', message: 'the kubernetes runner is closed' });
+    const request = parseRunRequest(raw);
+    const log = childLogger(ctx.logger ?? logger, { itemId: request.itemId, runId: request.runId });
+    const agentName = opts.agentName ?? request.agentName;
+    if (!agentName) {
+      throw new LaunchError({
+        code: 'run.no_agent_name',
+        stage: 'run',
+        message: 'the kubernetes runner needs an agent name for its labels (none in the options or the run request)',
+        hint: 'pass agentName to createKubernetesRunner',
+      });
+    }
+    const args = request.resourceArgs as Obj;
+    const issues = findKubernetesIssues(args, { secureMode: opts.secureMode });
+    const services: Obj[] = (request.spec.additional_services ?? []).map((s) => s.config as Obj);
+    services.forEach((config, i) => {
+      for (const issue of findKubernetesIssues(config)) issues.push({ ...issue, path: `additional_services[${i}].config${issue.path ? `.${issue.path}` : ''}` });
+    });
+    if (opts.secureMode && request.entryPoint.length > 0) {
+      issues.push({
+        path: 'overrides.entry_point',
+        expected: 'no entry point override (secure_mode)',
+        found: `an array of ${request.entryPoint.length}`,
+        message: 'overriding the entry point is not allowed in secure_mode',
+      });
+    }
+    if (issues.length > 0) {
+      throw new LaunchValidationError({
+        code: 'run.refused_resource_args',
+        stage: 'run',
+        category: 'InvalidSpec',
+        subject: 'resource_args.kubernetes',
+        hint: opts.secureMode
+          ? 'remove the fields named above from the queue config or the job; the agent runs in secure_mode'
+          : 'remove the fields named above from the queue config or the job',
+        issues,
+      });
+    }
+
+    const c = cluster(
+      typeof args.configFile === 'string' ? args.configFile : opts.kubeconfigPath,
+      typeof args.context === 'string' ? args.context : opts.context,
+    );
+    const namespace = resolveNamespace(args, opts.namespace, c.contextNamespace);
+    const kind = manifestKind(args);
+    const itemLabel = labelValue(request.itemId);
+    const target = { cluster: c, namespace, kind, agentName, itemLabel };
+
+    const perRunKey = !opts.releaseName && request.env.WANDB_API_KEY !== undefined;
+    const apiKeySecret = opts.releaseName
+      ? apiKeySecretName(opts.releaseName)
+      : perRunKey
+        ? apiKeySecretName(request.runId)
+        : undefined;
+    let pullSecret: string | undefined;
+    let credentials = null;
+    if (opts.registry?.needsPullSecret && opts.registry.uri) {
+      credentials = await opts.registry.credentials({ logger: log });
+      if (credentials) pullSecret = pullSecretName(request.runId);
+    }
+    const ownedSecrets = [...(perRunKey && apiKeySecret ? [apiKeySecret] : []), ...(pullSecret ? [pullSecret] : [])];
+
+    // Build first: a manifest error must not leave secrets behind.
+    const manifestInput = { request, agentName, namespace, apiKeySecret, pullSecret, ownedSecrets };
+    buildJobManifest(manifestInput);
+
+    const created: ObjectRef[] = [];
+    const tracker = createRunTracker({
+      cluster: c,
+      namespace,
+      kind,
+      agentName,
+      itemLabel,
+      runId: request.runId,
+      itemId: request.itemId,
+      queue: request.queue,
+      spec: request.spec,
+      secrets: ownedSecrets,
+      services: created,
+      logTailLines: opts.logTailLines,
+      startTimeoutMs: opts.startTimeoutMs,
+      monitor,
+      logger: log,
+    });
+    try {
+      // The watches list before anything is created: a missing permission fails here with nothing left behind,
+      // and the list tells whether this item already has a Job (a crash between create and ack).
+      await tracker.synced.catch((error: unknown) => {
+        throw kubeError(error, { verb: 'list', resource: `${kind.group || 'core'}/${kind.plural} and core/pods`, namespace });
+      });
+      const existing = monitor
+        .cached(target)
+        .find((o) => o?.metadata?.annotations?.[ANNOTATION.itemId] === request.itemId && !o?.metadata?.deletionTimestamp);
+      if (existing) {
+        log.info({ name: existing.metadata.name }, 'the queue item already has a job: following it instead of creating another');
+        return tracker.submitted(existing.metadata.name);
+      }
+    } catch (error) {
+      tracker.detach();
+      throw error;
+    }
+
+    const made: string[] = [];
+    try {
+      const labels = runLabels(request, agentName);
+      if (perRunKey && apiKeySecret) {
+        await createApiKeySecret({ cluster: c, namespace, name: apiKeySecret, labels, apiKey: request.env.WANDB_API_KEY! });
+        made.push(apiKeySecret);
+      }
+      if (pullSecret && credentials && opts.registry) {
+        await createPullSecret({ cluster: c, namespace, name: pullSecret, labels, server: registryServer(opts.registry.uri), credentials });
+        made.push(pullSecret);
+      }
+      for (const [i, config] of services.entries()) {
+        const ref = await createServiceObject(c, buildServiceManifest(config, manifestInput, i));
+        created.push(ref);
+      }
+      const manifest = buildJobManifest({ ...manifestInput, services: created });
+      let result: Obj;
+      try {
+        result = (await c.custom.createNamespacedCustomObject({
+          group: kind.group,
+          version: kind.version,
+          namespace,
+          plural: kind.plural,
+          body: manifest,
+        })) as Obj;
+      } catch (error) {
+        throw kubeError(error, { verb: 'create', resource: `${kind.group || 'core'}/${kind.plural}`, namespace });
+      }
+      const name = String(result?.metadata?.name ?? '');
+      log.info({ name, namespace, kind: `${kind.apiVersion} ${kind.kind}` }, 'kubernetes job created');
+      return tracker.submitted(name);
+    } catch (error) {
+      tracker.detach();
+      await Promise.allSettled([
+        ...made.map((s) => deleteSecret(c, namespace, s)),
+        ...created.map((r) => deleteServiceObject(c, r)),
+      ]);
+      throw error;
+    }
+  };
+
+  return {
+    specificationVersion: 'v1',
+    name: 'kubernetes',
+    resources: ['kubernetes'],
+    capabilities: { adopt: true, remote: true, needsImage: true },
+    run,
+    async adopt(agentName, ctx) {
+      const name = opts.agentName ?? agentName;
+      const c = cluster(opts.kubeconfigPath, opts.context);
+      const fallback = opts.namespace ?? c.contextNamespace ?? 'default';
+      const orphans = await findOrphans(c, name, adoptKinds(), fallback, ctx.logger ?? logger);
+      return orphans.map((o) => {
+        const tracker = createRunTracker({
+          cluster: c,
+          namespace: o.namespace,
+          kind: o.kind,
+          agentName: name,
+          itemLabel: o.itemLabel,
+          runId: o.runId,
+          itemId: o.itemId,
+          queue: o.queue,
+          spec: o.spec,
+          secrets: o.secrets,
+          services: o.services,
+          logTailLines: opts.logTailLines,
+          startTimeoutMs: opts.startTimeoutMs,
+          monitor,
+          logger: childLogger(logger, { itemId: o.itemId, runId: o.runId, adopted: true }),
+        });
+        return tracker.submitted(o.name);
+      });
+    },
+    async close() {
+      closed = true;
+      monitor.close();
+    },
+    watchStats: () => ({ informers: monitor.informerCount(), ...monitor.stats() }),
+  };
+}
