@@ -158,6 +158,14 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     void (async () => {
       if (final === 'failed' && lastPod && !captures.has(lastPod.metadata?.name)) captureLog(lastPod);
       await Promise.all(captures.values());
+      if (final === 'failed' && !diagnosis && typeof exitCode === 'number' && exitCode !== 0) {
+        const container = lastPod?.spec?.containers?.[0]?.name;
+        diagnosis = {
+          category: 'NonZeroExit',
+          message: `container ${container ?? ''} of pod ${lastPod?.metadata?.name ?? name} exited with code ${exitCode}`.replace('  ', ' '),
+          hint: logTail ? 'the job itself failed: read the end of its log (attached) and fix the code or its inputs' : 'the job itself failed: read its log (kubectl logs) and fix the code or its inputs',
+        };
+      }
       if (final === 'preempted' && name) {
         // Stop Kubernetes from retrying the pod: the agent requeues the run instead.
         await deleteObject().catch((e: unknown) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not delete the preempted job'));

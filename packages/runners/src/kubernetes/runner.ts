@@ -1,4 +1,4 @@
-import { LaunchError, LaunchValidationError, childLogger, type CallContext, type RunRequest, type Runner, type SubmittedRun } from '@launch/core';
+import { LaunchError, childLogger, type CallContext, type RunRequest, type Runner, type SubmittedRun } from '@launch/core';
 import { parseRunRequest } from '../run-request.js';
 import { findOrphans } from './adopt.js';
 import { kubeError } from './api-errors.js';
@@ -9,7 +9,7 @@ import { createMonitor, type Monitor } from './monitor.js';
 import { parseKubernetesRunnerOptions, type KubernetesRunnerOptions } from './options.js';
 import { createRunTracker } from './run.js';
 import { apiKeySecretName, createApiKeySecret, createPullSecret, deleteSecret, pullSecretName, registryServer } from './secrets.js';
-import { findKubernetesIssues } from './secure.js';
+import { findKubernetesIssues, refusedArgsError } from './secure.js';
 import { createServiceObject, deleteServiceObject, type ObjectRef } from './services.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -74,18 +74,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         message: 'overriding the entry point is not allowed in secure_mode',
       });
     }
-    if (issues.length > 0) {
-      throw new LaunchValidationError({
-        code: 'run.refused_resource_args',
-        stage: 'run',
-        category: 'InvalidSpec',
-        subject: 'resource_args.kubernetes',
-        hint: opts.secureMode
-          ? 'remove the fields named above from the queue config or the job; the agent runs in secure_mode'
-          : 'remove the fields named above from the queue config or the job',
-        issues,
-      });
-    }
+    if (issues.length > 0) throw refusedArgsError(issues, { secureMode: opts.secureMode });
 
     const c = cluster(
       typeof args.configFile === 'string' ? args.configFile : opts.kubeconfigPath,

@@ -50,18 +50,21 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  */
 export function validateKubernetesResourceArgs(args: unknown, options: ValidateKubernetesResourceArgsOptions = {}): void {
   const issues = findKubernetesIssues(args, options);
-  if (issues.length > 0) {
-    throw new LaunchValidationError({
-      code: 'run.refused_resource_args',
-      stage: 'run',
-      category: 'InvalidSpec',
-      subject: options.subject ?? 'resource_args.kubernetes',
-      hint: options.secureMode
-        ? 'remove the fields named above from the queue config or the job; the agent runs in secure_mode'
-        : 'remove the fields named above from the queue config or the job',
-      issues,
-    });
-  }
+  if (issues.length > 0) throw refusedArgsError(issues, options);
+}
+
+/** The error listing every refused or malformed field (code `run.refused_resource_args`, stage `run`). */
+export function refusedArgsError(issues: ValidationIssue[], options: ValidateKubernetesResourceArgsOptions = {}): LaunchValidationError {
+  return new LaunchValidationError({
+    code: 'run.refused_resource_args',
+    stage: 'run',
+    category: 'InvalidSpec',
+    subject: options.subject ?? 'resource_args.kubernetes',
+    hint: options.secureMode
+      ? 'remove the fields named above from the queue config or the job; the agent runs in secure_mode'
+      : 'remove the fields named above from the queue config or the job',
+    issues,
+  });
 }
 
 /** The issues `validateKubernetesResourceArgs` would throw, as a list. */
