@@ -47,7 +47,24 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     ...opts.customKinds.map((k) => kindRef(k.apiVersion, k.kind)),
   ];
 
-  const run = async (raw: RunRequest, ctx: CallContext): Promise<SubmittedRun> => {
+  /** Runs of this process by queue item: a redelivered item is followed, not created again. */
+  const byItem = new Map<string, Promise<SubmittedRun>>();
+
+  const run = (raw: RunRequest, ctx: CallContext): Promise<SubmittedRun> => {
+    const itemId = (raw as { itemId?: unknown })?.itemId;
+    if (typeof itemId === 'string' && byItem.has(itemId)) return byItem.get(itemId)!;
+    const p = submit(raw, ctx);
+    if (typeof itemId === 'string') {
+      byItem.set(itemId, p);
+      p.then(
+        (r) => void r.wait().finally(() => byItem.delete(itemId)),
+        () => byItem.delete(itemId),
+      );
+    }
+    return p;
+  };
+
+  const submit = async (raw: RunRequest, ctx: CallContext): Promise<SubmittedRun> => {
     if (closed) throw new LaunchError({ code: 'run.runner_closed', stage: 'run', message: 'the kubernetes runner is closed' });
     const request = parseRunRequest(raw);
     const log = childLogger(ctx.logger ?? logger, { itemId: request.itemId, runId: request.runId });
