@@ -78,7 +78,7 @@ describe('kubernetes runner on the test server', () => {
     const run = await runner.run(req, ctx);
     const job = jobs().find((j) => j.metadata.name === run.id)!;
     const env = job.spec.template.spec.containers[0].env as Obj[];
-    expect(env.find((e) => e.name === 'WANDB_API_KEY').valueFrom.secretKeyRef.name).toBe('wandb-api-key-launch');
+    expect(env.find((e) => e.name === "WANDB_API_KEY")?.valueFrom.secretKeyRef.name).toBe('wandb-api-key-launch');
     expect(secrets().some((s) => s.metadata.name === `wandb-api-key-${req.runId}`)).toBe(false);
     expect((await run.wait()).state).toBe('finished');
   });
