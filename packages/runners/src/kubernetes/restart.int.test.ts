@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createEmbeddedQueue, type EmbeddedQueue } from '@launch/core';
+import { startKubeTestServer, type KubeTestServer } from '@launch/testkit';
+import { afterEach, expect, it } from 'vitest';
+import { LABEL } from './labels.js';
+
+type Line = { event: string; itemId?: string; [k: string]: unknown };
+
+const fixture = fileURLToPath(new URL('./agent-process.fixture.ts', import.meta.url));
+const root = fileURLToPath(new URL('../../../../', import.meta.url));
+const children: ChildProcess[] = [];
+let server: KubeTestServer | undefined;
+let queue: EmbeddedQueue | undefined;
+let dir: string | undefined;
+
+afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await queue?.close();
+  await server?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function startAgent(env: Record<string, string>) {
+  const child = spawn('npx', ['tsx', fixture], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const lines: Line[] = [];
+  const waiters: (() => void)[] = [];
+  createInterface(child.stdout!).on('line', (l) => {
+    try {
+      lines.push(JSON.parse(l) as Line);
+    } catch {
+      return;
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const until = (pred: (lines: Line[]) => boolean, timeoutMs = 30_000) =>
+    new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out; lines: ${JSON.stringify(lines)}`)), timeoutMs);
+      const check = () => {
+        if (pred(lines)) {
+          clearTimeout(t);
+          resolve();
+        } else waiters.push(check);
+      };
+      check();
+    });
+  return { child, lines, until };
+}
+
+it('kill -9 of the agent while jobs run, then a restart: every job is adopted and reported once, none created twice', async () => {
+  server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, timeScale: 0.01 });
+  server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { wait: 4000 }, { log: 'done' }, { succeed: true }]);
+  dir = await mkdtemp(join(tmpdir(), 'launch-k8s-restart-'));
+  const stateDir = join(dir, 'queue');
+  queue = createEmbeddedQueue({ stateDir, fsync: false });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await queue.enqueue({ queue: 'gpu', spec: { entity: 'acme', project: 'restart', docker: { docker_image: 'img:1' } } })).id);
+  const env = { LAUNCH_STATE_DIR: stateDir, LAUNCH_KUBECONFIG: server.kubeconfigPath, LAUNCH_AGENT_NAME: 'restart-agent', LAUNCH_LEASE_MS: '1000' };
+
+  const first = startAgent(env);
+  await first.until((l) => ids.every((id) => l.some((x) => x.event === 'submitted' && x.itemId === id)));
+  first.child.kill('SIGKILL');
+  await new Promise((r) => first.child.once('exit', r));
+  expect(first.lines.some((l) => l.event === 'finished')).toBe(false);
+
+  const second = startAgent(env);
+  await second.until((l) => ids.every((id) => l.some((x) => (x.event === 'finished' || x.event === 'failed') && x.itemId === id)));
+  for (const id of ids) {
+    const record = await queue.get(id);
+    expect(record?.state, id).toBe('finished');
+    expect(record?.runState, id).toBe('finished');
+  }
+  // One Job per item, ever.
+  const posts = server.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs'));
+  expect(posts).toHaveLength(3);
+  // Each item's outcome was reported once.
+  for (const id of ids) {
+    expect(second.lines.filter((l) => (l.event === 'finished' || l.event === 'failed') && l.itemId === id), id).toHaveLength(1);
+  }
+  // They were adopted (followed from their labels), not claimed and submitted again.
+  expect(second.lines.filter((l) => l.event === 'submitted')).toEqual([]);
+  second.child.kill('SIGTERM');
+}, 90_000);
