@@ -6,6 +6,8 @@ import { createAgent, createEmbeddedQueue } from '@launch/core';
 import { createKubernetesRunner } from './runner.js';
 
 const env = process.env;
+// The parent may stop reading (it killed us, or it is done): exit quietly.
+process.stdout.on('error', () => process.exit(0));
 const queue = createEmbeddedQueue({ stateDir: env.LAUNCH_STATE_DIR!, fsync: false, leaseMs: Number(env.LAUNCH_LEASE_MS ?? 1000) });
 const runner = createKubernetesRunner({
   kubeconfigPath: env.LAUNCH_KUBECONFIG!,
@@ -17,7 +19,7 @@ const agent = createAgent({
   queues: ['gpu'],
   runners: [runner],
   maxJobs: -1,
-  monitorIntervalMs: 50,
+  monitorIntervalMs: Number(env.LAUNCH_MONITOR_MS ?? 50),
   defaultResource: 'kubernetes',
   env: {},
   apiKey: 'child-agent-key-1234567890',
@@ -29,3 +31,10 @@ agent.on('item:failed', (e) => out('failed', { itemId: e.item.id, message: e.mes
 agent.on('agent:error', (e) => out('error', { where: e.where, message: e.error.message }));
 await agent.start();
 out('started', { pid: process.pid });
+if (env.LAUNCH_STATS_MS) {
+  // For the benchmark: the agent process's own memory and CPU, and the runner's watches.
+  setInterval(() => {
+    const cpu = process.cpuUsage();
+    out('stats', { rss: process.memoryUsage().rss, cpuMicros: cpu.user + cpu.system, ...runner.watchStats() });
+  }, Number(env.LAUNCH_STATS_MS)).unref();
+}
