@@ -6,3 +6,5 @@ export * from './conformance/queue-source.js';
 export * from './wandb-server/index.js';
 export * from './kube/index.js';
 export * from './scripted-runner.js';
+export * from './memory-queue.js';
+export * from './wait.js';

@@ -47,6 +47,9 @@ export function createAgent(options: AgentOptions): Agent {
   let loopDone: Promise<void> = Promise.resolve();
   let wakeLoop: () => void = () => {};
   let pendingWake = false;
+  // Set when a sweep scheduler was handed back because max_schedulers run: popping waits for a job to end
+  // (W&B sleeps its poll interval here) instead of taking the same item again and again.
+  let schedulerBlocked = false;
   let unsubscribe: (() => void) | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -109,11 +112,19 @@ export function createAgent(options: AgentOptions): Agent {
     jobs.set(item.id, job);
     reportStatus();
     runJob(jobCtx(), job)
-      .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'runJob'))
-      .finally(() => {
+      .catch((e: unknown) => {
+        agentError({ emitter, logger, redactor }, e, 'runJob');
+        return undefined;
+      })
+      .then((outcome) => {
         jobs.delete(item.id);
         reportStatus();
-        wake();
+        if (outcome === 'released') {
+          schedulerBlocked = true;
+        } else {
+          schedulerBlocked = false;
+          wake();
+        }
       });
   };
 
@@ -178,7 +189,7 @@ export function createAgent(options: AgentOptions): Agent {
         reportStatus(true);
       }
       let took = false;
-      if (counts().regular < opts.maxJobs) {
+      if (counts().regular < opts.maxJobs && !schedulerBlocked) {
         const item = await popNext();
         if (item && !stopping) {
           took = true;
@@ -190,7 +201,11 @@ export function createAgent(options: AgentOptions): Agent {
         }
       }
       if (stopping) break;
-      if (took && counts().regular < opts.maxJobs) continue;
+      if (took && counts().regular < opts.maxJobs) {
+        // Yield to the event loop so timers and I/O run between back-to-back pops.
+        await new Promise<void>((r) => setImmediate(r));
+        continue;
+      }
       let delay = opts.pollIntervalMs;
       if (source.heartbeat && jobs.size > 0) delay = Math.min(delay, opts.monitorIntervalMs);
       await sleep(delay);

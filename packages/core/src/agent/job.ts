@@ -54,7 +54,7 @@ class Released extends Error {}
  * One job from claim to report: validate → ack → build → submit → monitor → report.
  * Never throws: every failure is reported to the source with its stage, and the slot is released by the caller.
  */
-export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
+export async function runJob(ctx: JobContext, job: JobTracker): Promise<'released' | undefined> {
   const { opts, emitter, redactor } = ctx;
   const { item } = job;
   const log = ctx.logger;
@@ -94,7 +94,7 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     if (job.shutdown) {
       // The agent began shutting down while this job was being prepared: hand it back, don't start it.
       await report(ctx, job, spec, { state: 'stopped', messages: [] });
-      return;
+      return undefined;
     }
     job.submitted = await submit(runner, request, log);
     job.backendId = job.submitted.id;
@@ -103,13 +103,15 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
 
     const status = await monitor(ctx, job, job.submitted, spec);
     if (status) await report(ctx, job, spec, status);
+    return undefined;
   } catch (error) {
     if (error instanceof Released) {
       log.info({ itemId: item.id }, 'scheduler item handed back: max_schedulers are running');
       await opts.source.release?.(item).catch((e: unknown) => agentError(ctx, e, 'release'));
-      return;
+      return 'released';
     }
     await failItem(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
+    return undefined;
   }
 }
 

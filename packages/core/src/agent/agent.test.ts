@@ -1,0 +1,386 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMemoryQueue, createScriptedRunner, waitFor, type MemoryQueue, type ScriptStep } from '@launch/testkit';
+import { createAgent } from './create-agent.js';
+import type { Agent, AgentOptions } from './types.js';
+import { readChunkedEnv } from './run-env.js';
+
+const agents: Agent[] = [];
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop('test over')));
+});
+
+function start(options: Partial<AgentOptions> & Pick<AgentOptions, 'source' | 'runners'>): Agent {
+  const agent = createAgent({ queues: ['q'], defaultResource: 'scripted', monitorIntervalMs: 20, env: {}, ...options });
+  agents.push(agent);
+  return agent;
+}
+
+const job = (extra: Record<string, unknown> = {}) => ({ entity: 'ent', project: 'proj', ...extra });
+const ops = (q: MemoryQueue, op: string) => q.calls.filter((c) => c.op === op);
+
+describe('createAgent loop', () => {
+  it('serves queues round robin: the queue that just gave a job goes to the back', async () => {
+    const source = createMemoryQueue();
+    for (let i = 0; i < 3; i++) {
+      source.enqueue('a', job({ name: `a${i}` }));
+      source.enqueue('b', job({ name: `b${i}` }));
+    }
+    const runner = createScriptedRunner({});
+    const agent = start({ source, runners: [runner], queues: ['a', 'b'], maxJobs: 1 });
+    await agent.start();
+    await waitFor(() => ops(source, 'finish').length === 6, { what: 'six finished jobs' });
+    expect(runner.requests.map((r) => r.spec.name)).toEqual(['a0', 'b0', 'a1', 'b1', 'a2', 'b2']);
+  });
+
+  it('never runs more than max_jobs at once, and -1 means no limit', async () => {
+    const source = createMemoryQueue();
+    for (let i = 0; i < 6; i++) source.enqueue('q', job());
+    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 60 }, { state: 'finished', exitCode: 0 }] });
+    await start({ source, runners: [runner], maxJobs: 2 }).start();
+    await waitFor(() => ops(source, 'finish').length === 6, { what: 'all jobs' });
+    expect(runner.peak).toBe(2);
+
+    const source2 = createMemoryQueue();
+    for (let i = 0; i < 6; i++) source2.enqueue('q', job());
+    const runner2 = createScriptedRunner({ script: () => [{ state: 'running', ms: 200 }, { state: 'finished', exitCode: 0 }] });
+    await start({ source: source2, runners: [runner2], maxJobs: -1 }).start();
+    await waitFor(() => ops(source2, 'finish').length === 6, { what: 'all jobs (unlimited)' });
+    expect(runner2.peak).toBe(6);
+  });
+
+  it('counts sweep schedulers against max_schedulers and hands surplus scheduler items back', async () => {
+    const source = createMemoryQueue();
+    const sched = { uri: 'placeholder-uri-scheduler', ...job() };
+    source.enqueue('q', sched);
+    source.enqueue('q', sched);
+    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 100 }, { state: 'finished', exitCode: 0 }] });
+    await start({ source, runners: [runner], maxJobs: 5, maxSchedulers: 1 }).start();
+    await waitFor(() => ops(source, 'finish').length === 2, { what: 'both schedulers' });
+    expect(runner.peak).toBe(1);
+    expect(ops(source, 'release').length).toBeGreaterThan(0);
+  });
+
+  it('acks an item before its run is submitted and reports it finished', async () => {
+    const source = createMemoryQueue();
+    const id = source.enqueue('q', job({ run_id: 'run123' }));
+    const runner = createScriptedRunner({});
+    await start({ source, runners: [runner] }).start();
+    await waitFor(() => ops(source, 'finish').length === 1);
+    const ackIndex = source.calls.findIndex((c) => c.op === 'ack');
+    expect(source.calls[ackIndex]).toEqual({ op: 'ack', itemId: id, runId: 'run123' });
+    expect(runner.requests[0]!.runId).toBe('run123');
+    expect(ops(source, 'finish')[0]).toMatchObject({ itemId: id, result: { state: 'finished', runId: 'run123' } });
+  });
+
+  it('generates an 8-character run id when the spec has none', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job());
+    const runner = createScriptedRunner({});
+    await start({ source, runners: [runner] }).start();
+    await waitFor(() => runner.requests.length === 1);
+    expect(runner.requests[0]!.runId).toMatch(/^[a-z0-9]{8}$/);
+  });
+
+  it('releases the slot after any failure: bad spec (agent), submit error (run), run failure (run), unknown resource', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', 'not an object');
+    source.enqueue('q', job({ name: 'boom' }));
+    source.enqueue('q', job({ name: 'fails' }));
+    source.enqueue('q', job({ resource: 'sagemaker' }));
+    source.enqueue('q', job({ name: 'ok' }));
+    const runner = createScriptedRunner({
+      failSubmit: (r) => (r.spec.name === 'boom' ? new Error('backend refused the job') : undefined),
+      script: (r) =>
+        r.spec.name === 'fails'
+          ? [{ state: 'running' }, { state: 'failed', exitCode: 3, messages: ['container exited'] }]
+          : [{ state: 'finished', exitCode: 0 }],
+    });
+    const agent = start({ source, runners: [runner], maxJobs: 1 });
+    await agent.start();
+    await waitFor(() => ops(source, 'finish').some((c) => c.op === 'finish' && c.result.state === 'finished'), { what: 'the good job' });
+    const fails = ops(source, 'fail') as Extract<(typeof source.calls)[number], { op: 'fail' }>[];
+    expect(fails.map((f) => f.failure.stage)).toEqual(['agent', 'run', 'run', 'agent']);
+    expect(fails[0]!.failure.message).toMatch(/launch spec is invalid[\s\S]*expected an object, found string/);
+    expect(fails[1]!.failure.message).toContain('backend refused the job');
+    expect(fails[2]!.failure.message).toContain('exit code 3');
+    expect(fails[3]!.failure.message).toContain('no runner handles resource "sagemaker"');
+    expect(agent.snapshot().running).toHaveLength(0);
+  });
+
+  it('fires the start timeout for a run stuck in starting, cancels it and fails the item', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job());
+    const runner = createScriptedRunner({ script: () => [{ state: 'starting', ms: 60_000 }] });
+    await start({ source, runners: [runner], startTimeout: 0.15 }).start();
+    const fail = await waitFor(() => ops(source, 'fail')[0] as Extract<(typeof source.calls)[number], { op: 'fail' }> | undefined, { what: 'timeout failure' });
+    expect(fail.failure.stage).toBe('run');
+    expect(fail.failure.message).toMatch(/StartTimeout: the run did not start within 0 s|StartTimeout/);
+    expect(runner.cancels).toHaveLength(1);
+  });
+
+  it('cancels a run stopped by the user after stopped_run_timeout', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job({ run_id: 'stopme' }));
+    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 60_000 }] });
+    await start({ source, runners: [runner], stoppedRunTimeout: 0.1 }).start();
+    await waitFor(() => runner.requests.length === 1);
+    const asked = Date.now();
+    source.stopRequests.add('stopme');
+    await waitFor(() => ops(source, 'finish').length === 1, { what: 'stopped run' });
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(90);
+    expect(runner.cancels).toEqual(['stopme']);
+    expect(ops(source, 'finish')[0]).toMatchObject({ result: { state: 'stopped' } });
+    expect(ops(source, 'warn').some((w) => w.op === 'warn' && /stop requested/.test(w.warning.message))).toBe(true);
+  });
+
+  it('requeues a preempted run with the same run id up to max_resume_count times, with WANDB_RESUME=allow', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job({ run_id: 'pre1', sweep_id: 'sw' }));
+    const runner = createScriptedRunner({ script: () => [{ state: 'running' }, { state: 'preempted' }] });
+    await start({ source, runners: [runner], maxResumeCount: 2 }).start();
+    const fail = await waitFor(() => ops(source, 'fail')[0] as Extract<(typeof source.calls)[number], { op: 'fail' }> | undefined, { what: 'give-up failure' });
+    expect(runner.requests.map((r) => r.runId)).toEqual(['pre1', 'pre1', 'pre1']);
+    expect(runner.requests.map((r) => r.env.WANDB_RESUME)).toEqual([undefined, 'allow', 'allow']);
+    expect(runner.requests[1]!.spec.sweep_id).toBeUndefined();
+    expect(ops(source, 'requeue')).toHaveLength(2);
+    expect(fail.failure.message).toMatch(/preempted 2 times/);
+  });
+
+  it('fills macros through resource_args and additional_services, leaving unknown ones', async () => {
+    const source = createMemoryQueue();
+    source.enqueue(
+      'q',
+      job({
+        run_id: 'r42',
+        name: 'nice-run',
+        author: 'ada',
+        docker: { docker_image: 'repo/img:1' },
+        resource: 'scripted',
+        resource_args: {
+          scripted: {
+            metadata: { name: 'job-${run_id}', labels: { p: '${project_name}', e: '${entity_name}', who: '${author}' } },
+            spec: { image: '${image_uri}', n: '${run_name}', zone: '${MY_ZONE}', keep: '${NOT_SET}' },
+            builder: { base_image: 'x' },
+          },
+        },
+        additional_services: [{ config: { metadata: { name: 'svc-${run_id}' } } }],
+      }),
+    );
+    const runner = createScriptedRunner({});
+    await start({ source, runners: [runner], env: { MY_ZONE: 'eu-1' } }).start();
+    await waitFor(() => runner.requests.length === 1);
+    const req = runner.requests[0]!;
+    expect(req.resourceArgs).toEqual({
+      metadata: { name: 'job-r42', labels: { p: 'proj', e: 'ent', who: 'ada' } },
+      spec: { image: 'repo/img:1', n: 'nice-run', zone: 'eu-1', keep: '${NOT_SET}' },
+    });
+    expect(req.spec.additional_services?.[0]?.config).toEqual({ metadata: { name: 'svc-r42' } });
+  });
+
+  it('injects the WANDB_* variables and splits WANDB_CONFIG above 32,670 characters', async () => {
+    const source = createMemoryQueue();
+    const big = { text: 'x'.repeat(70_000) };
+    const id = source.enqueue('q', job({ run_id: 'envrun', name: 'n1', author: 'ada', sweep_id: 'sw1', job: 'ent/proj/job:v1', overrides: { run_config: big, files: { 'a.yaml': { k: 1 } } } }));
+    const small = source.enqueue('q', job({ overrides: { run_config: { lr: 0.1 } }, _wandb_api_key: 'spec-key-123456' }));
+    const runner = createScriptedRunner({});
+    await start({ source, runners: [runner], entity: 'agent-ent', baseUrl: 'http://wandb.local', apiKey: 'agent-key-abcdef' }).start();
+    await waitFor(() => runner.requests.length === 2);
+    const env = runner.requests[0]!.env;
+    expect(env).toMatchObject({
+      WANDB_BASE_URL: 'http://wandb.local',
+      WANDB_API_KEY: 'agent-key-abcdef',
+      WANDB_PROJECT: 'proj',
+      WANDB_ENTITY: 'ent',
+      WANDB_LAUNCH: 'True',
+      WANDB_RUN_ID: 'envrun',
+      WANDB_NAME: 'n1',
+      WANDB_USERNAME: 'ada',
+      WANDB_SWEEP_ID: 'sw1',
+      WANDB_LAUNCH_QUEUE_NAME: 'q',
+      WANDB_LAUNCH_QUEUE_ENTITY: 'agent-ent',
+      WANDB_LAUNCH_TRACE_ID: id,
+      WANDB_LAUNCH_FILE_OVERRIDES: JSON.stringify({ 'a.yaml': { k: 1 } }),
+      WANDB_ARTIFACTS: JSON.stringify({ _wandb_job: 'ent/proj/job:v1' }),
+    });
+    expect(env.WANDB_CONFIG).toBeUndefined();
+    expect(env.WANDB_CONFIG_0).toHaveLength(32_670);
+    expect(env.WANDB_CONFIG_2).toBeDefined();
+    expect(JSON.parse(readChunkedEnv('WANDB_CONFIG', env)!)).toEqual(big);
+    const env2 = runner.requests[1]!.env;
+    expect(env2.WANDB_CONFIG).toBe('{"lr":0.1}');
+    expect(env2.WANDB_API_KEY).toBe('spec-key-123456');
+    expect(env2.WANDB_USERNAME).toBeUndefined();
+    expect(runner.requests[1]!.itemId).toBe(small);
+  });
+
+  it('reports POLLING, RUNNING and KILLED', async () => {
+    const source = createMemoryQueue();
+    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 1200 }, { state: 'finished', exitCode: 0 }] });
+    const agent = start({ source, runners: [runner] });
+    await agent.start();
+    source.enqueue('q', job());
+    await waitFor(() => ops(source, 'finish').length === 1, { what: 'job end' });
+    await waitFor(() => source.calls.filter((c) => c.op === 'status').map((c) => (c as { status: string }).status).join(',').endsWith('POLLING'), { what: 'back to POLLING' });
+    await agent.stop();
+    const statuses = source.calls.filter((c) => c.op === 'status').map((c) => (c as { status: string }).status);
+    expect(statuses[0]).toBe('POLLING');
+    expect(statuses).toContain('RUNNING');
+    expect(statuses.at(-1)).toBe('KILLED');
+  });
+
+  it('stops when the source asks (W&B stopPolling), reporting KILLED', async () => {
+    const source = createMemoryQueue({ pollIntervalMs: 50 });
+    const agent = start({ source, runners: [createScriptedRunner({})] });
+    await agent.start();
+    source.stopAgent();
+    await agent.stopped;
+    expect(source.calls.filter((c) => c.op === 'status').at(-1)).toEqual({ op: 'status', status: 'KILLED' });
+  });
+
+  it('polls again the moment a job ends instead of waiting for the poll interval', async () => {
+    // A one-minute poll interval and no notifications: only the wake-on-slot-free can drain the queue in time.
+    const source = createMemoryQueue({ pollIntervalMs: 60_000, notify: false });
+    for (let i = 0; i < 5; i++) source.enqueue('q', job());
+    await start({ source, runners: [createScriptedRunner({})], maxJobs: 1 }).start();
+    await waitFor(() => ops(source, 'finish').length === 5, { timeoutMs: 5_000, what: 'five jobs without waiting for polls' });
+  });
+
+  it('sleeps until the source notifies work', async () => {
+    const source = createMemoryQueue({ pollIntervalMs: 60_000 });
+    const agent = start({ source, runners: [createScriptedRunner({})] });
+    await agent.start();
+    await waitFor(() => ops(source, 'pop').length >= 1);
+    source.enqueue('q', job());
+    await waitFor(() => ops(source, 'finish').length === 1, { timeoutMs: 5_000, what: 'job after notification' });
+  });
+
+  it('forwards run messages and diagnoses as queue warnings once each', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job());
+    const diagnosis = { category: 'ImagePullError' as const, message: 'cannot pull repo/img:1', hint: 'check the image name' };
+    const steps: ScriptStep[] = [
+      { state: 'starting', messages: ['0/3 nodes are available'], ms: 30 },
+      { state: 'starting', messages: ['0/3 nodes are available'], diagnosis, ms: 30 },
+      { state: 'running', diagnosis, ms: 30 },
+      { state: 'finished', exitCode: 0 },
+    ];
+    await start({ source, runners: [createScriptedRunner({ script: () => steps })] }).start();
+    await waitFor(() => ops(source, 'finish').length === 1);
+    const warnings = ops(source, 'warn').map((w) => (w as { warning: { message: string } }).warning.message);
+    expect(warnings).toEqual(['0/3 nodes are available', 'ImagePullError: cannot pull repo/img:1 (hint: check the image name)']);
+  });
+
+  it('refuses overrides.entry_point in secure mode', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job({ overrides: { entry_point: ['sh'] } }));
+    await start({ source, runners: [createScriptedRunner({})], secureMode: true }).start();
+    const fail = await waitFor(() => ops(source, 'fail')[0] as { failure: { message: string; stage: string } } | undefined);
+    expect(fail.failure).toMatchObject({ stage: 'agent' });
+    expect(fail.failure.message).toContain('secure_mode');
+  });
+
+  it('fails at stage build with a hint when a job needs an image and there is no builder', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job({ job: 'ent/proj/myjob:latest' }));
+    const runner = createScriptedRunner({});
+    (runner.capabilities as { needsImage: boolean }).needsImage = true;
+    await start({ source, runners: [runner] }).start();
+    const fail = await waitFor(() => ops(source, 'fail')[0] as { failure: { message: string; stage: string } } | undefined);
+    expect(fail.failure.stage).toBe('build');
+    expect(fail.failure.message).toMatch(/builder\.type/);
+  });
+
+  it('on stop, cancels local runs and requeues their items; leaves remote runs running', async () => {
+    const local = createMemoryQueue();
+    local.enqueue('q', job({ run_id: 'loc' }));
+    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 60_000 }] });
+    const agent = start({ source: local, runners: [runner] });
+    await agent.start();
+    await waitFor(() => agent.snapshot().running[0]?.state === 'running');
+    await agent.stop('SIGTERM');
+    expect(runner.cancels).toEqual(['loc']);
+    const requeue = ops(local, 'requeue')[0] as { spec: Record<string, unknown> };
+    expect(requeue.spec.run_id).toBe('loc');
+
+    const remoteQ = createMemoryQueue();
+    remoteQ.enqueue('q', job({ run_id: 'rem' }));
+    const remote = createScriptedRunner({ remote: true, script: () => [{ state: 'running', ms: 60_000 }] });
+    const agent2 = start({ source: remoteQ, runners: [remote] });
+    await agent2.start();
+    await waitFor(() => agent2.snapshot().running[0]?.state === 'running');
+    await agent2.stop('SIGTERM');
+    expect(remote.cancels).toEqual([]);
+    expect(ops(remoteQ, 'requeue')).toHaveLength(0);
+    expect(ops(remoteQ, 'fail')).toHaveLength(0);
+  });
+
+  it('survives 1,000 hostile queue items, failing each with a clear message and freeing every slot', async () => {
+    const source = createMemoryQueue();
+    const rand = (n: number) => Math.floor(Math.random() * n);
+    const hostile: unknown[] = [
+      null, 42, 'str', [], [1, 2], true,
+      { overrides: { args: 'not-a-list' } },
+      { overrides: { entry_point: [1, 2] } },
+      { run_id: 'bad id with spaces' },
+      { resource_args: 'nope' },
+      { env: { 'BAD-NAME': 'x' } },
+      { env: { OK: 5 } },
+      { docker: { docker_image: 12 } },
+      { _resume_count: -1 },
+      { project: 'x'.repeat(2_000_000), resource: 99 },
+    ];
+    for (let i = 0; i < 1000; i++) {
+      const base = hostile[i % hostile.length];
+      source.enqueue('q', i % 7 === 0 ? { [`k${rand(1e6)}`]: rand(10), overrides: { args: [rand(5)] } } : base);
+    }
+    const runner = createScriptedRunner({});
+    const agent = start({ source, runners: [runner], maxJobs: 8 });
+    await agent.start();
+    await waitFor(() => ops(source, 'fail').length === 1000, { timeoutMs: 30_000, what: '1000 failures' });
+    const fails = ops(source, 'fail') as Extract<(typeof source.calls)[number], { op: 'fail' }>[];
+    for (const f of fails) {
+      expect(f.failure.stage).toBe('agent');
+      expect(f.failure.message).toMatch(/launch spec is invalid:\n  - .*(expected|found)/);
+      expect(f.failure.message.length).toBeLessThan(2_000);
+    }
+    expect(runner.requests).toHaveLength(0);
+    expect(agent.snapshot().running).toHaveLength(0);
+    source.enqueue('q', job({ name: 'still-alive' }));
+    await waitFor(() => ops(source, 'finish').length === 1, { what: 'a good job after the storm' });
+  });
+
+  it('never lets an API key reach a log line, a warning or a failure message', async () => {
+    const lines: string[] = [];
+    const logger = {
+      debug: (o: object | string, m?: string) => lines.push(JSON.stringify(o) + (m ?? '')),
+      info: (o: object | string, m?: string) => lines.push(JSON.stringify(o) + (m ?? '')),
+      warn: (o: object | string, m?: string) => lines.push(JSON.stringify(o) + (m ?? '')),
+      error: (o: object | string, m?: string) => lines.push(JSON.stringify(o) + (m ?? '')),
+    };
+    const source = createMemoryQueue();
+    const specKey = 'spec-secret-key-0123456789';
+    const agentKey = 'agent-secret-key-9876543210';
+    source.enqueue('q', job({ _wandb_api_key: specKey, name: 'leaky' }));
+    source.enqueue('q', { _wandb_api_key: specKey, overrides: { args: 5 } });
+    const runner = createScriptedRunner({
+      script: () => [
+        { state: 'running', messages: [`oops WANDB_API_KEY=${agentKey} printed`, `spec key ${specKey}`] },
+        { state: 'failed', exitCode: 1, messages: [`key was ${agentKey}`] },
+      ],
+    });
+    const agent = start({ source, runners: [runner], logger, apiKey: agentKey, env: { WANDB_API_KEY: agentKey } });
+    await agent.start();
+    await waitFor(() => ops(source, 'fail').length === 2);
+    const everything = lines.join('\n') + JSON.stringify(source.calls.filter((c) => c.op !== 'register'));
+    expect(everything).not.toContain(agentKey);
+    expect(everything).not.toContain(specKey);
+    expect(everything).toContain('[REDACTED]');
+    expect(runner.requests[0]!.env.WANDB_API_KEY).toBe(specKey);
+  });
+
+  it('refuses bad options at creation with the option name', () => {
+    const source = createMemoryQueue();
+    expect(() => createAgent({ source, queues: ['q'], runners: [createScriptedRunner({})], maxJobs: -2 })).toThrow(/max_jobs must be -1/);
+    expect(() => createAgent({ source, queues: [], runners: [createScriptedRunner({})] })).toThrow(/at least one queue/);
+  });
+});
