@@ -191,7 +191,16 @@ export function createAgent(options: AgentOptions): Agent {
       let took = false;
       if (counts().regular < opts.maxJobs && !schedulerBlocked) {
         const item = await popNext();
-        if (item && !stopping) {
+        const following = item ? jobs.get(item.id) : undefined;
+        if (item && following) {
+          // The queue handed back an item whose run this agent already follows (adopted after a restart,
+          // the dead agent's claim expired): take the claim over, never start the job a second time.
+          following.item = item;
+          if (following.runId) {
+            await source.ack(item, following.runId).catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'ack (adopted)'));
+          }
+          logger.info({ itemId: item.id, runId: following.runId }, 'took over the claim of an adopted run');
+        } else if (item && !stopping) {
           took = true;
           startJob(item);
         } else if (item) {

@@ -248,7 +248,8 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
       job.state = s.state;
       emitter.emit('run:state', { item, runId, state: s.state, status: s });
     }
-    for (const m of s.messages) {
+    // A terminal status's messages explain the end; they go into the finish/fail report, not warnings.
+    for (const m of isTerminal(s.state) ? [] : s.messages) {
       if (!seenMessages.has(m)) {
         seenMessages.add(m);
         warn(m);
@@ -355,7 +356,7 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
 /** Reports a run's end to the source: finished, failed (stage `run`), stopped, or preempted (requeued). */
 async function report(ctx: JobContext, job: JobTracker, spec: LaunchSpec, status: RunStatus): Promise<void> {
   const { opts, emitter, redactor } = ctx;
-  const { item } = job;
+  const item = job.item; // read now: an adopted run's claim may have been taken over while it ran
   const runId = job.runId!;
   const src = opts.source;
   const finish = (state: RunState) =>

@@ -162,7 +162,7 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
 
   child.once('spawn', () => {
     logger.debug({ pid, command, argCount: entryArgs.length + request.args.length }, 'local process started');
-    publish({ state: cancelled ? 'stopping' : 'running', messages: [`process ${pid} started`] });
+    publish({ state: cancelled ? 'stopping' : 'running', messages: [] });
   });
   child.on('error', (error: NodeJS.ErrnoException) => {
     // Without a pid this is the spawn failing (ENOENT, EACCES) and 'close' follows.
@@ -237,7 +237,7 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
     const signal = exit?.signal ?? null;
     const how = code !== null ? `exit code ${code}` : `signal ${signal ?? 'unknown'}`;
     if (cancelled) return { state: 'stopped', messages: [`process ${pid} stopped by cancel (${how})`], exitCode: code };
-    if (code === 0) return { state: 'finished', messages: [`process ${pid} exited with code 0`], exitCode: 0 };
+    if (code === 0) return { state: 'finished', messages: [], exitCode: 0 };
     const message = code !== null ? `process exited with code ${code}` : `process was killed by signal ${signal ?? 'unknown'}`;
     const diagnosis: Diagnosis = {
       category: 'NonZeroExit',

@@ -65,7 +65,7 @@ describe('kube test server: custom objects', () => {
 
   it('reports PyTorchJob conditions Created → Running → Succeeded from the master pod', async () => {
     const { custom } = await setup();
-    server!.kubelet.setDefault([{ running: true }, { wait: 20 }, { succeed: true }]);
+    server!.kubelet.setDefault([{ running: true }, { wait: 300 }, { succeed: true }]);
     await custom.createNamespacedCustomObject({
       group: 'kubeflow.org', version: 'v1', namespace: 'default', plural: 'pytorchjobs',
       body: {
@@ -91,7 +91,7 @@ describe('kube test server: custom objects', () => {
 
   it('runs a JobSet through child batch/v1 Jobs and reports replicatedJobsStatus', async () => {
     const { custom } = await setup();
-    server!.kubelet.setDefault([{ running: true }, { wait: 30 }, { succeed: true }]);
+    server!.kubelet.setDefault([{ running: true }, { wait: 300 }, { succeed: true }]);
     await custom.createNamespacedCustomObject({
       group: 'jobset.x-k8s.io', version: 'v1alpha2', namespace: 'default', plural: 'jobsets',
       body: {

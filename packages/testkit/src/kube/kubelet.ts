@@ -110,13 +110,25 @@ function randomHex(n: number): string {
   return s.slice(0, n);
 }
 
+function expandEnv(text: string, container: Json): string {
+  const env = new Map<string, string>();
+  for (const e of (container?.env ?? []) as { name?: string; value?: string }[]) {
+    if (typeof e?.name === 'string') env.set(e.name, typeof e.value === 'string' ? e.value : '');
+  }
+  return text.replace(/\$\{(\w+)\}|\$(\w+)/g, (_m, a: string | undefined, b: string | undefined) => env.get((a ?? b)!) ?? '');
+}
+
 /** Derives a pod's life from its first container's command: `echo`, `sleep N`, `exit N`. */
 export function stepsFromCommand(container: Json, timeScale: number): KubeletStep[] {
   const text = [...(container?.command ?? []), ...(container?.args ?? [])].map(String).join(' ');
   const steps: KubeletStep[] = [{ pending: 'ContainerCreating' }, { running: true }];
   const re = /\becho\s+(?:"([^"]*)"|'([^']*)'|([^;&|\n]*))|\bsleep\s+(\d+(?:\.\d+)?)|\bexit\s+(\d+)/g;
   for (const m of text.matchAll(re)) {
-    if (m[0].startsWith('echo')) steps.push({ log: (m[1] ?? m[2] ?? m[3] ?? '').trim() });
+    if (m[0].startsWith('echo')) {
+      // A shell expands $NAME and ${NAME} from the container's env, except inside single quotes.
+      const raw = (m[1] ?? m[2] ?? m[3] ?? '').trim();
+      steps.push({ log: m[2] !== undefined ? raw : expandEnv(raw, container) });
+    }
     else if (m[4] !== undefined) steps.push({ wait: Number(m[4]) * 1000 * timeScale });
     else if (m[5] !== undefined) {
       const code = Number(m[5]);
