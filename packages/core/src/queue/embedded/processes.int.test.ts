@@ -120,6 +120,38 @@ describe('embedded queue across processes', () => {
     }
   });
 
+  it('lets a restarted agent finish an item whose claimant died, before the lease expires, and never re-runs it', async () => {
+    // An agent restarted after kill -9 adopts a remote run (a Kubernetes Job) and reports its end
+    // while the dead agent's lease still stands: the report must land, and the item must stay done.
+    const { dir, cleanup } = await tempStateDir();
+    try {
+      let offset = 0;
+      const queue = createEmbeddedQueue({ stateDir: dir, leaseMs: 60_000, now: () => Date.now() + offset });
+      const { id } = await queue.enqueue({ queue: 'q', spec: { name: 'adopted' } });
+      const w = startWorker('claim', dir, 'q', '60000');
+      const { pid } = await w.next<{ claimed: string; pid: number }>('claimed');
+      const item = { id, queue: 'q', spec: { name: 'adopted' } };
+
+      // While the claimant lives, nobody else may report on its item.
+      await expect(queue.finish(item, { state: 'finished', exitCode: 0, runId: `run-${id}` })).rejects.toThrow(/claim|held|not/i);
+
+      w.child.kill('SIGKILL');
+      await once(w.child, 'exit');
+      await waitFor(() => !pidAlive(pid), 'the killed worker to disappear');
+      await queue.finish(item, { state: 'finished', exitCode: 0, runId: `run-${id}` });
+      const record = await queue.get(id);
+      expect(record).toMatchObject({ state: 'finished', runState: 'finished', exitCode: 0, attempts: 1 });
+
+      offset = 10 * 60_000; // far past any lease
+      expect(await queue.recoverExpired()).toBe(0);
+      const { id: agentId } = await queue.register({ queues: ['q'], hostname: 'h', version: 'v', config: {} });
+      expect(await queue.pop('q', agentId)).toBeNull();
+      await queue.close();
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('keeps the claim of a live agent that heartbeats, long past its first lease', async () => {
     const { dir, cleanup } = await tempStateDir();
     try {

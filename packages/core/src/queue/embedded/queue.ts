@@ -213,12 +213,38 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     const found = await findFile(item.queue, item.id, 'claimed');
     if (!found?.name.token) return undefined;
     const record = await readRecord(item.queue, found.name, found.path);
-    if (!record || record.claimToken !== found.name.token || record.claimedPid !== process.pid || record.claimedHost !== host) {
-      return undefined;
+    if (!record || record.claimToken !== found.name.token || record.claimedHost !== host) return undefined;
+    if (record.claimedPid === process.pid) {
+      const adopted: Held = { queue: item.queue, name: found.name, path: found.path, record, chain: Promise.resolve() };
+      held.set(item.id, adopted);
+      return adopted;
     }
-    const adopted: Held = { queue: item.queue, name: found.name, path: found.path, record, chain: Promise.resolve() };
-    held.set(item.id, adopted);
-    return adopted;
+    // Claimed by an agent process that is gone (an agent restarted and adopted the run, e.g. a
+    // Kubernetes Job that outlived it): take the claim over by renaming it to a new token, the same
+    // atomic step as a fresh claim, so recovery by another agent and this take-over cannot both win.
+    if (record.claimedPid !== undefined && pidAlive(record.claimedPid)) return undefined;
+    const token = randomId(12);
+    const name = { ...found.name, token };
+    const to = join(paths.claimed(item.queue), claimedFile(found.name.base, token));
+    try {
+      await rename(found.path, to);
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return undefined; // recovered by another agent first
+      throw error;
+    }
+    const t = now();
+    Object.assign(record, {
+      claimToken: token,
+      claimedPid: process.pid,
+      claimedAt: iso(t),
+      leaseUntil: iso(t + leaseMs),
+    } satisfies Partial<StoredRecord>);
+    const takenOver: Held = { queue: item.queue, name, path: to, record, chain: Promise.resolve() };
+    held.set(item.id, takenOver);
+    await writeHeld(takenOver);
+    startRenewing();
+    logger.info({ queue: item.queue, item: item.id, from: found.name.token }, 'embedded queue: took over the claim of a dead agent process');
+    return takenOver;
   };
 
   /** Updates the record of an item that already ended (e.g. `finish` after `fail`). Only its agent does this. */
