@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Logger, type Redactor } from '@launch/core';
-import { createLocalProcessRunner } from '@launch/runners';
 import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 import { watchIdle } from './idle.js';
 import { createOrphanGuard, guardLocalJobs } from './orphan-guard.js';
@@ -13,6 +12,7 @@ import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
 import { isConfigProblem } from './load-config.js';
 import { cliRedactor, learnSpecSecrets } from './redaction.js';
 import { selectBuilder } from './select-builder.js';
+import { selectRunners } from './select-runners.js';
 import { selectSource, type SelectedSource } from './select-source.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './usage.js';
 import { VERSION } from './version.js';
@@ -65,7 +65,7 @@ export function createSession(options: SessionOptions): Session {
     ...agentOptionsFromConfig(config),
     source: selected.source,
     queues,
-    runners: [createLocalProcessRunner({ logDir: join(selected.stateDir, 'logs'), killGracePeriodMs, logger })],
+    runners: selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger }),
     builder: selectBuilder(config),
     env: io.env,
     version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,

@@ -1,0 +1,44 @@
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { AgentConfig, Logger, Runner } from '@launch/core';
+import { createKubernetesRunner, createLocalProcessRunner } from '@launch/runners';
+
+export interface RunnerSelection {
+  config: AgentConfig;
+  env: Record<string, string | undefined>;
+  homedir: string;
+  stateDir: string;
+  killGracePeriodMs?: number;
+  logger: Logger;
+}
+
+/** Where a kube config can come from: `$KUBECONFIG`, `~/.kube/config`, or the pod's service account. */
+export function kubernetesAvailable(env: Record<string, string | undefined>, homedir: string): boolean {
+  if (env.KUBECONFIG && env.KUBECONFIG.split(':').some((p) => p && existsSync(p))) return true;
+  if (existsSync(join(homedir, '.kube', 'config'))) return true;
+  return Boolean(env.KUBERNETES_SERVICE_HOST);
+}
+
+/**
+ * The runners the binary offers: local processes always; Kubernetes (Jobs, Volcano, custom resources)
+ * when a kube config or an in-cluster service account is there. Jobs naming `resource: kubernetes` on a
+ * machine without one fail with "no runner handles resource" rather than at every start-up.
+ */
+export function selectRunners(s: RunnerSelection): Runner[] {
+  const runners: Runner[] = [
+    createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, logger: s.logger }),
+  ];
+  if (kubernetesAvailable(s.env, s.homedir)) {
+    runners.push(
+      createKubernetesRunner({
+        // Adoption after a restart finds Jobs by this name, so it must outlive the process: the Helm
+        // release name is stable across pod restarts, a pod's hostname is not.
+        agentName: s.env.LAUNCH_AGENT_NAME ?? s.env.WANDB_RELEASE_NAME ?? hostname(),
+        secureMode: s.config.secure_mode ?? false,
+        logger: s.logger,
+      }),
+    );
+  }
+  return runners;
+}
