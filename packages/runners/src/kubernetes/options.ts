@@ -1,10 +1,6 @@
 import { z } from 'zod';
-import { closest, LaunchValidationError, silentLogger, zodIssues, type Logger, type Registry } from '@launch/core';
-
-const isLogger = (value: unknown): value is Logger =>
-  typeof value === 'object' &&
-  value !== null &&
-  ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+import type { Logger, Registry } from '@launch/core';
+import { loggerOption, parseRunnerOptions } from '../options.js';
 
 const isRegistry = (value: unknown): value is Registry =>
   typeof value === 'object' &&
@@ -45,26 +41,15 @@ export const kubernetesRunnerOptionsSchema = z
       .default({ initial: 250, max: 30_000 }),
     /** Server-side timeout of each watch request, after which it is resumed from the last resourceVersion. */
     watchTimeoutSeconds: z.number().int().min(1).default(300),
-    logger: z.custom<Logger>(isLogger, 'a pino-compatible logger (debug, info, warn, error)').optional(),
+    logger: loggerOption,
   })
   .strict();
 
 export type KubernetesRunnerOptions = z.input<typeof kubernetesRunnerOptionsSchema>;
 export type ResolvedKubernetesRunnerOptions = z.output<typeof kubernetesRunnerOptionsSchema> & { logger: Logger };
 
-const KEYS = Object.keys(kubernetesRunnerOptionsSchema.shape);
-
 /** Validates the factory options; throws a LaunchValidationError naming each bad field. */
 export function parseKubernetesRunnerOptions(input: unknown): ResolvedKubernetesRunnerOptions {
-  const result = kubernetesRunnerOptionsSchema.safeParse(input ?? {});
-  if (!result.success) {
-    throw new LaunchValidationError({
-      code: 'runner.invalid_options',
-      stage: 'agent',
-      subject: 'kubernetes runner options',
-      issues: zodIssues(result.error, input, (key) => closest(key, KEYS)),
-    });
-  }
-  const releaseName = result.data.releaseName ?? (process.env.WANDB_RELEASE_NAME || undefined);
-  return { ...result.data, releaseName, logger: result.data.logger ?? silentLogger };
+  const parsed = parseRunnerOptions(kubernetesRunnerOptionsSchema, input, 'kubernetes runner options');
+  return { ...parsed, releaseName: parsed.releaseName ?? (process.env.WANDB_RELEASE_NAME || undefined) };
 }
