@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, release, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -18,6 +18,8 @@ export function machineInfo(): Record<string, unknown> {
     cpuModel: list[0]?.model,
     memoryGiB: Number((totalmem() / 1024 ** 3).toFixed(1)),
     freeMemoryGiB: Number((freemem() / 1024 ** 3).toFixed(1)),
+    // Other work on the machine skews the figures: the 1/5/15-minute load averages when the result was written.
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
     date: new Date().toISOString(),
   };
 }

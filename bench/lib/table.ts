@@ -1,17 +1,20 @@
+const NUMERIC = /^[-+]?[\d.,]+(\s*[%/a-zA-Z]*)?$|^$/;
+
 /**
- * Formats rows as an aligned text table: the first row is the header, the first column is left
- * aligned and the others right aligned (numbers).
+ * Formats rows as an aligned text table under a header row and a rule. Columns whose cells are all
+ * numbers (optionally with a unit) are right aligned, the others left aligned.
  */
 export function formatTable(rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
   const cells = rows.map((r) => r.map((c) => String(c)));
-  const widths = cells[0]?.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length))) ?? [];
-  const line = (r: string[]) =>
-    r
-      .map((v, c) => (c === 0 ? v.padEnd(widths[c]!) : v.padStart(widths[c]!)))
-      .join('  ')
-      .trimEnd();
   const [header, ...body] = cells;
   if (!header) return '';
+  const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length)));
+  const right = header.map((_, c) => body.length > 0 && body.every((r) => NUMERIC.test(r[c] ?? '')));
+  const line = (r: string[]) =>
+    widths
+      .map((w, c) => (right[c] ? (r[c] ?? '').padStart(w) : (r[c] ?? '').padEnd(w)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
