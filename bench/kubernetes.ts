@@ -6,13 +6,14 @@
  *   npx tsx bench/kubernetes.ts
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { createEmbeddedQueue } from '@launch/core';
 import { startKubeTestServer } from '@launch/testkit';
+import { runIfMain, writeResult } from './lib/results.js';
 
 const JOBS = Number(process.env.BENCH_K8S_JOBS ?? 500);
 const FAIL_EVERY = 10; // every 10th job fails, so failed-pod log reads are counted too
@@ -133,9 +134,7 @@ export async function run(): Promise<Record<string, unknown>> {
       ...[...byKind].sort((a, b) => b[1] - a[1]).map(([k, v]) => `    ${String(v).padStart(6)}  ${k}`),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
-    const out = join(here, 'results', 'kubernetes.json');
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    writeResult('kubernetes', result);
     return result;
   } finally {
     await queue.close();
@@ -144,12 +143,4 @@ export async function run(): Promise<Record<string, unknown>> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, run);

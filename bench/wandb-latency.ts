@@ -10,14 +10,16 @@
  *
  *   npx tsx bench/wandb-latency.ts
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { createAgent } from '@launch/core';
 import { createLocalProcessRunner } from '@launch/runners';
 import { createWandbTestServer } from '@launch/testkit';
 import { createWandbEnqueueClient, createWandbQueueSource } from '@launch/wandb';
+import { runIfMain, waitUntil, writeResult } from './lib/results.js';
+import { percentile } from './lib/stats.js';
+import { formatTable } from './lib/table.js';
 
 const ENTITY = 'bench';
 const QUEUE = 'bench';
@@ -58,19 +60,6 @@ async function startAgent(pollIntervalMs: number, dir: string): Promise<Harness>
   };
 }
 
-function percentile(sorted: number[], p: number): number {
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 export interface LatencyResult {
   pollIntervalMs: number;
   jobs: number;
@@ -102,7 +91,7 @@ async function latencyCase(pollIntervalMs: number, jobs: number, windowMs: numbe
       });
     }
     const files = offsets.map((_, i) => join(dir, `start-${i}`));
-    await waitUntil(() => files.every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''), pollIntervalMs * 3 + 30_000, 'every job to start');
+    await waitUntil(() => files.every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''), pollIntervalMs * 3 + 30_000, 'every job to start', 50);
     const latencies = files.map((f, i) => Number(BigInt(readFileSync(f, 'utf8').trim()) / 1_000_000n) - enqueuedAt[i]!).sort((a, b) => a - b);
     return {
       pollIntervalMs,
@@ -168,11 +157,9 @@ export async function run(): Promise<Record<string, unknown>> {
     ['poll interval', 'jobs', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'mean ms'],
     ...[fast, standard].map((l) => [`${l.pollIntervalMs / 1000} s`, String(l.jobs), String(l.p50Ms), String(l.p90Ms), String(l.p99Ms), String(l.maxMs), String(l.meanMs)]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const fmt = (r: string[]) => r.map((v, c) => v.padStart(widths[c]!)).join('  ');
   const lines = [
     'W&B source: enqueue → process start',
-    ...rows.map(fmt),
+    formatTable(rows),
     '',
     'Idle agent, GraphQL requests per minute',
     ...[idleFast, idleStandard].map(
@@ -180,18 +167,8 @@ export async function run(): Promise<Record<string, unknown>> {
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'wandb-latency.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  writeResult('wandb-latency', result);
   return result;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  run().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, run);
