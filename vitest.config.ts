@@ -1,17 +1,18 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const src = (pkg: string) => here(`./packages/${pkg}/src/index.ts`);
 
 export default defineConfig({
   resolve: {
-    alias: {
-      '@launch/core': src('core'),
-      '@launch/runners': src('runners'),
-      '@launch/builders': src('builders'),
-      '@launch/wandb': src('wandb'),
-      '@launch/testkit': src('testkit'),
-    },
+    // Subpath entries first: a bare package alias would otherwise swallow `@launch/runners/kubernetes`.
+    alias: [
+      { find: /^@launch\/runners\/local-process$/, replacement: here('./packages/runners/src/local-process/index.ts') },
+      { find: /^@launch\/runners\/kubernetes$/, replacement: here('./packages/runners/src/kubernetes/index.ts') },
+      { find: /^@launch\/wandb\/settings$/, replacement: here('./packages/wandb/src/settings-entry.ts') },
+      ...['core', 'runners', 'builders', 'wandb', 'testkit'].map((pkg) => ({ find: new RegExp(`^@launch/${pkg}$`), replacement: src(pkg) })),
+    ],
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'],

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AgentConfig, Logger, Runner } from '@launch/core';
-import { createKubernetesRunner, createLocalProcessRunner } from '@launch/runners';
+import { createLocalProcessRunner } from '@launch/runners/local-process';
 
 export interface RunnerSelection {
   config: AgentConfig;
@@ -25,11 +25,13 @@ export function kubernetesAvailable(env: Record<string, string | undefined>, hom
  * when a kube config or an in-cluster service account is there. Jobs naming `resource: kubernetes` on a
  * machine without one fail with "no runner handles resource" rather than at every start-up.
  */
-export function selectRunners(s: RunnerSelection): Runner[] {
+export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
   const runners: Runner[] = [
     createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, logger: s.logger }),
   ];
   if (kubernetesAvailable(s.env, s.homedir)) {
+    // Loaded only here: the Kubernetes client costs ~70 MiB of memory an agent without a cluster never needs.
+    const { createKubernetesRunner } = await import('@launch/runners/kubernetes');
     runners.push(
       createKubernetesRunner({
         // Adoption after a restart finds Jobs by this name, so it must outlive the process: the Helm

@@ -1,5 +1,6 @@
 import { createEmbeddedQueue, defaultStateDir, type AgentConfig, type EmbeddedQueue, type Logger, type QueueSource } from '@launch/core';
-import { chooseSource, createWandbQueueSource, resolveWandbSettings } from '@launch/wandb';
+// Only the light settings rules load eagerly; the GraphQL client loads when W&B is chosen.
+import { chooseSource, resolveWandbSettings } from '@launch/wandb/settings';
 import { UsageError } from './usage.js';
 
 export type SourceKind = 'wandb' | 'embedded';
@@ -51,11 +52,12 @@ export function stateDirFor(config: AgentConfig, env: Record<string, string | un
 }
 
 /** The seam where the W&B source plugs in; see `chooseSourceKind` for the rule. */
-export function selectSource(options: SelectSourceOptions): SelectedSource {
+export async function selectSource(options: SelectSourceOptions): Promise<SelectedSource> {
   const { config, env, logger } = options;
   const stateDir = stateDirFor(config, env, options.homedir);
   const kind = chooseSourceKind(config, env, options.origins, options.homedir);
   if (kind === 'wandb') {
+    const { createWandbQueueSource } = await import('@launch/wandb');
     const source: QueueSource = createWandbQueueSource({
       ...(config.entity ? { entity: config.entity } : {}),
       // A key that came from WANDB_API_KEY is left for the source to find, so messages name its origin.

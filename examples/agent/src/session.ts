@@ -45,7 +45,7 @@ export interface Session {
 }
 
 /** Everything `launch-agent run` assembles from a validated config: source, runner, builder, agent, output. */
-export function createSession(options: SessionOptions): Session {
+export async function createSession(options: SessionOptions): Promise<Session> {
   const { io, config } = options;
   const redactor = cliRedactor(io.env, config.api_key);
   const out = streamSink(io.stderr, redactor);
@@ -56,16 +56,17 @@ export function createSession(options: SessionOptions): Session {
     ...(logFile ? [createCliLogger({ sink: logFile, level: 'debug', format: options.format, redactor })] : []),
   );
 
-  const selected = selectSource({ config, origins: options.origins, env: io.env, homedir: io.homedir, logger, command: options.command });
+  const selected = await selectSource({ config, origins: options.origins, env: io.env, homedir: io.homedir, logger, command: options.command });
   const queues = config.queues && config.queues.length > 0 ? [...config.queues] : selected.kind === 'embedded' ? ['default'] : [];
   if (queues.length === 0) throw new UsageError('no queue to serve: name one with --queue or `queues:` in the config', options.command);
 
   const killGracePeriodMs = config.kill_grace_period === undefined ? undefined : config.kill_grace_period * 1000;
+  const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger });
   const agent = createAgent({
     ...agentOptionsFromConfig(config),
     source: selected.source,
     queues,
-    runners: selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger }),
+    runners,
     builder: selectBuilder(config),
     env: io.env,
     version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,

@@ -105,7 +105,7 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
       { source: 'embedded', state_dir: join(dir, 'state'), queues: ['demo'], max_jobs: 3, kill_grace_period: 2, poll_interval: 0.5 },
       'demo config',
     );
-    const session = createSession({
+    const session = await createSession({
       io,
       config,
       origins: { source: 'flag' },

@@ -4,7 +4,6 @@ import type { Io } from '../io.js';
 import { loadConfig } from '../load-config.js';
 import { colorEnabled, palette } from '../output/color.js';
 import { describeResult } from '../output/item-format.js';
-import { createWandbEnqueueClient } from '@launch/wandb';
 import { chooseSourceKind, selectSource } from '../select-source.js';
 import { buildSpec, readSpecFile } from '../spec-input.js';
 import { choiceFlag, parseCommandArgs, UsageError } from '../usage.js';
@@ -64,7 +63,7 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   if (chooseSourceKind(config, io.env, origins, io.homedir) === 'wandb') {
     return enqueueToWandbQueue(io, config, origins, { queue: queueName, spec, priority, wait: v.wait === true });
   }
-  const selected = selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'enqueue' });
+  const selected = await selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'enqueue' });
   const queue = selected.embedded;
   if (!queue) throw new UsageError('the selected queue source cannot take jobs from this command', 'enqueue');
   try {
@@ -88,7 +87,7 @@ async function enqueueToWandbQueue(
   request: { queue: string; spec: Record<string, unknown>; priority: (typeof PRIORITIES)[number] | undefined; wait: boolean },
 ): Promise<number> {
   if (request.wait) throw new UsageError('--wait works with the embedded queue only; follow W&B runs in the W&B UI', 'enqueue');
-  const client = createWandbEnqueueClient({
+  const client = (await import('@launch/wandb')).createWandbEnqueueClient({
     ...(config.entity ? { entity: config.entity } : {}),
     ...(config.api_key && origins['api_key'] !== 'env' ? { apiKey: config.api_key } : {}),
     ...(config.base_url ? { baseUrl: config.base_url } : {}),

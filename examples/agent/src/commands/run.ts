@@ -82,7 +82,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     stateDir: flags.stateDir,
     source: flags.source,
   });
-  const session = createSession({
+  const session = await createSession({
     io,
     config,
     origins,

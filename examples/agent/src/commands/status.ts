@@ -33,7 +33,7 @@ export async function statusCommand(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag('status', v.source) });
-  const selected = selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'status' });
+  const selected = await selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'status' });
   const queue = selected.embedded;
   if (!queue) throw new UsageError('status lists the embedded queue; for W&B queues use the W&B UI (or --source embedded)', 'status');
   try {
