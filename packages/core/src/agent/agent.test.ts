@@ -384,3 +384,21 @@ describe('createAgent loop', () => {
     expect(() => createAgent({ source, queues: [], runners: [createScriptedRunner({})] })).toThrow(/at least one queue/);
   });
 });
+
+describe('concurrent claiming', () => {
+  it('keeps every queue in the round robin when several slots claim at once', async () => {
+    const source = createMemoryQueue();
+    for (let i = 0; i < 8; i++) source.enqueue('a', { entity: 'e', project: 'p', name: `a${i}` });
+    for (let i = 0; i < 8; i++) source.enqueue('b', { entity: 'e', project: 'p', name: `b${i}` });
+    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 30 }, { state: 'finished', exitCode: 0 }] });
+    const agent = createAgent({ source, runners: [runner], queues: ['a', 'b'], maxJobs: 4, defaultResource: 'scripted', env: {}, monitorIntervalMs: 20 });
+    agents.push(agent);
+    await agent.start();
+    await waitFor(() => source.calls.filter((c) => c.op === 'finish').length === 16, { what: 'all 16 jobs' });
+    expect(runner.peak).toBe(4);
+    // Both queues were drained while work was being claimed in parallel: neither fell out of the rotation.
+    expect(source.pending()).toBe(0);
+    const names = runner.requests.map((r) => r.spec.name);
+    expect(names.slice(0, 8).filter((n) => n?.startsWith('b')).length).toBeGreaterThan(0);
+  });
+});

@@ -12,6 +12,8 @@ import type { Agent, AgentOptions, AgentSnapshot } from './types.js';
 
 /** Minimum time between two agent-status reports, so a busy agent does not flood the source. */
 const STATUS_MIN_INTERVAL_MS = 1000;
+/** Items claimed at once when that many slots are free. */
+const MAX_CONCURRENT_POPS = 8;
 
 /**
  * Composes a queue source, runners and an optional builder into an agent with W&B's loop semantics:
@@ -129,8 +131,7 @@ export function createAgent(options: AgentOptions): Agent {
   };
 
   const popNext = async (): Promise<QueueItem | null> => {
-    for (let i = 0; i < queues.length; i++) {
-      const queue = queues[i]!;
+    for (const queue of [...queues]) {
       let item: QueueItem | null = null;
       try {
         item = await source.pop(queue, agentId!);
@@ -139,8 +140,9 @@ export function createAgent(options: AgentOptions): Agent {
         continue;
       }
       if (item) {
-        // Round robin: the queue that just gave a job goes to the back.
-        queues.splice(i, 1);
+        // Round robin: the queue that just gave a job goes to the back (found by name: pops run concurrently).
+        const at = queues.indexOf(queue);
+        if (at >= 0) queues.splice(at, 1);
         queues.push(queue);
         return item;
       }
@@ -189,25 +191,30 @@ export function createAgent(options: AgentOptions): Agent {
         reportStatus(true);
       }
       let took = false;
-      if (counts().regular < opts.maxJobs && !schedulerBlocked) {
-        const item = await popNext();
-        const following = item ? jobs.get(item.id) : undefined;
-        if (item && following) {
-          // The queue handed back an item whose run this agent already follows (adopted after a restart,
-          // the dead agent's claim expired): take the claim over, never start the job a second time.
-          following.item = item;
-          if (following.runId) {
-            await source.ack(item, following.runId).catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'ack (adopted)'));
+      const free = opts.maxJobs - counts().regular;
+      if (free > 0 && !schedulerBlocked) {
+        // With several free slots, claim several items at once: each pop is a chain of file or API calls,
+        // and claiming them one after another leaves the agent idle between them. One slot: one pop, as W&B.
+        const items = await Promise.all(Array.from({ length: Math.min(free, MAX_CONCURRENT_POPS) }, () => popNext()));
+        for (const item of items) {
+          if (!item) continue;
+          const following = jobs.get(item.id);
+          if (following) {
+            // The queue handed back an item whose run this agent already follows (adopted after a restart,
+            // the dead agent's claim expired): take the claim over, never start the job a second time.
+            following.item = item;
+            if (following.runId) {
+              await source.ack(item, following.runId).catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'ack (adopted)'));
+            }
+            logger.info({ itemId: item.id, runId: following.runId }, 'took over the claim of an adopted run');
+          } else if (!stopping) {
+            took = true;
+            startJob(item);
+          } else {
+            await source.release?.(item).catch(() => {});
           }
-          logger.info({ itemId: item.id, runId: following.runId }, 'took over the claim of an adopted run');
-        } else if (item && !stopping) {
-          took = true;
-          startJob(item);
-        } else if (item) {
-          await source.release?.(item).catch(() => {});
-        } else if (jobs.size === 0) {
-          emitter.emit('agent:idle', {});
         }
+        if (!items.some(Boolean) && jobs.size === 0) emitter.emit('agent:idle', {});
       }
       if (stopping) break;
       if (took && counts().regular < opts.maxJobs) {
