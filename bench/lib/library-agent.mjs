@@ -4,7 +4,8 @@
 //   BENCH_STATE_DIR, BENCH_MAX_JOBS, BENCH_FSYNC (1|0), BENCH_EXIT_WHEN_IDLE (1|0)
 import { join } from 'node:path';
 import { createAgent, createEmbeddedQueue } from '../../packages/core/dist/index.js';
-import { createLocalProcessRunner } from '../../packages/runners/dist/index.js';
+// The subpath the CLI uses, so the Kubernetes client is not loaded (it adds ~60 MiB and slows every fork).
+import { createLocalProcessRunner } from '../../packages/runners/dist/local-process.js';
 
 const stateDir = process.env.BENCH_STATE_DIR;
 if (!stateDir) throw new Error('BENCH_STATE_DIR is required');
