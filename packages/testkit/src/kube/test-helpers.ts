@@ -15,7 +15,7 @@ export function clientsFor(server: KubeTestServer) {
 }
 
 /** Polls until `check` returns a value (not undefined/false), or fails after the deadline. */
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
