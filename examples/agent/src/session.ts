@@ -10,7 +10,7 @@ import { attachReporter, type Reporter } from './output/reporter.js';
 import { startStatusLines, statusIntervalMs } from './output/status-line.js';
 import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
 import { isConfigProblem } from './load-config.js';
-import { cliRedactor, learnSpecSecrets } from './redaction.js';
+import { cliRedactor } from './redaction.js';
 import { selectBuilder } from './select-builder.js';
 import { selectRunners } from './select-runners.js';
 import { selectSource, type SelectedSource } from './select-source.js';
@@ -77,7 +77,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   // Local jobs die with the agent, even under kill -9.
   const guard = guardLocalJobs(agent, createOrphanGuard({ graceMs: killGracePeriodMs ?? 10_000 }));
   // Learn an item's secrets before any line about it is written.
-  agent.on('item:claimed', ({ item }) => learnSpecSecrets(redactor, item.spec));
+  agent.on('item:claimed', ({ item }) => redactor.addSpecSecrets(item.spec));
   const colors = palette(options.format === 'human' && colorEnabled(io.stderr, io.env));
   const reporter = attachReporter(agent, {
     sink: teeSink(out, logFile),

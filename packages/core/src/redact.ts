@@ -19,6 +19,19 @@ export class Redactor {
     if (typeof secret === 'string' && secret.length >= 6) this.secrets.add(secret);
   }
 
+  /**
+   * Registers the secrets a raw launch spec carries: its `_wandb_api_key` and the values of secret-looking
+   * `env` entries. Takes the raw (possibly malformed) spec, so it can run before validation.
+   */
+  addSpecSecrets(spec: unknown): void {
+    if (!spec || typeof spec !== 'object') return;
+    const s = spec as { _wandb_api_key?: unknown; env?: unknown };
+    if (typeof s._wandb_api_key === 'string') this.add(s._wandb_api_key);
+    if (s.env && typeof s.env === 'object') {
+      for (const [name, value] of Object.entries(s.env)) if (isSecretEnvName(name) && typeof value === 'string') this.add(value);
+    }
+  }
+
   redact(text: string): string {
     let out = text;
     for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join(REDACTED);
@@ -51,5 +64,5 @@ function scrub(value: unknown, r: Redactor, depth: number): unknown {
 
 /** Names of environment variables whose values are secrets. */
 export function isSecretEnvName(name: string): boolean {
-  return /(?:API_KEY|PASSWORD|SECRET|TOKEN|CREDENTIALS)$/i.test(name);
+  return /KEY|PASSWORD|SECRET|TOKEN|CREDENTIALS/i.test(name);
 }

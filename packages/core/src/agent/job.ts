@@ -58,12 +58,11 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<'release
   const { opts, emitter, redactor } = ctx;
   const { item } = job;
   const log = ctx.logger;
+  redactor.addSpecSecrets(item.spec);
   emitter.emit('item:claimed', { item });
   log.info({ itemId: item.id, queue: item.queue, spec: redactor.redactValue(item.spec) }, 'claimed queue item');
   try {
     const spec = parseLaunchSpec(item.spec);
-    redactor.add(spec._wandb_api_key);
-    for (const [k, v] of Object.entries(spec.env ?? {})) if (/KEY|SECRET|TOKEN|PASSWORD/i.test(k)) redactor.add(v);
     job.scheduler = isSchedulerSpec(spec);
     if (job.scheduler && ctx.runningSchedulers() >= opts.maxSchedulers) throw new Released();
     if (opts.secureMode && spec.overrides?.entry_point && spec.overrides.entry_point.length > 0) {
