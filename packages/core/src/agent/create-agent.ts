@@ -35,7 +35,9 @@ export function createAgent(options: AgentOptions): Agent {
   const redactor = new Redactor();
   redactor.add(opts.apiKey);
   for (const [k, v] of Object.entries(opts.env)) if (isSecretEnvName(k)) redactor.add(v);
-  const emitter = new TypedEmitter((error, event) => agentError({ emitter, logger, redactor }, error, `listener of ${event}`));
+  const emitter = new TypedEmitter((error, event) => reportError(error, `listener of ${event}`));
+  /** Logs an error the agent survives and emits it as `agent:error` (secrets scrubbed). */
+  const reportError = (error: unknown, where: string) => agentError({ emitter, logger, redactor }, error, where);
   const clock = opts.clock;
   const source = opts.source;
 
@@ -90,7 +92,7 @@ export function createAgent(options: AgentOptions): Agent {
     emitter.emit('agent:status', { status });
     statusInFlight = statusInFlight
       .then(() => source.updateAgentStatus(agentId!, status))
-      .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'updateAgentStatus'));
+      .catch((e: unknown) => reportError(e, 'updateAgentStatus'));
   };
   const reportStatus = (force = false) => {
     if (!agentId) return;
@@ -113,13 +115,18 @@ export function createAgent(options: AgentOptions): Agent {
     const job: JobTracker = { item, state: 'unknown', scheduler: false, startedAt: clock.now() };
     jobs.set(item.id, job);
     reportStatus();
-    runJob(jobCtx(), job)
+    track(item.id, runJob(jobCtx(), job), 'runJob');
+  };
+
+  /** Frees a job's slot when its work settles, and polls again unless a scheduler was just handed back. */
+  const track = (itemId: string, work: Promise<'released' | undefined | void>, where: string) => {
+    work
       .catch((e: unknown) => {
-        agentError({ emitter, logger, redactor }, e, 'runJob');
+        reportError(e, where);
         return undefined;
       })
       .then((outcome) => {
-        jobs.delete(item.id);
+        jobs.delete(itemId);
         reportStatus();
         if (outcome === 'released') {
           schedulerBlocked = true;
@@ -136,7 +143,7 @@ export function createAgent(options: AgentOptions): Agent {
       try {
         item = await source.pop(queue, agentId!);
       } catch (error) {
-        agentError({ emitter, logger, redactor }, error, `pop from ${queue}`);
+        reportError(error, `pop from ${queue}`);
         continue;
       }
       if (item) {
@@ -171,7 +178,7 @@ export function createAgent(options: AgentOptions): Agent {
       if (source.shouldStop && now - lastControlCheck >= Math.max(opts.pollIntervalMs, 1000)) {
         lastControlCheck = now;
         const stop = await source.shouldStop(agentId!).catch((e: unknown) => {
-          agentError({ emitter, logger, redactor }, e, 'shouldStop');
+          reportError(e, 'shouldStop');
           return false;
         });
         if (stop) {
@@ -184,7 +191,7 @@ export function createAgent(options: AgentOptions): Agent {
         lastHeartbeat = now;
         await source
           .heartbeat(agentId!, [...jobs.values()].map((j) => j.item))
-          .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'heartbeat'));
+          .catch((e: unknown) => reportError(e, 'heartbeat'));
       }
       if (now - lastKeepAlive >= 2 * opts.pollIntervalMs) {
         lastKeepAlive = now;
@@ -204,7 +211,7 @@ export function createAgent(options: AgentOptions): Agent {
             // the dead agent's claim expired): take the claim over, never start the job a second time.
             following.item = item;
             if (following.runId) {
-              await source.ack(item, following.runId).catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'ack (adopted)'));
+              await source.ack(item, following.runId).catch((e: unknown) => reportError(e, 'ack (adopted)'));
             }
             logger.info({ itemId: item.id, runId: following.runId }, 'took over the claim of an adopted run');
           } else if (!stopping) {
@@ -254,14 +261,14 @@ export function createAgent(options: AgentOptions): Agent {
             adopt(item, run, runner);
           }
         } catch (error) {
-          agentError({ emitter, logger, redactor }, error, `adopt (${runner.name})`);
+          reportError(error, `adopt (${runner.name})`);
         }
       }
       if (source.capabilities.notify && source.subscribe) unsubscribe = source.subscribe(wake);
       phase = 'POLLING';
       reportStatus(true);
       loopDone = loop().catch((e: unknown) => {
-        agentError({ emitter, logger, redactor }, e, 'loop');
+        reportError(e, 'loop');
         void api.stop('the agent loop failed');
       });
     },
@@ -275,7 +282,6 @@ export function createAgent(options: AgentOptions): Agent {
         await loopDone;
         phase = 'STOPPED';
         if (agentId) reportStatus(true);
-        const waits: Promise<void>[] = [];
         for (const job of jobs.values()) {
           const remote = job.runner?.capabilities.remote ?? false;
           job.shutdown = remote ? 'detach' : 'cancel';
@@ -283,13 +289,10 @@ export function createAgent(options: AgentOptions): Agent {
           logger.info({ itemId: job.item.id, runId: job.runId, state: job.state }, remote ? 'leaving remote run running' : 'terminating local run');
         }
         // Wait for every job to settle: local runs are cancelled (TERM, then KILL) and reported.
-        waits.push(
-          new Promise<void>((resolve) => {
-            const check = () => (jobs.size === 0 ? resolve() : clock.setTimeout(check, 20));
-            check();
-          }),
-        );
-        await Promise.all(waits);
+        await new Promise<void>((resolve) => {
+          const check = () => (jobs.size === 0 ? resolve() : clock.setTimeout(check, 20));
+          check();
+        });
         await statusInFlight;
         emitter.emit('agent:stopped', { reason });
         logger.info({ reason }, 'agent stopped');
@@ -328,13 +331,7 @@ export function createAgent(options: AgentOptions): Agent {
     const job: JobTracker = { item, runId: run.runId, state: 'unknown', scheduler: false, startedAt: clock.now(), runner, submitted: run, backendId: run.id };
     jobs.set(item.id, job);
     // Adopted items were acked before the restart: only the monitor-and-report half of the job remains.
-    followAdoptedRun(jobCtx(), job)
-      .catch((e: unknown) => agentError({ emitter, logger, redactor }, e, 'adopted run'))
-      .finally(() => {
-        jobs.delete(item.id);
-        reportStatus();
-        wake();
-      });
+    track(item.id, followAdoptedRun(jobCtx(), job), 'adopted run');
   };
 
   return api;
