@@ -390,10 +390,13 @@ async function report(ctx: JobContext, job: JobTracker, spec: LaunchSpec, status
       status,
     );
   }
-  await finish(status.state);
   if (status.state === 'failed') {
-    return failItem(ctx, job, runFailure(runId, status), status);
+    // Failure first, then the exit code: the item's record never shows a failed run as finished.
+    await failItem(ctx, job, runFailure(runId, status), status);
+    await finish(status.state);
+    return;
   }
+  await finish(status.state);
   emitter.emit('item:finished', { item, runId, state: status.state, status: redactor.redactValue(status) });
   ctx.logger.info({ itemId: item.id, runId, state: status.state, exitCode: status.exitCode }, 'run ended');
 }
@@ -433,8 +436,9 @@ async function failItem(ctx: JobContext, job: JobTracker, error: LaunchError, st
   }
   const stage: Stage = error.stage;
   ctx.logger.warn({ itemId: item.id, runId: job.runId, stage, code: error.code }, `job failed: ${message}`);
-  emitter.emit('item:failed', { item, runId: job.runId, stage, message });
+  // The event follows the report, as `item:finished` does: a listener reading the queue sees the failure.
   await opts.source.fail(item, { stage, message, files }).catch((e: unknown) => agentError(ctx, e, 'fail'));
+  emitter.emit('item:failed', { item, runId: job.runId, stage, message });
 }
 
 function safeName(id: string): string {

@@ -585,12 +585,16 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   const get = async (id: string): Promise<ItemRecord | undefined> => {
     const h = held.get(id);
     if (h) return toItemRecord(h.record);
-    for (const queue of await allQueues()) {
-      for (const where of ['done', 'claimed', 'queued'] as const) {
-        const found = await findFile(queue, id, where);
-        if (!found) continue;
-        const record = await readRecord(queue, found.name, found.path);
-        if (record) return view(record, where, found.name);
+    // Scan in the direction items move (queued → claimed → done), so a move during the scan is seen at its
+    // destination; a second pass covers the one backward move (recovery: claimed → queued).
+    for (let pass = 0; pass < 2; pass++) {
+      for (const queue of await allQueues()) {
+        for (const where of ['queued', 'claimed', 'done'] as const) {
+          const found = await findFile(queue, id, where);
+          if (!found) continue;
+          const record = await readRecord(queue, found.name, found.path);
+          if (record) return view(record, where, found.name);
+        }
       }
     }
     return undefined;
