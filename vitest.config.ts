@@ -10,12 +10,15 @@ export default defineConfig({
     alias: [
       { find: /^@launch\/runners\/local-process$/, replacement: here('./packages/runners/src/local-process/index.ts') },
       { find: /^@launch\/runners\/kubernetes$/, replacement: here('./packages/runners/src/kubernetes/index.ts') },
+      { find: /^@launch\/runners\/local-container$/, replacement: here('./packages/runners/src/local-container/index.ts') },
       { find: /^@launch\/wandb\/settings$/, replacement: here('./packages/wandb/src/settings-entry.ts') },
-      ...['core', 'runners', 'builders', 'wandb', 'testkit'].map((pkg) => ({ find: new RegExp(`^@launch/${pkg}$`), replacement: src(pkg) })),
+      ...['core', 'runners', 'builders', 'registries', 'wandb', 'testkit'].map((pkg) => ({ find: new RegExp(`^@launch/${pkg}$`), replacement: src(pkg) })),
     ],
   },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'charts/*/test/**/*.test.ts'],
+    // Starts the real daemons tests share (Docker engine, OCI registries) when their binaries are installed.
+    globalSetup: ['./packages/testkit/src/services/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
