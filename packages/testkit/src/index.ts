@@ -8,3 +8,4 @@ export * from './kube/index.js';
 export * from './scripted-runner.js';
 export * from './memory-queue.js';
 export * from './wait.js';
+export * from './services/env.js';
