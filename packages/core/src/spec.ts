@@ -85,10 +85,26 @@ export function specImage(spec: LaunchSpec): string | undefined {
   return spec.docker?.docker_image ?? spec.image_uri ?? undefined;
 }
 
-/** Scheduler items (sweeps) count against `max_schedulers`, not `max_jobs`. */
+/** The `uri` W&B puts on sweep-scheduler items. */
 export const SCHEDULER_URI = 'placeholder-uri-scheduler';
-export function isSchedulerSpec(spec: { uri?: string | null }): boolean {
-  return spec.uri === SCHEDULER_URI;
+
+/**
+ * Whether an item is a sweep scheduler, which counts against `max_schedulers` instead of `max_jobs`.
+ * W&B's rule (`_is_scheduler_job`): the placeholder uri, and for `resource: local-process` also a `job`
+ * or an entry point `wandb scheduler <sweep>`; a local-process item with the placeholder uri and any
+ * other entry point is an ordinary job (W&B's clients put that uri on ordinary runSpecs too).
+ */
+export function isSchedulerSpec(spec: {
+  uri?: string | null;
+  resource?: string | null;
+  job?: string | null;
+  overrides?: { entry_point?: string[] | null } | null;
+}): boolean {
+  if (spec.uri !== SCHEDULER_URI) return false;
+  if (spec.resource !== 'local-process') return true;
+  if (spec.job) return true;
+  const cmd = spec.overrides?.entry_point ?? [];
+  return cmd.length >= 3 && cmd[0] === 'wandb' && cmd[1] === 'scheduler';
 }
 
 export const PRIORITIES = ['critical', 'high', 'medium', 'low'] as const;

@@ -48,16 +48,90 @@ describe('createAgent loop', () => {
     expect(runner2.peak).toBe(6);
   });
 
-  it('counts sweep schedulers against max_schedulers and hands surplus scheduler items back', async () => {
+  it('counts sweep schedulers against max_schedulers: a surplus scheduler is claimed once and waits, regular jobs go on', async () => {
     const source = createMemoryQueue();
     const sched = { uri: 'placeholder-uri-scheduler', ...job() };
-    source.enqueue('q', sched);
-    source.enqueue('q', sched);
-    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 100 }, { state: 'finished', exitCode: 0 }] });
+    const s1 = source.enqueue('q', { ...sched, name: 's1' });
+    const s2 = source.enqueue('q', { ...sched, name: 's2' });
+    source.enqueue('q', job({ name: 'regular' }));
+    const runner = createScriptedRunner({
+      script: (r) => (r.spec.name === 's1' ? [{ state: 'running', ms: 300 }, { state: 'finished', exitCode: 0 }] : [{ state: 'finished', exitCode: 0 }]),
+    });
     await start({ source, runners: [runner], maxJobs: 5, maxSchedulers: 1 }).start();
-    await waitFor(() => ops(source, 'finish').length === 2, { what: 'both schedulers' });
-    expect(runner.peak).toBe(1);
-    expect(ops(source, 'release').length).toBeGreaterThan(0);
+    await waitFor(() => ops(source, 'finish').length === 3, { what: 'both schedulers and the regular job' });
+    expect(runner.peak).toBeLessThanOrEqual(2);
+    // The regular job behind the waiting scheduler did not wait for the first scheduler to end.
+    const order = runner.requests.map((r) => r.spec.name);
+    expect(order).toEqual(['s1', 'regular', 's2']);
+    // Each item was popped exactly once, and none was handed back or left claimed.
+    const popped = ops(source, 'pop').flatMap((c) => (c.op === 'pop' && c.itemId ? [c.itemId] : []));
+    expect(popped.filter((id) => id === s1)).toHaveLength(1);
+    expect(popped.filter((id) => id === s2)).toHaveLength(1);
+    expect(ops(source, 'release')).toHaveLength(0);
+    expect(ops(source, 'ack')).toHaveLength(3);
+  });
+
+  it('treats the placeholder uri on a local-process item as a scheduler only for `wandb scheduler` or a job (W&B rule)', async () => {
+    const { isSchedulerSpec } = await import('../spec.js');
+    const uri = 'placeholder-uri-scheduler';
+    expect(isSchedulerSpec({ uri, resource: 'local-process', overrides: { entry_point: ['python', 'train.py'] } })).toBe(false);
+    expect(isSchedulerSpec({ uri, resource: 'local-process' })).toBe(false);
+    expect(isSchedulerSpec({ uri, resource: 'local-process', overrides: { entry_point: ['wandb', 'scheduler', 'abc123'] } })).toBe(true);
+    expect(isSchedulerSpec({ uri, resource: 'local-process', overrides: { entry_point: ['wandb', 'scheduler'] } })).toBe(false);
+    expect(isSchedulerSpec({ uri, resource: 'local-process', job: 'ent/proj/sched:latest' })).toBe(true);
+    expect(isSchedulerSpec({ uri, resource: 'kubernetes' })).toBe(true);
+    expect(isSchedulerSpec({ uri: null, resource: 'kubernetes' })).toBe(false);
+  });
+
+  it('runs a burst of placeholder-uri local-process jobs at once, each popped once, on a source without release', async () => {
+    const base = createMemoryQueue();
+    const { release: _release, ...source } = base;
+    const uri = 'placeholder-uri-scheduler';
+    for (let i = 0; i < 20; i++) base.enqueue('q', { uri, resource: 'local-process', overrides: { entry_point: ['python', 'train.py'] }, ...job({ name: `j${i}` }) });
+    for (let i = 0; i < 2; i++) base.enqueue('q', { uri, resource: 'local-process', overrides: { entry_point: ['wandb', 'scheduler', `sweep${i}`] }, ...job({ name: `s${i}` }) });
+    let running = 0;
+    let schedulersRunning = 0;
+    let peakSchedulers = 0;
+    const runner = createScriptedRunner({ resources: ['local-process'], script: () => [{ state: 'running', ms: 150 }, { state: 'finished', exitCode: 0 }] });
+    const agent = start({ source: source as typeof base, runners: [runner], maxJobs: -1, maxSchedulers: 1 });
+    agent.on('run:state', ({ item, state }) => {
+      const sched = (item.spec as { name: string }).name.startsWith('s');
+      if (state === 'running') {
+        running++;
+        if (sched) peakSchedulers = Math.max(peakSchedulers, ++schedulersRunning);
+      } else if (state === 'finished') {
+        running--;
+        if (sched) schedulersRunning--;
+      }
+    });
+    await agent.start();
+    await waitFor(() => ops(base, 'finish').length === 22, { what: 'the burst and both schedulers' });
+    expect(runner.peak).toBeGreaterThanOrEqual(21);
+    expect(peakSchedulers).toBe(1);
+    const popped = ops(base, 'pop').flatMap((c) => (c.op === 'pop' && c.itemId ? [c.itemId] : []));
+    expect(popped).toHaveLength(22);
+    expect(new Set(popped).size).toBe(22);
+    expect(ops(base, 'ack')).toHaveLength(22);
+    expect(running).toBe(0);
+  });
+
+  it('pops once per poll when idle, whatever max_jobs is, and claims several at once only while pops return items', async () => {
+    const source = createMemoryQueue({ notify: false, pollIntervalMs: 50 });
+    const runner = createScriptedRunner({});
+    const agent = start({ source, runners: [runner], maxJobs: -1, pollIntervalMs: 50 });
+    const polls: { pops: number; items: number }[] = [];
+    agent.on('agent:poll', (p) => polls.push(p));
+    await agent.start();
+    await waitFor(() => polls.length >= 5, { what: 'five idle polls' });
+    expect(polls.slice(0, 5).every((p) => p.pops === 1 && p.items === 0)).toBe(true);
+    for (let i = 0; i < 30; i++) source.enqueue('q', job({ name: `b${i}` }));
+    await waitFor(() => ops(source, 'finish').length === 30, { what: 'the burst' });
+    const popped = ops(source, 'pop').flatMap((c) => (c.op === 'pop' && c.itemId ? [c.itemId] : []));
+    expect(new Set(popped).size).toBe(30);
+    expect(popped).toHaveLength(30);
+    expect(polls.some((p) => p.pops > 1)).toBe(true);
+    // Every round of several pops followed a round whose pops all returned items.
+    for (let i = 1; i < polls.length; i++) if (polls[i]!.pops > 1) expect(polls[i - 1]!.items).toBe(polls[i - 1]!.pops);
   });
 
   it('acks an item before its run is submitted and reports it finished', async () => {

@@ -51,9 +51,8 @@ export function createAgent(options: AgentOptions): Agent {
   let loopDone: Promise<void> = Promise.resolve();
   let wakeLoop: () => void = () => {};
   let pendingWake = false;
-  // Set when a sweep scheduler was handed back because max_schedulers run: popping waits for a job to end
-  // (W&B sleeps its poll interval here) instead of taking the same item again and again.
-  let schedulerBlocked = false;
+  // Sweep schedulers acked while max_schedulers run, in arrival order; started as schedulers end.
+  const schedulerWaiters: { job: JobTracker; start: () => void }[] = [];
   let unsubscribe: (() => void) | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -62,9 +61,32 @@ export function createAgent(options: AgentOptions): Agent {
   const counts = () => {
     let regular = 0;
     let schedulers = 0;
-    for (const j of jobs.values()) j.scheduler ? schedulers++ : regular++;
+    for (const j of jobs.values()) {
+      if (!j.scheduler) regular++;
+      else if (!j.waitingForSlot) schedulers++;
+    }
     return { regular, schedulers };
   };
+
+  /** Starts waiting schedulers while `max_schedulers` allows (or all of them on shutdown). */
+  const startWaitingSchedulers = () => {
+    while (schedulerWaiters.length > 0 && (stopping || counts().schedulers < opts.maxSchedulers)) {
+      const next = schedulerWaiters.shift()!;
+      next.job.waitingForSlot = false;
+      next.job.poke = undefined;
+      next.start();
+    }
+  };
+
+  const schedulerSlot = (job: JobTracker) =>
+    new Promise<void>((resolve) => {
+      job.waitingForSlot = true;
+      schedulerWaiters.push({ job, start: resolve });
+      // A shutdown pokes every job: a waiting scheduler then goes on to be handed back, not started.
+      job.poke = startWaitingSchedulers;
+      startWaitingSchedulers();
+      if (job.waitingForSlot) logger.info({ itemId: job.item.id }, 'sweep scheduler waits: max_schedulers are running');
+    });
 
   const jobCtx = (): JobContext => ({
     opts,
@@ -72,7 +94,7 @@ export function createAgent(options: AgentOptions): Agent {
     redactor,
     agentName: agentName!,
     logger,
-    runningSchedulers: () => counts().schedulers - 1,
+    schedulerSlot,
   });
 
   const wake = () => {
@@ -113,27 +135,21 @@ export function createAgent(options: AgentOptions): Agent {
 
   const startJob = (item: QueueItem) => {
     const job: JobTracker = { item, state: 'unknown', scheduler: false, startedAt: clock.now() };
+    if (stopping) job.shutdown = 'cancel';
     jobs.set(item.id, job);
     reportStatus();
     track(item.id, runJob(jobCtx(), job), 'runJob');
   };
 
-  /** Frees a job's slot when its work settles, and polls again unless a scheduler was just handed back. */
-  const track = (itemId: string, work: Promise<'released' | undefined | void>, where: string) => {
+  /** Frees a job's slot when its work settles, starts a waiting scheduler, and polls again. */
+  const track = (itemId: string, work: Promise<void>, where: string) => {
     work
-      .catch((e: unknown) => {
-        reportError(e, where);
-        return undefined;
-      })
-      .then((outcome) => {
+      .catch((e: unknown) => reportError(e, where))
+      .then(() => {
         jobs.delete(itemId);
+        startWaitingSchedulers();
         reportStatus();
-        if (outcome === 'released') {
-          schedulerBlocked = true;
-        } else {
-          schedulerBlocked = false;
-          wake();
-        }
+        wake();
       });
   };
 
@@ -168,6 +184,8 @@ export function createAgent(options: AgentOptions): Agent {
     });
 
   const loop = async () => {
+    // Whether the last pop round filled every pop: only then are the next round's pops made concurrently.
+    let burst = false;
     let lastControlCheck = 0;
     let lastKeepAlive = clock.now();
     let lastHeartbeat = clock.now();
@@ -199,10 +217,16 @@ export function createAgent(options: AgentOptions): Agent {
       }
       let took = false;
       const free = opts.maxJobs - counts().regular;
-      if (free > 0 && !schedulerBlocked) {
-        // With several free slots, claim several items at once: each pop is a chain of file or API calls,
-        // and claiming them one after another leaves the agent idle between them. One slot: one pop, as W&B.
-        const items = await Promise.all(Array.from({ length: Math.min(free, MAX_CONCURRENT_POPS) }, () => popNext()));
+      if (free > 0) {
+        // One pop per turn, as W&B; while pops keep returning items and slots are free, claim several at
+        // once (each pop is a chain of file or API calls, and serial claims leave the agent idle between
+        // them). An idle agent therefore makes one pop per queue per poll, whatever max_jobs is.
+        const width: number = burst ? Math.min(free, MAX_CONCURRENT_POPS) : 1;
+        const popStart = clock.now();
+        const items: (QueueItem | null)[] = await Promise.all(Array.from({ length: width }, () => popNext()));
+        const got: number = items.filter(Boolean).length;
+        burst = got === width;
+        emitter.emit('agent:poll', { pops: width, items: got, durationMs: clock.now() - popStart });
         for (const item of items) {
           if (!item) continue;
           const following = jobs.get(item.id);
@@ -214,11 +238,13 @@ export function createAgent(options: AgentOptions): Agent {
               await source.ack(item, following.runId).catch((e: unknown) => reportError(e, 'ack (adopted)'));
             }
             logger.info({ itemId: item.id, runId: following.runId }, 'took over the claim of an adopted run');
-          } else if (!stopping) {
+          } else if (stopping && source.release) {
+            await source.release(item).catch((e: unknown) => reportError(e, 'release'));
+          } else {
+            // While stopping, a source that cannot take the item back gets it through the job's shutdown
+            // path (acked, then handed back as stopped and requeued): a popped item is never left claimed.
             took = true;
             startJob(item);
-          } else {
-            await source.release?.(item).catch(() => {});
           }
         }
         if (!items.some(Boolean) && jobs.size === 0) emitter.emit('agent:idle', {});

@@ -25,6 +25,8 @@ export interface JobTracker {
   submitted?: SubmittedRun;
   /** Set on agent shutdown: `cancel` local runs, `detach` from remote ones. */
   shutdown?: 'cancel' | 'detach';
+  /** A sweep scheduler acked while `max_schedulers` run, waiting for one of them to end. */
+  waitingForSlot?: boolean;
   /** Wakes the job's monitor (shutdown, stop request). */
   poke?: () => void;
 }
@@ -35,8 +37,11 @@ export interface JobContext {
   redactor: Redactor;
   agentName: string;
   logger: Logger;
-  /** Number of schedulers running, not counting this job. */
-  runningSchedulers(): number;
+  /**
+   * Resolves when this scheduler job may start under `max_schedulers` (at once when a slot is free),
+   * or when the agent shuts down.
+   */
+  schedulerSlot(job: JobTracker): Promise<void>;
 }
 
 /** W&B run ids: 8 characters of lower-case letters and digits. */
@@ -48,13 +53,11 @@ export function generateRunId(): string {
   return id;
 }
 
-class Released extends Error {}
-
 /**
  * One job from claim to report: validate → ack → build → submit → monitor → report.
  * Never throws: every failure is reported to the source with its stage, and the slot is released by the caller.
  */
-export async function runJob(ctx: JobContext, job: JobTracker): Promise<'released' | undefined> {
+export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
   const { opts, emitter, redactor } = ctx;
   const { item } = job;
   const log = ctx.logger;
@@ -64,7 +67,6 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<'release
   try {
     const spec = parseLaunchSpec(item.spec);
     job.scheduler = isSchedulerSpec(spec);
-    if (job.scheduler && ctx.runningSchedulers() >= opts.maxSchedulers) throw new Released();
     if (opts.secureMode && spec.overrides?.entry_point && spec.overrides.entry_point.length > 0) {
       throw new LaunchError({
         code: 'spec.secure_mode',
@@ -87,6 +89,16 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<'release
     job.runner = runner;
 
     await opts.source.ack(item, runId);
+    if (job.scheduler && !job.shutdown) {
+      // W&B leaves a surplus scheduler item popped but un-acked until the server's claim expires (~1 min),
+      // and a source without `release` cannot take it back: claim it and wait for a scheduler slot here.
+      await ctx.schedulerSlot(job);
+    }
+    if (job.shutdown) {
+      // The agent began shutting down: hand the item back (requeued as stopped), don't build or start it.
+      await report(ctx, job, spec, { state: 'stopped', messages: [] });
+      return;
+    }
 
     const image = runner.capabilities.needsImage ? await resolveImage(ctx, job, spec, runId) : specImage(spec);
     const request = buildRequest(ctx, spec, { runId, item, image, resource, runner });
@@ -102,15 +114,8 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<'release
 
     const status = await monitor(ctx, job, job.submitted, spec);
     if (status) await report(ctx, job, spec, status);
-    return undefined;
   } catch (error) {
-    if (error instanceof Released) {
-      log.info({ itemId: item.id }, 'scheduler item handed back: max_schedulers are running');
-      await opts.source.release?.(item).catch((e: unknown) => agentError(ctx, e, 'release'));
-      return 'released';
-    }
     await failItem(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
-    return undefined;
   }
 }
 
