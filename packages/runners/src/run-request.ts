@@ -21,6 +21,7 @@ const runRequestSchema = z.object({
   env: z.record(z.string(), z.string()),
   resourceArgs: z.record(z.string(), z.unknown()),
   workingDir: noNul('a working directory').optional(),
+  attachOnly: z.boolean().optional(),
 });
 
 const ENV_NAME = /^[^=\0]+$/;

@@ -23,6 +23,8 @@ export interface ScriptedRunner extends Runner {
   readonly peak: number;
   /** Cancels received, by run id. */
   readonly cancels: string[];
+  /** Run ids whose end the agent said it recorded (`SubmittedRun.reported`). */
+  readonly reported: string[];
 }
 
 export function createScriptedRunner(options: {
@@ -32,8 +34,11 @@ export function createScriptedRunner(options: {
   script?: (request: RunRequest, index: number) => ScriptStep[];
   /** Make `run()` itself throw for some requests. */
   failSubmit?: (request: RunRequest) => Error | undefined;
+  /** Declare the `adopt` capability (adopt() finds nothing; attach-only requests are answered by `script`). */
+  adopt?: boolean;
 }): ScriptedRunner {
   const requests: RunRequest[] = [];
+  const reported: string[] = [];
   const cancels: string[] = [];
   let activeCount = 0;
   let peak = 0;
@@ -41,9 +46,11 @@ export function createScriptedRunner(options: {
     specificationVersion: 'v1',
     name: 'scripted',
     resources: options.resources ?? ['scripted'],
-    capabilities: { adopt: false, remote: options.remote ?? false, needsImage: false },
+    capabilities: { adopt: options.adopt ?? false, remote: options.remote ?? false, needsImage: false },
+    ...(options.adopt ? { adopt: async () => [] } : {}),
     requests,
     cancels,
+    reported,
     active: () => activeCount,
     get peak() {
       return peak;
@@ -96,6 +103,9 @@ export function createScriptedRunner(options: {
           cancels.push(request.runId);
           if (timer) clearTimeout(timer);
           setImmediate(() => set({ state: 'stopped', messages: [] }));
+        },
+        async reported() {
+          reported.push(request.runId);
         },
       };
       return run;

@@ -52,17 +52,28 @@ export async function statusCommand(argv: string[], io: Io): Promise<number> {
   }
 }
 
-export const AGENT_HEADERS = ['AGENT', 'NAME', 'STATUS', 'QUEUES', 'HOST', 'PID', 'UPDATED'];
+export const AGENT_HEADERS = ['AGENT', 'NAME', 'STATUS', 'CLAIMS', 'QUEUES', 'HOST', 'PID', 'UPDATED'];
 
+/**
+ * The status view: items with the agent holding each claim now, and agents with the claims they hold. A dead
+ * agent is shown as gone with the status it last reported; once another agent took its claims over it holds none.
+ */
 export function renderStatus(items: ItemRecord[], agents: AgentRecord[], io: Pick<Io, 'stdout' | 'env'>, stateDir: string, now = Date.now()): string {
   const c = palette(colorEnabled(io.stdout, io.env));
   const parts = [c.dim(`state: ${stateDir}`)];
-  parts.push(items.length === 0 ? 'No items.' : renderTable(ITEM_HEADERS, items.map((i) => itemRow(i, c, now))));
+  const byId = new Map(agents.map((a) => [a.id, a]));
+  const alive = (id: string) => byId.get(id)?.alive;
+  parts.push(items.length === 0 ? 'No items.' : renderTable(ITEM_HEADERS, items.map((i) => itemRow(i, c, now, alive))));
   if (agents.length > 0) {
+    const claims = new Map<string, number>();
+    for (const i of items) {
+      if ((i.state === 'claimed' || i.state === 'acked') && i.claimedBy) claims.set(i.claimedBy, (claims.get(i.claimedBy) ?? 0) + 1);
+    }
     const rows = agents.map((a) => [
       a.id,
       a.name,
-      a.status === 'KILLED' ? c.dim(a.status) : a.alive === false ? c.red(`${a.status} (gone)`) : c.green(a.status),
+      a.status === 'KILLED' ? c.dim(a.status) : a.alive === false ? c.red(`gone (last reported ${a.status})`) : c.green(a.status),
+      String(claims.get(a.id) ?? 0),
       a.queues.join(','),
       a.hostname,
       String(a.pid),

@@ -26,16 +26,23 @@ export function resultCell(item: ItemRecord, c: Palette, width = 60): string {
   return '';
 }
 
-export const ITEM_HEADERS = ['ID', 'QUEUE', 'PRIORITY', 'STATE', 'RUN', 'AGE', 'RESULT', 'WARN'];
+export const ITEM_HEADERS = ['ID', 'QUEUE', 'PRIORITY', 'STATE', 'RUN', 'HELD BY', 'AGE', 'RESULT', 'WARN'];
 
-export function itemRow(item: ItemRecord, c: Palette, now: number): string[] {
+/**
+ * One row of the items table. `alive` says whether an agent id is a live process (undefined: unknown, e.g. on
+ * another host), so a claim still held by a dead agent shows as such until another agent takes it over.
+ */
+export function itemRow(item: ItemRecord, c: Palette, now: number, alive: (agentId: string) => boolean | undefined = () => undefined): string[] {
   const paint = item.state === 'finished' ? c.green : item.state === 'failed' ? c.red : item.state === 'queued' ? c.dim : c.blue;
+  const held = (item.state === 'claimed' || item.state === 'acked') && item.claimedBy;
+  const holder = held ? (alive(item.claimedBy!) === false ? c.red(`${item.claimedBy} (gone)`) : item.claimedBy!) : '-';
   return [
     item.id,
     item.queue,
     String(item.priority ?? '-'),
     paint(item.state),
     item.runId ?? '-',
+    holder,
     formatAge(item.enqueuedAt, now),
     resultCell(item, c),
     item.warnings.length > 0 ? c.yellow(String(item.warnings.length)) : '0',

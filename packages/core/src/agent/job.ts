@@ -74,7 +74,8 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
         hint: 'remove overrides.entry_point from the job, or turn secure_mode off on the agent',
       });
     }
-    const runId = spec.run_id ?? generateRunId();
+    // An item whose earlier claim acked it and was lost keeps that claim's run id: its run may exist.
+    const runId = item.previousRun?.runId ?? spec.run_id ?? generateRunId();
     job.runId = runId;
     const resource = spec.resource ?? opts.defaultResource;
     const runner = opts.runners.find((r) => r.resources.includes(resource));
@@ -100,8 +101,13 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
       return;
     }
 
-    const image = runner.capabilities.needsImage ? await resolveImage(ctx, job, spec, runId) : specImage(spec);
+    // A lost claim's remote run may still be going, or have ended while no agent watched: follow it, never
+    // start a second one. A local run died with its agent (the orphan guard kills it), so it runs again.
+    const attachOnly = item.previousRun !== undefined && runner.capabilities.remote;
+    if (attachOnly && !(runner.capabilities.adopt && runner.adopt)) throw outcomeLost(item, runId, `the ${runner.name} runner cannot find runs it started earlier`);
+    const image = attachOnly ? specImage(spec) : runner.capabilities.needsImage ? await resolveImage(ctx, job, spec, runId) : specImage(spec);
     const request = buildRequest(ctx, spec, { runId, item, image, resource, runner });
+    if (attachOnly) request.attachOnly = true;
     if (job.shutdown) {
       // The agent began shutting down while this job was being prepared: hand it back, don't start it.
       await report(ctx, job, spec, { state: 'stopped', messages: [] });
@@ -115,7 +121,7 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     const status = await monitor(ctx, job, job.submitted, spec);
     if (status) await report(ctx, job, spec, status);
   } catch (error) {
-    await failItem(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
+    await failAndRelease(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
   }
 }
 
@@ -127,8 +133,17 @@ export async function followAdoptedRun(ctx: JobContext, job: JobTracker): Promis
     const status = await monitor(ctx, job, run, parsed);
     if (status) await report(ctx, job, parsed, status);
   } catch (error) {
-    await failItem(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
+    await failAndRelease(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
   }
+}
+
+function outcomeLost(item: QueueItem, runId: string, why: string): LaunchError {
+  return new LaunchError({
+    code: 'run.outcome_lost',
+    stage: 'run',
+    message: `the outcome of run ${runId} is lost: an earlier claim of this item started it and its agent died (${why}); not starting it again`,
+    hint: 'check the backend for the run (it may have finished or still be running) and enqueue the job again if it must run',
+  });
 }
 
 async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, runId: string): Promise<string> {
@@ -246,8 +261,10 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
     emitter.emit('run:warning', { item, runId, message: text });
     opts.source.warn(item, { stage: warnStage, message: text }).catch((e: unknown) => agentError(ctx, e, 'warn'));
   };
+  let lastDiagnosis: RunStatus['diagnosis'];
   const onStatus = (s: RunStatus) => {
     latest = s;
+    if (s.diagnosis && !isTerminal(s.state)) lastDiagnosis = s.diagnosis;
     if (s.state !== job.state) {
       job.state = s.state;
       emitter.emit('run:state', { item, runId, state: s.state, status: s });
@@ -339,13 +356,17 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
     const final = done!;
     onStatus(final);
     if (startTimedOut && final.state !== 'finished') {
+      // Say why it was stuck: the last diagnosis seen while it was starting (image pull, scheduling, …).
+      const seen = lastDiagnosis ?? final.diagnosis;
       return {
         ...final,
         state: 'failed',
         diagnosis: {
           category: 'StartTimeout',
-          message: `the run did not start within ${Math.round(opts.startTimeoutMs / 1000)} s`,
-          hint: 'check why it is stuck (image pull, scheduling); raise WANDB_LAUNCH_START_TIMEOUT or start_timeout if it is just slow',
+          message: `the run did not start within ${formatDuration(opts.startTimeoutMs)}${seen ? ` (last seen: ${seen.category}: ${seen.message})` : ''}`,
+          hint: seen?.hint
+            ? `${seen.hint}; or raise WANDB_LAUNCH_START_TIMEOUT or start_timeout if it is just slow`
+            : 'check why it is stuck (image pull, scheduling); raise WANDB_LAUNCH_START_TIMEOUT or start_timeout if it is just slow',
         },
       };
     }
@@ -363,8 +384,7 @@ async function report(ctx: JobContext, job: JobTracker, spec: LaunchSpec, status
   const item = job.item; // read now: an adopted run's claim may have been taken over while it ran
   const runId = job.runId!;
   const src = opts.source;
-  const finish = (state: RunState) =>
-    src.finish(item, { state, exitCode: status.exitCode ?? null, runId }).catch((e: unknown) => agentError(ctx, e, 'finish'));
+  const finish = (state: RunState) => record(ctx, 'finish', () => src.finish(item, { state, exitCode: status.exitCode ?? null, runId }));
 
   if (status.state === 'preempted' || (job.shutdown !== undefined && status.state !== 'finished' && opts.requeueOnShutdown)) {
     const shutdown = job.shutdown !== undefined && status.state !== 'preempted';
@@ -374,15 +394,17 @@ async function report(ctx: JobContext, job: JobTracker, spec: LaunchSpec, status
       if (!shutdown) delete raw.sweep_id;
       try {
         const newItemId = await src.requeue(item, raw);
-        await finish(shutdown ? 'stopped' : 'preempted');
+        if (!(await finish(shutdown ? 'stopped' : 'preempted'))) return;
+        await released(ctx, job);
         emitter.emit('item:requeued', { item, runId, newItemId, resumeCount });
         ctx.logger.info({ itemId: item.id, runId, newItemId, resumeCount }, shutdown ? 'requeued after shutdown' : 'preempted run requeued');
         return;
       } catch (error) {
-        return failItem(ctx, job, toLaunchError(error, { code: 'agent.requeue_failed', stage: 'agent' }));
+        await failAndRelease(ctx, job, toLaunchError(error, { code: 'agent.requeue_failed', stage: 'agent' }));
+        return;
       }
     }
-    return failItem(
+    await failAndRelease(
       ctx,
       job,
       new LaunchError({
@@ -394,16 +416,24 @@ async function report(ctx: JobContext, job: JobTracker, spec: LaunchSpec, status
       }),
       status,
     );
+    return;
   }
   if (status.state === 'failed') {
     // Failure first, then the exit code: the item's record never shows a failed run as finished.
-    await failItem(ctx, job, runFailure(runId, status), status);
-    await finish(status.state);
+    if ((await failItem(ctx, job, runFailure(runId, status), status)) && (await finish(status.state))) await released(ctx, job);
     return;
   }
-  await finish(status.state);
+  if (!(await finish(status.state))) return;
+  await released(ctx, job);
   emitter.emit('item:finished', { item, runId, state: status.state, status: redactor.redactValue(status) });
   ctx.logger.info({ itemId: item.id, runId, state: status.state, exitCode: status.exitCode }, 'run ended');
+}
+
+/** `800 ms`, `5 s`, `30 min`: a timeout as people write it (never "0 s" for a sub-second one). */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120_000 || ms % 60_000 !== 0) return `${Math.round(ms / 100) / 10} s`;
+  return `${ms / 60_000} min`;
 }
 
 function runFailure(runId: string, status: RunStatus): LaunchError {
@@ -421,7 +451,44 @@ function runFailure(runId: string, status: RunStatus): LaunchError {
   });
 }
 
-async function failItem(ctx: JobContext, job: JobTracker, error: LaunchError, status?: RunStatus): Promise<void> {
+/** Retry delays for recording an outcome at the source: the outcome is known only here, so it is worth waiting for. */
+const RECORD_RETRY_MS = [200, 500, 1000, 2000, 4000, 8000];
+
+/**
+ * Records an outcome at the source (finish, fail), retrying failures: sources make these idempotent (the
+ * same end recorded twice is one end). Resolves false when every attempt failed; the caller then emits no
+ * event, and the backend keeps the run's outcome for the next agent (see `SubmittedRun.reported`).
+ */
+async function record(ctx: JobContext, what: string, call: () => Promise<void>): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await call();
+      return true;
+    } catch (error) {
+      const delay = RECORD_RETRY_MS[attempt];
+      if (delay === undefined) {
+        agentError(ctx, error, `${what} (gave up after ${attempt + 1} attempts; the outcome is not recorded)`);
+        return false;
+      }
+      ctx.logger.warn({ err: error instanceof Error ? ctx.redactor.redact(error.message) : String(error), attempt: attempt + 1 }, `${what} failed; retrying`);
+      await new Promise<void>((resolve) => ctx.opts.clock.setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** Tells the backend that the run's end is recorded, so it may let the run go. */
+async function released(ctx: JobContext, job: JobTracker): Promise<void> {
+  const run = job.submitted;
+  if (!run?.reported) return;
+  await run.reported().catch((e: unknown) => agentError(ctx, e, 'reported'));
+}
+
+async function failAndRelease(ctx: JobContext, job: JobTracker, error: LaunchError, status?: RunStatus): Promise<void> {
+  if (await failItem(ctx, job, error, status)) await released(ctx, job);
+}
+
+/** Reports a failure; resolves false when the source could not record it. */
+async function failItem(ctx: JobContext, job: JobTracker, error: LaunchError, status?: RunStatus): Promise<boolean> {
   const { opts, emitter, redactor } = ctx;
   const { item } = job;
   let message = redactor.redact(error.describe());
@@ -442,8 +509,9 @@ async function failItem(ctx: JobContext, job: JobTracker, error: LaunchError, st
   const stage: Stage = error.stage;
   ctx.logger.warn({ itemId: item.id, runId: job.runId, stage, code: error.code }, `job failed: ${message}`);
   // The event follows the report, as `item:finished` does: a listener reading the queue sees the failure.
-  await opts.source.fail(item, { stage, message, files }).catch((e: unknown) => agentError(ctx, e, 'fail'));
+  if (!(await record(ctx, 'fail', () => opts.source.fail(item, { stage, message, files })))) return false;
   emitter.emit('item:failed', { item, runId: job.runId, stage, message });
+  return true;
 }
 
 function safeName(id: string): string {

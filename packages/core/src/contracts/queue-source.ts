@@ -13,6 +13,11 @@ export interface QueueItem {
   priority?: Priority;
   /** ISO time it was enqueued, when the source knows it. */
   enqueuedAt?: string;
+  /**
+   * Set when an earlier claim acked this item and was then lost (its agent died): the run it started
+   * may still exist in a remote backend. The agent then follows that run instead of starting another.
+   */
+  previousRun?: { runId: string; agent?: string };
 }
 
 export interface AgentInfo {

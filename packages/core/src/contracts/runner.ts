@@ -40,6 +40,12 @@ export interface RunRequest {
   resourceArgs: Record<string, unknown>;
   /** Working directory for local runs. */
   workingDir?: string;
+  /**
+   * The item was acked by an earlier claim that was lost, so its run may already exist: follow that run
+   * and never create one. A runner that finds none throws a LaunchError with code `run.outcome_lost`.
+   * Only sent to runners with the `adopt` capability.
+   */
+  attachOnly?: boolean;
 }
 
 export interface LogChunk {
@@ -67,6 +73,12 @@ export interface SubmittedRun {
   wait(): Promise<RunStatus>;
   /** Stops the run; resolves once the backend accepted the request. Idempotent. */
   cancel(): Promise<void>;
+  /**
+   * Called once the agent has recorded the run's end at its queue. Until then a backend keeps the
+   * run's outcome (a Kubernetes runner holds its Job with a finalizer), so an agent that dies before
+   * reporting finds it again after a restart; afterwards the backend may let it go.
+   */
+  reported?(): Promise<void>;
 }
 
 export interface RunnerCapabilities {

@@ -2,7 +2,7 @@ import type { Logger } from '@launch/core';
 import { isNotFound, kubeError, statusCode } from './api-errors.js';
 import type { Cluster } from './cluster.js';
 import { ANNOTATION, LABEL, monitorSelector } from './labels.js';
-import { isPlainJob, type KindRef } from './manifest.js';
+import { FINALIZER, isPlainJob, type KindRef } from './manifest.js';
 import type { ObjectRef } from './services.js';
 import { customState, jobTerminalState } from './state.js';
 
@@ -81,12 +81,17 @@ export async function findOrphans(
       const annotations: Record<string, string> = meta.annotations ?? {};
       const itemId = annotations[ANNOTATION.itemId];
       const itemLabel = meta.labels?.[LABEL.itemId];
-      if (!itemId || !itemLabel || typeof meta.name !== 'string' || meta.deletionTimestamp) continue;
+      if (!itemId || !itemLabel || typeof meta.name !== 'string') continue;
+      // Our finalizer means no agent has recorded this run's end yet, whether it still runs, ended, or its TTL
+      // ran out meanwhile: adopt it. Without it the run was reported (or was made before finalizers were used).
+      const held = Array.isArray(meta.finalizers) && meta.finalizers.includes(FINALIZER);
+      if (meta.deletionTimestamp && !held) continue;
       // A Volcano Job (batch.volcano.sh) also lists as plural `jobs`; never confuse it with batch/v1.
       if (typeof obj.apiVersion === 'string' && obj.apiVersion !== kind.apiVersion && !(isPlainJob(obj.apiVersion) && isPlainJob(kind.apiVersion))) continue;
       const secrets = (annotations[ANNOTATION.secrets] ?? '').split(',').filter(Boolean);
       const ended = isPlainJob(kind.apiVersion) ? jobTerminalState(obj) !== undefined : ['finished', 'failed'].includes(customState(obj));
-      if (ended) {
+      if (ended && !held) {
+        // Made before finalizers: its per-run secret witnesses that no agent saw it end (the agent deletes it then).
         const witness = secrets[0];
         if (!witness) continue;
         const exists = await cluster.core.readNamespacedSecret({ name: witness, namespace: meta.namespace }).then(

@@ -2,7 +2,7 @@ import { LaunchError } from '@launch/core';
 
 /** What an API call was trying to do, so a failure can name the missing permission. */
 export interface ApiCall {
-  verb: 'create' | 'get' | 'list' | 'watch' | 'delete' | 'update';
+  verb: 'create' | 'get' | 'list' | 'watch' | 'delete' | 'update' | 'patch';
   /** `group/plural` as RBAC names it, e.g. `batch/jobs`, `core/secrets`, `core/pods/log`. */
   resource: string;
   namespace?: string;

@@ -17,6 +17,8 @@ export interface InformerOptions {
   logger: Logger;
   /** Called with every list/watch failure (for a 403, with the HTTP status), for diagnosis and metrics. */
   onError?: (error: unknown) => void;
+  /** Called once when the informer gives up for good (the resource is not served: a missing CRD or API group). */
+  onGiveUp?: (error: unknown) => void;
 }
 
 /** A shared list+watch of one resource in one namespace, with a cache of the objects it has seen. */
@@ -159,6 +161,14 @@ export function createInformer(o: InformerOptions): Informer {
         }
       } catch (error) {
         o.onError?.(error);
+        if (!syncedOnce && statusCode(error) === 404 && o.resource !== 'pods') {
+          // The API server does not serve this resource (its CRD or API group is not installed): nothing will
+          // change by retrying, and a run waiting for this list would wait forever. Give up; a later run asks again.
+          stopped = true;
+          rejectSynced(error);
+          o.onGiveUp?.(error);
+          return;
+        }
         if (!syncedOnce && (statusCode(error) === 403 || statusCode(error) === 401)) {
           // Without permission to list there is nothing to retry for: report it to whoever waits for the sync.
           rejectSynced(error);

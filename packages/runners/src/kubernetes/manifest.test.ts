@@ -1,18 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { ANNOTATION, LABEL, labelValue } from './labels.js';
-import { buildJobManifest, buildServiceManifest, FORCED_SECURITY_CONTEXT, resolveNamespace } from './manifest.js';
+import { buildJobManifest, buildServiceManifest, FINALIZER, FORCED_SECURITY_CONTEXT, resolveNamespace } from './manifest.js';
 import { COREWEAVE_ARGS, kubeRequest } from './test-fixtures.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 describe('buildJobManifest (Job path)', () => {
-  it('applies W&B defaults, labels, generateName, names, image, env and the forced securityContext', () => {
+  it('applies W&B defaults, labels, a name per queue item, the finalizer, image, env and the forced securityContext', () => {
     const m = buildJobManifest({ request: kubeRequest(), agentName: 'agent-1', namespace: 'ml', apiKeySecret: 'wandb-api-key-abc123' }) as Obj;
     expect(m.apiVersion).toBe('batch/v1');
     expect(m.kind).toBe('Job');
     expect(m.metadata.namespace).toBe('ml');
-    expect(m.metadata.generateName).toBe('launch-my-team-fine-tune-');
-    expect(m.metadata.name).toBeUndefined();
+    // W&B's generateName prefix, with a suffix from the item id instead of a random one: the same item, the same name.
+    expect(m.metadata.generateName).toBeUndefined();
+    expect(m.metadata.name).toMatch(/^launch-my-team-fine-tune-[0-9a-f]{10}$/);
+    const again = buildJobManifest({ request: kubeRequest(), agentName: 'agent-2', namespace: 'ml' }) as Obj;
+    expect(again.metadata.name).toBe(m.metadata.name);
+    const other = buildJobManifest({ request: kubeRequest({ itemId: 'another-item' }), agentName: 'agent-1', namespace: 'ml' }) as Obj;
+    expect(other.metadata.name).not.toBe(m.metadata.name);
+    expect(m.metadata.finalizers).toEqual([FINALIZER]);
+    const long = buildJobManifest({ request: kubeRequest({ spec: { entity: 'e'.repeat(80), project: 'p'.repeat(80), docker: { docker_image: 'i:1' } } }), agentName: 'a', namespace: 'ml' }) as Obj;
+    expect(long.metadata.name.length).toBeLessThanOrEqual(63);
+    const prefixed = buildJobManifest({ request: kubeRequest({ resourceArgs: { metadata: { generateName: 'my-train-' } } }), agentName: 'a', namespace: 'ml' }) as Obj;
+    expect(prefixed.metadata.name).toMatch(/^my-train-[0-9a-f]{10}$/);
     expect(m.spec.backoffLimit).toBe(0);
     expect(m.spec.ttlSecondsAfterFinished).toBe(60);
     const labels = { [LABEL.runId]: 'abc123', [LABEL.monitor]: 'true', [LABEL.agent]: 'agent-1', [LABEL.itemId]: labelValue('UnVuUXVldWVJdGVtOjE=') };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LaunchError, type RunRequest } from '@launch/core';
 import { ANNOTATION, CREATED_BY, dnsSafe, LABEL, labelValue } from './labels.js';
 import { isPodSpec } from './secure.js';
@@ -79,6 +80,27 @@ export function manifestKind(resourceArgs: Obj): KindRef {
   return isPlainJob(apiVersion) ? JOB_KIND : kindRef(apiVersion, kind);
 }
 
+/**
+ * The finalizer on every run object: the agent removes it once the run's end is recorded at the queue, so a run
+ * that ends while no agent watches (an agent down past the Job's TTL) keeps its outcome for the next agent.
+ */
+export const FINALIZER = 'launch.dev/outcome';
+
+/**
+ * The run object's name, derived from the queue item: W&B's `launch-<entity>-<project>-` prefix (or the manifest's
+ * own `metadata.generateName`) with a suffix
+ * hashed from the item id instead of a random one, so a second create for the same item is refused by the API
+ * server (409) rather than making a second Job. At most 63 characters (the pods' `job-name` label).
+ */
+export function objectName(request: Pick<RunRequest, 'itemId' | 'spec'>, generateName?: string): string {
+  const entity = request.spec.entity ?? '';
+  const project = request.spec.project ?? '';
+  const wanted = generateName ?? ['launch', entity, project].filter(Boolean).join('-');
+  const prefix = dnsSafe(wanted, 52) || 'launch';
+  const suffix = createHash('sha256').update(request.itemId).digest('hex').slice(0, 10);
+  return `${prefix}-${suffix}`;
+}
+
 /** Labels every object of one run carries. */
 export function runLabels(request: RunRequest, agentName: string): Record<string, string> {
   return {
@@ -127,13 +149,13 @@ export function buildJobManifest(input: BuildManifestInput): Obj {
   if (input.services?.length) annotations[ANNOTATION.services] = JSON.stringify(input.services);
   metadata.annotations = annotations;
   if (typeof metadata.name !== 'string' || metadata.name === '') {
-    delete metadata.name;
-    const entity = request.spec.entity ?? '';
-    const project = request.spec.project ?? '';
-    // Job names must stay within 63 characters (the pods' `job-name` label); the server appends 5.
-    const prefix = dnsSafe(['launch', entity, project].filter(Boolean).join('-'), 57);
-    metadata.generateName = `${prefix || 'launch'}-`;
+    const given = typeof metadata.generateName === 'string' ? metadata.generateName : undefined;
+    delete metadata.generateName;
+    metadata.name = objectName(request, given);
   }
+  // Holds the object (and so the run's outcome) until the agent has recorded its end; see `SubmittedRun.reported`.
+  const finalizers = Array.isArray(metadata.finalizers) ? (metadata.finalizers as unknown[]) : [];
+  if (!finalizers.includes(FINALIZER)) metadata.finalizers = [...finalizers, FINALIZER];
 
   let templates: Obj[];
   if (plain) {

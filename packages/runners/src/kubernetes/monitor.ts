@@ -68,6 +68,9 @@ export function createMonitor(options: { logger: Logger; backoff: { initial: num
       onError: (error) => {
         for (const r of [...errorRoutes]) r(error, what);
       },
+      onGiveUp: () => {
+        if (shared.get(key) === entry) shared.delete(key);
+      },
     });
     informer.on((type, obj) => {
       const label = obj?.metadata?.labels?.[LABEL.itemId];

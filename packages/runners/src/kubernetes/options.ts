@@ -28,8 +28,8 @@ export const kubernetesRunnerOptionsSchema = z
     registry: z.custom<Registry>(isRegistry, 'a Registry (needsPullSecret, credentials())').optional(),
     /** Lines of a failed pod's log kept in `RunStatus.logTail`. Default 100. */
     logTailLines: z.number().int().min(1).max(10_000).default(100),
-    /** Fail (and delete) a run that stays `starting` this long; the agent's own start timeout applies too. */
-    startTimeoutMs: z.number().int().min(1).optional(),
+    /** Stream each running pod's log to `onLog` listeners (one follow request per run). Default true. */
+    streamLogs: z.boolean().default(true),
     /** Custom kinds (besides Jobs and Volcano Jobs) whose objects `adopt()` looks for. */
     customKinds: z.array(z.object({ apiVersion, kind: z.string().min(1) }).strict()).default([]),
     /** Also adopt Volcano Jobs (the seed chart installs Volcano by default). Default true. */

@@ -1,9 +1,10 @@
-import { isTerminal, type Diagnosis, type Logger, type RunState, type RunStatus, type SubmittedRun } from '@launch/core';
-import { isNotFound, kubeError } from './api-errors.js';
+import { isTerminal, type Diagnosis, type LogChunk, type Logger, type RunState, type RunStatus, type SubmittedRun } from '@launch/core';
+import { isConflict, isNotFound, kubeError, statusCode } from './api-errors.js';
 import type { Cluster } from './cluster.js';
 import { diagnosisLine, diagnosePod, podExitCode } from './diagnose.js';
 import type { WatchEventType } from './informer.js';
-import { JOB_KIND, type KindRef } from './manifest.js';
+import { FINALIZER, JOB_KIND, type KindRef } from './manifest.js';
+import { createLogStream, type LogStream } from './log-stream.js';
 import type { Monitor } from './monitor.js';
 import { deleteSecret } from './secrets.js';
 import { deleteServiceObject, type ObjectRef } from './services.js';
@@ -25,12 +26,21 @@ export interface RunTrackerInit {
   secrets: string[];
   services: ObjectRef[];
   logTailLines: number;
-  startTimeoutMs?: number;
+  /** Stream the running pod's log to `onLog` listeners. */
+  streamLogs?: boolean;
   monitor: Monitor;
   logger: Logger;
 }
 
 const MAX_MESSAGES = 50;
+
+/** Order of live states: a run never goes back (a deletion mark arriving as a modification is not a restart). */
+const RANK: Record<string, number> = { unknown: 0, starting: 1, running: 2, stopping: 3 };
+
+/** Whether the API server marked the object for deletion. */
+const deleting = (obj: Obj) => Boolean(obj?.metadata?.deletionTimestamp);
+/** Whether the garbage collector still deletes the object's dependents (pods) before it goes. */
+const dependentsRemain = (obj: Obj) => Array.isArray(obj?.metadata?.finalizers) && obj.metadata.finalizers.includes('foregroundDeletion');
 
 /**
  * Follows one run from the shared watches: W&B's state mapping, diagnosis, log-tail capture before the pod can be
@@ -62,8 +72,9 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   let finalizing = false;
   let terminal: RunStatus | undefined;
   const listeners = new Set<(s: RunStatus) => void>();
+  const logListeners = new Set<(chunk: LogChunk) => void>();
+  let logStream: LogStream | undefined;
   const waiters: ((s: RunStatus) => void)[] = [];
-  let startTimer: NodeJS.Timeout | undefined;
 
   const status = (): RunStatus =>
     terminal ?? {
@@ -93,12 +104,32 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
 
   const setState = (next: RunState) => {
     if (terminal || finalizing || next === state) return;
+    if ((RANK[next] ?? 0) < (RANK[state] ?? 0)) return;
     state = next;
-    if (state !== 'starting' && startTimer) {
-      clearTimeout(startTimer);
-      startTimer = undefined;
-    }
     emit();
+  };
+
+  /** Follows the running pod's log for `onLog` listeners (one stream per run, only while someone listens). */
+  const streamLog = (pod: Obj) => {
+    if (!init.streamLogs || logStream || logListeners.size === 0 || terminal || finalizing) return;
+    const podName = pod?.metadata?.name;
+    if (typeof podName !== 'string') return;
+    logStream = createLogStream({
+      cluster,
+      namespace,
+      pod: podName,
+      container: pod?.spec?.containers?.[0]?.name,
+      logger,
+      onChunk: (text) => {
+        for (const l of [...logListeners]) {
+          try {
+            l({ stream: 'stdout', text });
+          } catch (error) {
+            logger.error({ err: error instanceof Error ? error.message : String(error) }, 'run log listener failed');
+          }
+        }
+      },
+    });
   };
 
   const setDiagnosis = (d: Diagnosis) => {
@@ -139,6 +170,44 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     }
   };
 
+  /**
+   * Removes the agent's finalizer, so the object can go (its TTL, or a cancel's deletion). A JSON patch that
+   * tests the finalizer's position first, so a concurrent change of the list (the garbage collector removing
+   * `foregroundDeletion`) is never overwritten; on a conflict it reads the object again.
+   */
+  const releaseOutcome = async () => {
+    if (!name) return;
+    const ref = { group: kind.group, version: kind.version, namespace, plural: kind.plural, name };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      let obj: Obj;
+      try {
+        obj = (await cluster.custom.getNamespacedCustomObject(ref)) as Obj;
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw kubeError(error, { verb: 'get', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+      }
+      const finalizers: unknown[] = Array.isArray(obj?.metadata?.finalizers) ? obj.metadata.finalizers : [];
+      const at = finalizers.indexOf(FINALIZER);
+      if (at < 0) return;
+      try {
+        await cluster.custom.patchNamespacedCustomObject({
+          ...ref,
+          body: [
+            { op: 'test', path: `/metadata/finalizers/${at}`, value: FINALIZER },
+            { op: 'remove', path: `/metadata/finalizers/${at}` },
+          ],
+        });
+        return;
+      } catch (error) {
+        if (isNotFound(error)) return;
+        // A failed test (422) or a conflict: the list changed under us; read it again.
+        if (isConflict(error) || statusCode(error) === 422) continue;
+        throw kubeError(error, { verb: 'patch', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+      }
+    }
+    throw kubeError(new Error('the finalizer list kept changing'), { verb: 'patch', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+  };
+
   const cleanup = async () => {
     const tasks: Promise<unknown>[] = [
       ...init.secrets.map((s) => deleteSecret(cluster, namespace, s)),
@@ -152,7 +221,6 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   const finalize = (final: RunState, message?: string) => {
     if (terminal || finalizing) return;
     finalizing = true;
-    if (startTimer) clearTimeout(startTimer);
     if (cancelRequested && final === 'failed') final = 'stopped';
     if (message) addMessage(message);
     void (async () => {
@@ -179,6 +247,8 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
       if (diagnosis && final !== 'finished') s.diagnosis = diagnosis;
       if (logTail !== undefined && final === 'failed') s.logTail = logTail;
       await cleanup();
+      // Let the log stream deliver what the container wrote last, then close it.
+      await logStream?.close();
       untrack();
       terminal = s;
       emit();
@@ -194,15 +264,24 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
       const t = plain ? jobTerminalState(obj) : undefined;
       return finalize(t?.state ?? 'failed', t ? undefined : `the ${kind.kind} ${name || obj?.metadata?.name} was deleted before it finished`);
     }
+    // An ended run's object may also be marked for deletion (its TTL ran out while no agent watched; the
+    // agent's finalizer holds it): its end still counts.
+    const ended = plain ? jobTerminalState(obj) : undefined;
+    if (ended) return finalize(ended.state, ended.message);
+    const s = plain ? undefined : customState(obj);
+    if (s === 'finished' || s === 'failed') return finalize(s);
+    if (deleting(obj)) {
+      // Marked for deletion (our cancel, or someone else's delete): it has stopped once its pods are gone.
+      if (!dependentsRemain(obj)) {
+        return finalize(cancelRequested ? 'stopped' : 'failed', cancelRequested ? undefined : `the ${kind.kind} ${name || obj?.metadata?.name} was deleted before it finished`);
+      }
+      return;
+    }
     if (plain) {
-      const t = jobTerminalState(obj);
-      if (t) return finalize(t.state, t.message);
       if ((obj?.status?.ready ?? 0) >= 1) setState('running');
       return;
     }
-    const s = customState(obj);
-    if (s === 'finished' || s === 'failed') return finalize(s);
-    setState(s);
+    if (s) setState(s);
   };
 
   const onPod = (type: WatchEventType, pod: Obj) => {
@@ -217,8 +296,10 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     const ps = podState(pod);
     if (ps === 'preempted') return finalize('preempted');
     if (type === 'DELETED') return;
-    if (ps === 'running') setState('running');
-    else if (phase === 'Succeeded' && !plain) setState('running');
+    if (ps === 'running') {
+      setState('running');
+      streamLog(pod);
+    } else if (phase === 'Succeeded' && !plain) setState('running');
   };
 
   const tracked = init.monitor.track(
@@ -234,26 +315,10 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   );
   const untrack = tracked.untrack;
 
-  if (init.startTimeoutMs) {
-    startTimer = setTimeout(() => {
-      if (terminal || finalizing || state !== 'starting') return;
-      diagnosis = {
-        category: 'StartTimeout',
-        message: `the run did not start within ${Math.round(init.startTimeoutMs! / 1000)} s${diagnosis ? ` (${diagnosis.category}: ${diagnosis.message})` : ''}`,
-        hint: diagnosis?.hint ?? 'check why the pod is stuck (kubectl describe pod) or raise startTimeoutMs',
-      };
-      void deleteObject()
-        .catch((e: unknown) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'could not delete the timed-out job'))
-        .finally(() => finalize('failed'));
-    }, init.startTimeoutMs);
-    startTimer.unref();
-  }
-
   let run: SubmittedRun | undefined;
   return {
     synced: tracked.synced,
     detach() {
-      if (startTimer) clearTimeout(startTimer);
       untrack();
     },
     submitted(objectName) {
@@ -269,6 +334,14 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
         onStatus(listener) {
           listeners.add(listener);
           return () => listeners.delete(listener);
+        },
+        onLog(listener) {
+          logListeners.add(listener);
+          if (state === 'running' && lastPod) streamLog(lastPod);
+          return () => {
+            logListeners.delete(listener);
+            if (logListeners.size === 0) void logStream?.close();
+          };
         },
         async logs() {
           const pod = lastPod;
@@ -295,6 +368,9 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
             throw error;
           });
           if (!existed) finalize('stopped');
+        },
+        async reported() {
+          await releaseOutcome();
         },
       };
       return run;

@@ -2,6 +2,7 @@ import { LaunchError, type RunStatus, type SubmittedRun } from '@launch/core';
 import { startKubeTestServer, type KubeletStep, type KubeTestServer } from '@launch/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LABEL } from './labels.js';
+import { FINALIZER, objectName } from './manifest.js';
 import { createKubernetesRunner, type KubernetesRunner } from './runner.js';
 import { kubeRequest } from './test-fixtures.js';
 
@@ -64,7 +65,10 @@ describe('kubernetes runner on the test server', () => {
     const req = kubeRequest({ ...ids(), entryPoint: ['sh', '-c'], args: ['sleep 1; echo done'] });
     const run = await runner.run(req, ctx);
     const job = jobs().find((j) => j.metadata.name === run.id)!;
-    expect(job.metadata.generateName).toBe('launch-my-team-fine-tune-');
+    // W&B's name prefix; the suffix is derived from the item id, so the API server refuses a second Job for it.
+    expect(job.metadata.name).toBe(objectName(req));
+    expect(job.metadata.name).toMatch(/^launch-my-team-fine-tune-[0-9a-f]{10}$/);
+    expect(job.metadata.finalizers).toContain(FINALIZER);
     const secret = secrets().find((s) => s.metadata.name === `wandb-api-key-${req.runId}`);
     expect(secret?.type).toBe('kubernetes.io/basic-auth');
     const status = await run.wait();
@@ -105,14 +109,20 @@ describe('kubernetes runner on the test server', () => {
     expect(secrets().some((s) => s.metadata.name === `regcred-${req.runId}`)).toBe(false);
   });
 
-  it('reports starting (not unknown) until the pod runs, so the start timeout fires for plain Jobs', async () => {
-    const { runner, server } = await setup({ startTimeoutMs: 300 });
+  it('reports starting (not unknown) until the pod runs, so the agent\'s start timeout applies to plain Jobs; a cancel never goes back to starting', async () => {
+    const { runner, server } = await setup();
     server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ pending: 'ContainerCreating' }, { wait: 60_000 }]);
     const run = await runner.run(kubeRequest(ids()), ctx);
+    const states: string[] = [];
+    run.onStatus((s) => states.push(s.state));
     expect((await run.status()).state).toBe('starting');
+    await run.cancel();
     const status = await run.wait();
-    expect(status.state).toBe('failed');
-    expect(status.diagnosis?.category).toBe('StartTimeout');
+    expect(status.state).toBe('stopped');
+    expect(states.indexOf('starting', states.indexOf('stopping'))).toBe(-1);
+    // The finalizer holds the Job until the agent says the end is recorded.
+    expect(jobs().some((j) => j.metadata.name === run.id)).toBe(true);
+    await run.reported!();
     await eventually(() => !jobs().some((j) => j.metadata.name === run.id));
   });
 
@@ -157,7 +167,10 @@ describe('kubernetes runner on the test server', () => {
     expect(status.logTail).toBe('line 2\nloading shard 3\n');
     expect(status.diagnosis?.hint).toMatch(/memory limit/);
     expect(status.messages.join('\n')).toMatch(/BackoffLimitExceeded/);
-    // ttlSecondsAfterFinished (60 s scaled to 0.6 s) removes the job and its pods; the tail was kept.
+    // ttlSecondsAfterFinished (60 s scaled to 0.6 s) marks the job for deletion, but the finalizer keeps it (and so
+    // the run's outcome) until the agent says it recorded the end; then it goes, and the tail was kept.
+    await eventually(() => jobs().find((j) => j.metadata.name === run.id)?.metadata.deletionTimestamp);
+    await run.reported!();
     await eventually(() => !jobs().some((j) => j.metadata.name === run.id));
     expect(status.logTail).toContain('loading shard 3');
   });
@@ -175,6 +188,7 @@ describe('kubernetes runner on the test server', () => {
     expect(sa.diagnosis?.message).toMatch(/low on resource/);
     expect(sb.state).toBe('preempted');
     expect(sb.diagnosis?.category).toBe('Preempted');
+    await Promise.all([ra.reported!(), rb.reported!()]);
     await eventually(() => !jobs().some((j) => j.metadata.name === ra.id || j.metadata.name === rb.id));
   });
 
@@ -257,6 +271,7 @@ describe('kubernetes runner on the test server', () => {
     expect(adopted.map((r) => [r.id, r.runId, r.itemId, r.queue])).toEqual([[first.id, req.runId, req.itemId, 'gpu']]);
     expect(adopted[0]!.spec).toMatchObject({ entity: 'My_Team' });
     expect((await adopted[0]!.wait()).state).toBe('finished');
+    await adopted[0]!.reported!();
     // The adopting runner cleaned up the per-run secret.
     expect(secrets().some((s) => s.metadata.name === `wandb-api-key-${req.runId}`)).toBe(false);
     // Finished and reported: a third agent adopts nothing.
@@ -287,7 +302,8 @@ describe('kubernetes runner on the test server', () => {
     expect((await run.wait()).state).toBe('stopped');
     const del = server.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(`/jobs/${run.id}`));
     expect(del).toBeDefined();
-    expect(jobs().some((j) => j.metadata.name === run.id)).toBe(false);
+    await run.reported!();
+    await eventually(() => !jobs().some((j) => j.metadata.name === run.id));
     expect(secrets().some((s) => s.metadata.name === `wandb-api-key-${req.runId}`)).toBe(false);
   });
 

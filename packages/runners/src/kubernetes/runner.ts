@@ -1,10 +1,10 @@
 import { LaunchError, childLogger, type CallContext, type RunRequest, type Runner, type SubmittedRun } from '@launch/core';
 import { parseRunRequest } from '../run-request.js';
 import { findOrphans } from './adopt.js';
-import { kubeError } from './api-errors.js';
+import { isConflict, isNotFound, kubeError } from './api-errors.js';
 import { loadCluster, type Cluster } from './cluster.js';
 import { ANNOTATION, labelValue } from './labels.js';
-import { buildJobManifest, buildServiceManifest, JOB_KIND, kindRef, manifestKind, resolveNamespace, runLabels, VOLCANO_KIND } from './manifest.js';
+import { buildJobManifest, buildServiceManifest, FINALIZER, JOB_KIND, kindRef, manifestKind, resolveNamespace, runLabels, VOLCANO_KIND, type KindRef } from './manifest.js';
 import { createMonitor, type Monitor } from './monitor.js';
 import { parseKubernetesRunnerOptions, type KubernetesRunnerOptions } from './options.js';
 import { createRunTracker } from './run.js';
@@ -118,7 +118,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
 
     // Build first: a manifest error must not leave secrets behind.
     const manifestInput = { request, agentName, namespace, apiKeySecret, pullSecret, ownedSecrets };
-    buildJobManifest(manifestInput);
+    const objectName = String((buildJobManifest(manifestInput).metadata as Obj).name);
 
     const created: ObjectRef[] = [];
     const tracker = createRunTracker({
@@ -134,22 +134,35 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
       secrets: ownedSecrets,
       services: created,
       logTailLines: opts.logTailLines,
-      startTimeoutMs: opts.startTimeoutMs,
+      streamLogs: opts.streamLogs,
       monitor,
       logger: log,
     });
     try {
-      // The watches list before anything is created: a missing permission fails here with nothing left behind,
-      // and the list tells whether this item already has a Job (a crash between create and ack).
+      // The watches list before anything is created: a missing permission or CRD fails here with nothing left
+      // behind, and the list tells whether this item already has a Job (a crash between create and ack).
       await tracker.synced.catch((error: unknown) => {
+        if (isNotFound(error)) throw kindNotInstalled(kind, namespace);
         throw kubeError(error, { verb: 'list', resource: `${kind.group || 'core'}/${kind.plural} and core/pods`, namespace });
       });
-      const existing = monitor
-        .cached(target)
-        .find((o) => o?.metadata?.annotations?.[ANNOTATION.itemId] === request.itemId && !o?.metadata?.deletionTimestamp);
+      const existing = monitor.cached(target).find((o) => o?.metadata?.annotations?.[ANNOTATION.itemId] === request.itemId && holdsOutcome(o));
       if (existing) {
         log.info({ name: existing.metadata.name }, 'the queue item already has a job: following it instead of creating another');
         return tracker.submitted(existing.metadata.name);
+      }
+      if (request.attachOnly) {
+        // An earlier claim acked this item and was lost. Ask the API server itself, not only the cache.
+        const found = await readObject(c, kind, namespace, objectName);
+        if (found && found.metadata?.annotations?.[ANNOTATION.itemId] === request.itemId && holdsOutcome(found)) {
+          log.info({ name: objectName }, 'following the job an earlier claim of this item started');
+          return tracker.submitted(objectName);
+        }
+        throw new LaunchError({
+          code: 'run.outcome_lost',
+          stage: 'run',
+          message: `the outcome of run ${request.runId} is lost: an earlier claim of this item started it, its agent died, and the ${kind.kind} "${objectName}" is no longer in namespace "${namespace}"; not starting it again`,
+          hint: `the ${kind.kind} was deleted before an agent recorded its end (its "${FINALIZER}" finalizer removed by hand?); check the run in W&B or the cluster's events, and enqueue the job again if it must run`,
+        });
       }
     } catch (error) {
       tracker.detach();
@@ -182,7 +195,25 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
           body: manifest,
         })) as Obj;
       } catch (error) {
-        throw kubeError(error, { verb: 'create', resource: `${kind.group || 'core'}/${kind.plural}`, namespace });
+        if (isNotFound(error) && !(await namespaceExists(c, namespace))) {
+          throw kubeError(error, { verb: 'create', resource: `${kind.group || 'core'}/${kind.plural}`, namespace });
+        }
+        if (isNotFound(error)) throw kindNotInstalled(kind, namespace);
+        if (!isConflict(error)) throw kubeError(error, { verb: 'create', resource: `${kind.group || 'core'}/${kind.plural}`, namespace });
+        // The name is derived from the item: a 409 means this item's Job exists (created by an earlier attempt
+        // that the cache has not seen yet), unless another object took the name.
+        const name = objectName;
+        const found = await readObject(c, kind, namespace, name);
+        if (found?.metadata?.annotations?.[ANNOTATION.itemId] !== request.itemId) {
+          throw new LaunchError({
+            code: 'run.name_conflict',
+            stage: 'run',
+            message: `a ${kind.kind} named "${name}" already exists in namespace "${namespace}" and belongs to another queue item`,
+            hint: 'remove metadata.name from resource_args (the agent then derives a name per queue item), or delete that object',
+          });
+        }
+        log.info({ name }, 'the queue item already has a job (409 from the API server): following it');
+        return tracker.submitted(name);
       }
       const name = String(result?.metadata?.name ?? '');
       log.info({ name, namespace, kind: `${kind.apiVersion} ${kind.kind}` }, 'kubernetes job created');
@@ -222,7 +253,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
           secrets: o.secrets,
           services: o.services,
           logTailLines: opts.logTailLines,
-          startTimeoutMs: opts.startTimeoutMs,
+          streamLogs: opts.streamLogs,
           monitor,
           logger: childLogger(logger, { itemId: o.itemId, runId: o.runId, adopted: true }),
         });
@@ -235,4 +266,44 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     },
     watchStats: () => ({ informers: monitor.informerCount(), ...monitor.stats() }),
   };
+}
+
+/** Whether an object still holds its run's outcome: not being deleted, or held by the agent's finalizer. */
+export function holdsOutcome(obj: Obj): boolean {
+  if (!obj?.metadata?.deletionTimestamp) return true;
+  const finalizers: unknown = obj.metadata.finalizers;
+  return Array.isArray(finalizers) && finalizers.includes(FINALIZER);
+}
+
+async function readObject(c: Cluster, kind: KindRef, namespace: string, name: string): Promise<Obj | undefined> {
+  try {
+    return (await c.custom.getNamespacedCustomObject({ group: kind.group, version: kind.version, namespace, plural: kind.plural, name })) as Obj;
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw kubeError(error, { verb: 'get', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+  }
+}
+
+async function namespaceExists(c: Cluster, namespace: string): Promise<boolean> {
+  try {
+    await c.core.readNamespace({ name: namespace });
+    return true;
+  } catch (error) {
+    // Without permission to read namespaces, assume it exists: the kind is then what is missing.
+    return !isNotFound(error);
+  }
+}
+
+/** A run whose kind the cluster does not serve (its CRD or API group is not installed) fails at once. */
+export function kindNotInstalled(kind: KindRef, namespace: string): LaunchError {
+  const volcano = kind.group === 'batch.volcano.sh';
+  const kubeflow = kind.group === 'kubeflow.org';
+  const jobset = kind.group === 'jobset.x-k8s.io';
+  const product = volcano ? 'Volcano' : kubeflow ? 'the Kubeflow training operator' : jobset ? 'JobSet' : `the operator that serves ${kind.kind}`;
+  return new LaunchError({
+    code: 'run.kind_not_installed',
+    stage: 'run',
+    message: `the cluster has no ${kind.apiVersion} ${kind.plural} (the API server does not serve ${kind.group}/${kind.version}, namespace "${namespace}")`,
+    hint: `install ${product} (its CRD), or use a plain Job (apiVersion batch/v1) in resource_args.kubernetes`,
+  });
 }

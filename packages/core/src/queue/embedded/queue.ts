@@ -326,6 +326,8 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     }
     const record = parsedRecord.record;
     const t = now();
+    // A lost claim that acked the item may have started a run that outlives its agent (a Kubernetes Job).
+    const previousRun = record.state === 'acked' && record.runId ? { runId: record.runId, ...(record.claimedBy ? { agent: record.claimedBy } : {}) } : undefined;
     if (record.claimedBy && (record.state === 'claimed' || record.state === 'acked')) {
       // The previous claim was lost and recovered; say so on the item.
       const how =
@@ -360,6 +362,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       spec: record.spec,
       priority: record.priority,
       enqueuedAt: record.enqueuedAt,
+      ...(previousRun ? { previousRun } : {}),
     };
   };
 
