@@ -9,3 +9,4 @@ export * from './scripted-runner.js';
 export * from './memory-queue.js';
 export * from './wait.js';
 export * from './services/env.js';
+export * from './conformance/registry.js';
