@@ -189,19 +189,49 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     expectKeyNowhere(r);
   });
 
+  it('loses the answers to a push, a pop and an ack after W&B acted, and still has one item per enqueue and one run per item', async () => {
+    const r = await rig();
+    const out = join(r.dir, 'lost.txt');
+    r.server.faults.add({ status: 'lost-reply', operation: 'pushToRunQueueByName' });
+    const first = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob(`echo a >> ${out}`) });
+    const second = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob(`echo b >> ${out}`) });
+    expect(r.server.itemsOf(ENTITY, QUEUE).map((i) => i.id)).toEqual([first.id, second.id]);
+    r.server.faults.add({ status: 'lost-reply', operation: 'popFromRunQueue' });
+    r.server.faults.add({ status: 'lost-reply', operation: 'ackRunQueueItem' });
+    const { agent } = await r.startAgent();
+    const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).sort() : []);
+    await r.server.waitFor(
+      () =>
+        [first.id, second.id].every((id) => r.server.state.items.get(id)?.state === 'CLAIMED') &&
+        lines().length >= 2 &&
+        agent.snapshot().running.length === 0,
+      20_000,
+      'both jobs to run and end',
+    );
+    expect(lines()).toEqual(['a', 'b']);
+    expect(r.server.faults.pending()).toBe(0);
+    expect(r.server.itemsOf(ENTITY, QUEUE).map((i) => i.pops)).toEqual([1, 1]);
+    expect(r.server.state.runs.size).toBe(2);
+    // The client recovered the lost pop and the lost ack by reading the queue back.
+    expect(r.logs.text()).toContain('the answer to popFromRunQueue was lost; recovered item');
+    expect(r.logs.text()).toContain('counted as acknowledged');
+    expectKeyNowhere(r);
+  });
+
   it('keeps polling when calls fail even after retries, and runs the job once the API recovers', async () => {
     const r = await rig();
     const out = join(r.dir, 'survived.txt');
     const { agent } = await r.startAgent();
-    // More faults than one call's attempts (7): a pop and a stop check fail for good.
-    r.server.faults.add({ status: 500, operation: 'popFromRunQueue', times: 10 });
+    // More faults than one call's attempts (7): a pop and a stop check fail for good. (A pop is
+    // retried only on answers that say W&B did not act, such as 503; see policy.ts.)
+    r.server.faults.add({ status: 503, operation: 'popFromRunQueue', times: 10 });
     r.server.faults.add({ status: 'reset', operation: 'LaunchAgent', times: 7 });
     const { id } = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob(`echo ok >> ${out}`) });
     await r.server.waitFor(() => r.server.state.items.get(id)?.state === 'CLAIMED' && existsSync(out), 30_000, 'the job to run after the faults');
     await r.server.waitFor(() => r.server.faults.pending() === 0, 10_000, 'the failing stop check');
     await r.server.waitFor(() => r.logs.lines.some((l) => l.includes(`cannot reach W&B at ${r.server.url} during LaunchAgent`)), 10_000, 'the failed stop check to be logged');
     expect(agent.snapshot().status).not.toBe('STOPPED');
-    expect(r.logs.lines.some((l) => l.includes('W&B API popFromRunQueue failed with HTTP 500 after retries'))).toBe(true);
+    expect(r.logs.lines.some((l) => l.includes('W&B API popFromRunQueue failed with HTTP 503 after retries'))).toBe(true);
     expectKeyNowhere(r);
   });
 

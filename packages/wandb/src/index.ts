@@ -7,8 +7,10 @@
  */
 export { createWandbQueueSource, LAUNCH_PROJECT, DEFAULT_WANDB_POLL_INTERVAL_MS } from './source.js';
 export type { WandbQueueSourceOptions } from './source.js';
-export { createWandbClient } from './client.js';
-export type { WandbClient, WandbClientOptions, RunQueueInfo, LaunchAgentInfo, PoppedItem, PushResult } from './client.js';
+export { createWandbClient, PUSH_ID_KEY } from './client.js';
+export type { WandbClient, WandbClientOptions, RunQueueInfo, RunQueueItemInfo, QueueRef, LaunchAgentInfo, PoppedItem, PushResult } from './client.js';
+export { OPERATION_POLICY, retryRuleFor } from './policy.js';
+export type { OperationPolicy, RetryRule, OperationName } from './policy.js';
 export { createWandbEnqueueClient, enqueueToWandb } from './enqueue.js';
 export type { WandbEnqueueClient, WandbEnqueueOptions, WandbEnqueueRequest, WandbEnqueueResult } from './enqueue.js';
 export { resolveWandbSettings, describeKeySource, normalizeBaseUrl, DEFAULT_WANDB_BASE_URL } from './settings.js';

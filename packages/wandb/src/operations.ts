@@ -166,3 +166,32 @@ export const RUN_STATE = /* GraphQL */ `
     }
   }
 `;
+
+/**
+ * The items of one queue, as W&B's public API reads them (`RunQueue._get_items`, `QueuedRun`), with
+ * the fields the read-backs need. A Relay connection: pages of `first` items after a cursor.
+ */
+export const RUN_QUEUE_ITEMS = /* GraphQL */ `
+  query GetRunQueueItems($projectName: String!, $entityName: String!, $runQueue: String!, $first: Int, $after: String) {
+    project(name: $projectName, entityName: $entityName) {
+      runQueue(name: $runQueue) {
+        runQueueItems(first: $first, after: $after) {
+          pageInfo {
+            hasNextPage
+            endCursor
+          }
+          edges {
+            node {
+              id
+              state
+              createdAt
+              runSpec
+              associatedRunId
+              launchAgentId
+            }
+          }
+        }
+      }
+    }
+  }
+`;

@@ -157,7 +157,8 @@ describe('W&B queue source', () => {
     const newId = await source.requeue({ id: 'old', queue: 'gpu', spec: {}, priority: 'high' }, { run_id: 'r1', _resume_count: 1 });
     const item = server.state.items.get(newId)!;
     expect(item.priority).toBe(PRIORITY_VALUE.high);
-    expect(item.runSpec).toEqual({ run_id: 'r1', _resume_count: 1 });
+    // The push id lets the client tell after a lost answer whether the push took effect.
+    expect(item.runSpec).toEqual({ run_id: 'r1', _resume_count: 1, _launch_push_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     expect((await source.pop('gpu', id))?.id).toBe(newId);
   });
 });

@@ -176,7 +176,7 @@ export function createWandbQueueSource(options: WandbQueueSourceOptions = {}): Q
     },
 
     async ack(item: QueueItem, runId: string): Promise<void> {
-      const ok = await client.ackRunQueueItem(item.id, runId);
+      const ok = await client.ackRunQueueItem(item.id, runId, { entity: queueEntity(), project, queue: item.queue });
       if (!ok) {
         throw new LaunchError({
           code: 'wandb.ack_rejected',

@@ -1,10 +1,15 @@
 /**
- * Injectable transport faults for the W&B test server, applied before an operation runs, so a
- * retried request executes exactly once.
+ * Injectable transport faults for the W&B test server. A status or `reset` answers *before* the
+ * operation runs (the request has no effect, as with a load balancer's refusal); `lost-reply` runs
+ * the operation and then drops the connection without answering (the server acted, the client
+ * cannot know).
  */
 export interface FaultRule {
-  /** HTTP status to answer with (429, 500, 502, 503 …), or `reset` to drop the connection. */
-  status: number | 'reset';
+  /**
+   * HTTP status to answer with (429, 500, 502, 503 …) without acting; `reset` to drop the
+   * connection without acting; `lost-reply` to act, then drop the connection without answering.
+   */
+  status: number | 'reset' | 'lost-reply';
   /** Only requests for this GraphQL operation (e.g. `popFromRunQueue`); any when unset. */
   operation?: string;
   /** How many requests the rule hits. Default 1. */

@@ -1,5 +1,5 @@
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
-import type { AgentRecord, QueueRecord, UserRecord, WandbState } from './state.js';
+import type { AgentRecord, ItemRecord, QueueRecord, UserRecord, WandbState } from './state.js';
 import { WandbServerError } from './state.js';
 
 /** Per-request context: the user the API key belongs to. */
@@ -52,7 +52,35 @@ function guard<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R
   };
 }
 
-const queueView = (q: QueueRecord) => ({ id: q.id, name: q.name, createdBy: q.createdBy, access: q.access, prioritizationMode: q.prioritizationMode });
+const queueView = (q: QueueRecord) => ({
+  id: q.id,
+  name: q.name,
+  createdBy: q.createdBy,
+  access: q.access,
+  prioritizationMode: q.prioritizationMode,
+  entity: q.entity,
+  project: q.project,
+});
+const itemView = (i: ItemRecord) => ({
+  id: i.id,
+  state: i.state,
+  createdAt: i.createdAt,
+  updatedAt: i.updatedAt,
+  runSpec: JSON.stringify(i.runSpec),
+  priority: i.priority,
+  associatedRunId: i.runName ?? null,
+  launchAgentId: i.leasedBy ?? null,
+  error: i.failure ?? null,
+  warnings: i.warnings,
+});
+const PAGE_MAX = 100;
+const cursorOf = (seq: number) => Buffer.from(`RunQueueItemCursor:${seq}`).toString('base64');
+function seqOfCursor(cursor: string): number {
+  const m = /^RunQueueItemCursor:(\d+)$/.exec(Buffer.from(cursor, 'base64').toString('utf8'));
+  if (!m) throw new WandbServerError(`after: ${JSON.stringify(cursor)} is not a cursor this server gave out`);
+  return Number(m[1]);
+}
+type QueueView = ReturnType<typeof queueView> & { entity: string; project: string };
 const agentView = (a: AgentRecord) => ({ ...a, agentConfig: JSON.stringify(a.agentConfig ?? null) });
 
 type Input<T> = { input: T };
@@ -77,9 +105,35 @@ export function createResolvers(state: WandbState) {
     },
     Project: {
       runQueues: (p: { name: string; entityName: string }) => state.projectQueues(p.entityName, p.name).map(queueView),
+      runQueue: (p: { name: string; entityName: string }, { name }: { name: string }) => {
+        const q = state.projectQueues(p.entityName, p.name).find((x) => x.name === name);
+        return q ? queueView(q) : null;
+      },
       run: (p: { name: string; entityName: string }, { name }: { name: string }) => {
         const r = state.run(p.entityName, p.name, name);
         return r ? { id: Buffer.from(`Run:${p.entityName}/${p.name}/${name}`).toString('base64'), ...r } : null;
+      },
+    },
+    RunQueue: {
+      runQueueItems: guard((q: QueueView, args: { first?: number | null; after?: string | null }, { user }: WandbContext) => {
+        if (args.first != null && args.first < 0) throw new WandbServerError(`first must not be negative, got ${args.first}`);
+        const first = Math.min(args.first ?? PAGE_MAX, PAGE_MAX);
+        const all = state.queueItems(user, q.entity, q.project, q.name) ?? [];
+        const from = args.after == null ? all : all.filter((i) => i.seq > seqOfCursor(args.after!));
+        const page = from.slice(0, first);
+        return {
+          pageInfo: {
+            hasNextPage: from.length > page.length,
+            hasPreviousPage: from.length < all.length,
+            startCursor: page[0] ? cursorOf(page[0].seq) : null,
+            endCursor: page.length > 0 ? cursorOf(page[page.length - 1]!.seq) : null,
+          },
+          edges: page.map((i) => ({ cursor: cursorOf(i.seq), node: itemView(i) })),
+        };
+      }),
+      runQueueItem: (q: QueueView, { id }: { id: string }, { user }: WandbContext) => {
+        const item = (state.queueItems(user, q.entity, q.project, q.name) ?? []).find((i) => i.id === id);
+        return item ? itemView(item) : null;
       },
     },
     Mutation: {

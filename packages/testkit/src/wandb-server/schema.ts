@@ -33,6 +33,7 @@ export const wandbLaunchSchemaSDL = /* GraphQL */ `
     name: String!
     entityName: String!
     runQueues: [RunQueue!]!
+    runQueue(name: String!): RunQueue
     run(name: String!): Run
   }
 
@@ -52,6 +53,52 @@ export const wandbLaunchSchemaSDL = /* GraphQL */ `
     createdBy: String
     access: RunQueueAccessType!
     prioritizationMode: RunQueuePrioritizationMode
+    "Items in push order; at most 100 a page (the default)."
+    runQueueItems(first: Int, after: String): RunQueueItemConnection!
+    runQueueItem(id: ID!): RunQueueItem
+  }
+
+  type PageInfo {
+    hasNextPage: Boolean!
+    hasPreviousPage: Boolean!
+    startCursor: String
+    endCursor: String
+  }
+
+  type RunQueueItemConnection {
+    pageInfo: PageInfo!
+    edges: [RunQueueItemEdge!]!
+  }
+
+  type RunQueueItemEdge {
+    cursor: String!
+    node: RunQueueItem!
+  }
+
+  enum RunQueueItemState {
+    PENDING
+    LEASED
+    CLAIMED
+    FAILED
+  }
+
+  type RunQueueItemIssue {
+    message: String
+    stage: String
+    filePaths: [String!]
+  }
+
+  type RunQueueItem {
+    id: ID!
+    state: RunQueueItemState!
+    createdAt: DateTime!
+    updatedAt: DateTime!
+    runSpec: JSONString!
+    priority: Int!
+    associatedRunId: String
+    launchAgentId: ID
+    error: RunQueueItemIssue
+    warnings: [RunQueueItemIssue!]!
   }
 
   type Run {

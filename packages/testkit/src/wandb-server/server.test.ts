@@ -153,4 +153,74 @@ describe('W&B Launch test server', () => {
     s.state.setRun('tester', 'proj', 'r1', { state: 'running', stopped: true });
     expect((await gql(s, q, { project: 'proj', entity: 'tester', name: 'r1' })).data!.project.run).toEqual({ state: 'running', stopped: true });
   });
+
+  it('"lost-reply" runs the operation, then drops the connection without answering, for the first N calls', async () => {
+    const s = await start({ queues: [{ entity: 'tester', name: 'q' }] });
+    s.faults.add({ status: 'lost-reply', operation: 'pushToRunQueueByName', times: 2 });
+    await expect(push(s, 'q', { n: 1 })).rejects.toThrow();
+    await expect(push(s, 'q', { n: 2 })).rejects.toThrow();
+    const third = await push(s, 'q', { n: 3 });
+    expect(third.status).toBe(200);
+    // Every push took effect although two answers never came.
+    expect(s.itemsOf('tester', 'q').map((i) => i.runSpec)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(s.requests.map((r) => [r.operation, r.fault, r.status])).toEqual([
+      ['pushToRunQueueByName', 'lost-reply', 200],
+      ['pushToRunQueueByName', 'lost-reply', 200],
+      ['pushToRunQueueByName', undefined, 200],
+    ]);
+    expect(s.faults.pending()).toBe(0);
+  });
+
+  it('counts requests by operation name, faulted ones included', async () => {
+    const s = await start({ queues: [{ entity: 'tester', name: 'q' }] });
+    s.faults.add({ status: 503, operation: 'popFromRunQueue' });
+    for (let i = 0; i < 3; i++) await pop(s, 'q');
+    await gql(s, '{ viewer { username } }');
+    expect(s.countRequests('popFromRunQueue')).toBe(3);
+    expect(s.countRequests('viewer')).toBe(1);
+    expect(s.countRequests('ackRunQueueItem')).toBe(0);
+    expect(s.countRequests()).toBe(4);
+  });
+
+  it('lists a queue\'s items page by page with state, lease holder, run name and creation time', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const s = await start({ queues: [{ entity: 'tester', name: 'q' }], now: () => now });
+    const agent = s.state.createAgent(s.state.userForKey(s.apiKey)!, {
+      entity: 'tester',
+      project: 'model-registry',
+      runQueues: [...s.state.queues.keys()],
+      hostname: 'h',
+      agentConfig: null,
+      version: null,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await push(s, 'q', { n: i })).data!.pushToRunQueueByName.runQueueItemId);
+      now += 1000;
+    }
+    await gql(s, POP, { entity: 'tester', project: 'model-registry', queueName: 'q', launchAgentId: agent.id });
+    await gql(s, ACK, { itemId: ids[0], runId: 'run-0' });
+    await pop(s, 'q');
+    const LIST = `query GetRunQueueItems($after: String, $first: Int) { project(name: "model-registry", entityName: "tester") { runQueue(name: "q") {
+      runQueueItems(first: $first, after: $after) { pageInfo { hasNextPage endCursor } edges { node { id state createdAt runSpec associatedRunId launchAgentId } } } } } }`;
+    const page1 = (await gql(s, LIST, { first: 2 })).data!.project.runQueue.runQueueItems;
+    expect(page1.pageInfo.hasNextPage).toBe(true);
+    expect(page1.edges.map((e: any) => e.node)).toEqual([
+      { id: ids[0], state: 'CLAIMED', createdAt: '2026-01-01T00:00:00.000Z', runSpec: '{"n":0}', associatedRunId: 'run-0', launchAgentId: agent.id },
+      { id: ids[1], state: 'LEASED', createdAt: '2026-01-01T00:00:01.000Z', runSpec: '{"n":1}', associatedRunId: null, launchAgentId: null },
+    ]);
+    const rest = (await gql(s, LIST, { first: 100, after: page1.pageInfo.endCursor })).data!.project.runQueue.runQueueItems;
+    expect(rest.pageInfo.hasNextPage).toBe(false);
+    expect(rest.edges.map((e: any) => [e.node.id, e.node.state])).toEqual([
+      [ids[2], 'PENDING'],
+      [ids[3], 'PENDING'],
+      [ids[4], 'PENDING'],
+    ]);
+    // Pages hold at most 100 items; an unknown queue is null; a forged cursor is an error.
+    expect((await gql(s, LIST.replace('name: "q"', 'name: "nope"'))).data!.project.runQueue).toBeNull();
+    expect((await gql(s, LIST, { after: 'bogus' })).errors![0]!.message).toBe('after: "bogus" is not a cursor this server gave out');
+    const one = `{ project(name: "model-registry", entityName: "tester") { runQueue(name: "q") { runQueueItem(id: "${ids[0]}") { state associatedRunId } } } }`;
+    expect((await gql(s, one)).data!.project.runQueue.runQueueItem).toEqual({ state: 'CLAIMED', associatedRunId: 'run-0' });
+  });
 });
+

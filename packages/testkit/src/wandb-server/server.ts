@@ -28,8 +28,8 @@ export interface RecordedRequest {
   at: number;
   operation: string | undefined;
   status: number;
-  /** Set when an injected fault answered it. */
-  fault?: number | 'reset';
+  /** Set when an injected fault hit it. With `lost-reply` the operation ran and `status` is what it would have answered. */
+  fault?: number | 'reset' | 'lost-reply';
   /** The Authorization header's scheme and user (`Basic api`), never the key. */
   auth: string | undefined;
 }
@@ -42,7 +42,10 @@ export interface WandbTestServer {
   apiKey: string;
   state: WandbState;
   faults: FaultInjector;
+  /** Every request in arrival order, faulted ones included. */
   requests: RecordedRequest[];
+  /** How many requests named this GraphQL operation (e.g. `popFromRunQueue`), faulted ones included; all requests without an argument. */
+  countRequests(operation?: string): number;
   /** Items of a queue in the order they were pushed. */
   itemsOf(entity: string, queue: string, project?: string): ItemRecord[];
   /** Resolves with `check()`'s first truthy result, re-checked on every state change; rejects after `timeoutMs`. */
@@ -122,9 +125,10 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
       res.end(JSON.stringify(payload));
     };
 
-    // Faults come first, as a load balancer's would.
+    // Faults come first, as a load balancer's would; `lost-reply` lets the operation run.
     const fault = faults.take(operation);
-    if (fault) {
+    const loseReply = fault?.status === 'lost-reply';
+    if (fault && !loseReply) {
       record.fault = fault.status;
       if (fault.status === 'reset') {
         record.status = -1;
@@ -132,9 +136,10 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
         return;
       }
       const headers: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
-      json(fault.status, { errors: [{ message: `injected fault ${fault.status}` }] }, headers);
+      json(fault.status as number, { errors: [{ message: `injected fault ${fault.status}` }] }, headers);
       return;
     }
+    if (loseReply) record.fault = 'lost-reply';
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/graphql') {
       json(404, { errors: [{ message: `no route ${path}` }] });
@@ -153,6 +158,12 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
       { user },
     );
     record.status = response.status;
+    if (loseReply) {
+      // The operation ran (the resolvers are synchronous on the state); the answer never leaves.
+      await response.arrayBuffer();
+      req.socket.destroy();
+      return;
+    }
     const out: Record<string, string> = {};
     response.headers.forEach((v, k) => (out[k] = v));
     res.writeHead(response.status, out);
@@ -179,6 +190,9 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
     state,
     faults,
     requests,
+    countRequests(operation) {
+      return operation === undefined ? requests.length : requests.filter((r) => r.operation === operation).length;
+    },
     itemsOf(entity, queue, project = 'model-registry') {
       const q = state.queueByName(entity, project, queue);
       return [...state.items.values()].filter((i) => i.queueId === q.id).sort((a, b) => a.seq - b.seq);

@@ -46,9 +46,12 @@ export interface ItemRecord {
   priority: number;
   state: ItemState;
   createdAt: number;
+  /** Last change of state (push, pop, lease expiry, ack, fail, warning). */
+  updatedAt: number;
   /** Monotonic sequence, the FIFO tie-break. */
   seq: number;
   leasedAt?: number;
+  /** The agent holding the lease, kept once the item is claimed (`launchAgentId` in the API). */
   leasedBy?: string | null;
   /** How many times the item was handed out by `popFromRunQueue`. */
   pops: number;
@@ -199,6 +202,7 @@ export function createWandbState(options: WandbStateOptions) {
     for (const item of items.values()) {
       if (item.state === 'LEASED' && item.leasedAt !== undefined && t - item.leasedAt >= leaseTimeoutMs) {
         item.state = 'PENDING';
+        item.updatedAt = t;
         delete item.leasedAt;
         delete item.leasedBy;
       }
@@ -280,6 +284,15 @@ export function createWandbState(options: WandbStateOptions) {
 
     queueByName,
 
+    /** The items of a queue in the order they were pushed, leases brought up to date; null when the queue does not exist. */
+    queueItems(user: UserRecord, entity: string, project: string, name: string): ItemRecord[] | null {
+      if (!canAccess(user, entity)) return null;
+      const q = [...queues.values()].find((x) => x.entity === entity && x.project === project && x.name === name);
+      if (!q) return null;
+      expireLeases();
+      return [...items.values()].filter((i) => i.queueId === q.id).sort((a, b) => a.seq - b.seq);
+    },
+
     push(
       user: UserRecord,
       input: { entity: string; project: string; queue: string; runSpec: Record<string, unknown>; priority?: number | null; templateVariableValues?: Record<string, unknown> | null },
@@ -311,6 +324,7 @@ export function createWandbState(options: WandbStateOptions) {
         priority: input.priority ?? 2,
         state: 'PENDING',
         createdAt: now(),
+        updatedAt: now(),
         seq,
         pops: 0,
         warnings: [],
@@ -331,6 +345,7 @@ export function createWandbState(options: WandbStateOptions) {
       if (!item) return null;
       item.state = 'LEASED';
       item.leasedAt = now();
+      item.updatedAt = item.leasedAt;
       item.leasedBy = input.agentId ?? null;
       item.pops += 1;
       changed();
@@ -342,6 +357,7 @@ export function createWandbState(options: WandbStateOptions) {
       expireLeases();
       if (item.state !== 'LEASED') return false;
       item.state = 'CLAIMED';
+      item.updatedAt = now();
       item.runName = runName;
       const entity = typeof item.runSpec.entity === 'string' ? item.runSpec.entity : queues.get(item.queueId)!.entity;
       const project = typeof item.runSpec.project === 'string' ? item.runSpec.project : 'uncategorized';
@@ -355,6 +371,7 @@ export function createWandbState(options: WandbStateOptions) {
     fail(user: UserRecord, id: string, failure: { message?: string | null; stage?: string | null; filePaths?: string[] | null }): boolean {
       const item = itemOrThrow(user, id);
       item.state = 'FAILED';
+      item.updatedAt = now();
       item.failure = { message: failure.message ?? null, stage: failure.stage ?? null, filePaths: failure.filePaths ?? [] };
       changed();
       return true;
@@ -363,6 +380,7 @@ export function createWandbState(options: WandbStateOptions) {
     warn(user: UserRecord, id: string, warning: { message: string; stage: string; filePaths?: string[] | null }): boolean {
       const item = itemOrThrow(user, id);
       item.warnings.push({ message: warning.message, stage: warning.stage, filePaths: warning.filePaths ?? [] });
+      item.updatedAt = now();
       changed();
       return true;
     },
