@@ -42,7 +42,7 @@ export async function loadConfig(io: Io, path: string | undefined, flags: Config
  * running" (exit 1): config loading, agent options, and the W&B source's set-up checks.
  */
 const CONFIG_CODES =
-  /^(?:config\..+|agent\.options|wandb\.(?:no_api_key|no_entity|no_queues|base_url_invalid|options_invalid|queue_not_found|entity_not_found|unauthorized|login_failed))$/;
+  /^(?:config\..+|agent\.options|health\.listen_failed|wandb\.(?:no_api_key|no_entity|no_queues|base_url_invalid|options_invalid|queue_not_found|entity_not_found|unauthorized|login_failed))$/;
 
 export function isConfigProblem(error: unknown): error is LaunchError {
   return LaunchError.isInstance(error) && CONFIG_CODES.test(error.code);

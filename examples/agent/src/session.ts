@@ -14,6 +14,7 @@ import { cliRedactor } from './redaction.js';
 import { selectBuilder } from './select-builder.js';
 import { selectRunners } from './select-runners.js';
 import { selectSource, type SelectedSource } from './select-source.js';
+import { createLaunchMetrics, startHealthServer, type HealthServer } from './health/index.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './usage.js';
 import { VERSION } from './version.js';
 
@@ -29,6 +30,8 @@ export interface SessionOptions {
   showLogs: boolean;
   /** Stop once no job runs and the queue is empty. */
   exitWhenIdle: boolean;
+  /** Serve /healthz, /readyz and /metrics (off when undefined). */
+  health?: { port: number; host?: string; processMetrics?: boolean };
 }
 
 export interface Session {
@@ -42,6 +45,8 @@ export interface Session {
   out: LineSink;
   /** Runs the agent until it stops; resolves with the exit code. */
   run(): Promise<number>;
+  /** The health server, when `health` was given. */
+  health?: HealthServer;
 }
 
 /** Everything `launch-agent run` assembles from a validated config: source, runner, builder, agent, output. */
@@ -62,9 +67,11 @@ export async function createSession(options: SessionOptions): Promise<Session> {
 
   const killGracePeriodMs = config.kill_grace_period === undefined ? undefined : config.kill_grace_period * 1000;
   const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger });
+  const metrics = options.health ? createLaunchMetrics({ processMetrics: options.health.processMetrics }) : undefined;
+  const agentOptions = agentOptionsFromConfig(config);
   const agent = createAgent({
-    ...agentOptionsFromConfig(config),
-    source: selected.source,
+    ...agentOptions,
+    source: metrics ? metrics.instrumentSource(selected.source) : selected.source,
     queues,
     runners,
     builder: selectBuilder(config),
@@ -85,6 +92,19 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     colors,
     showLogs: options.showLogs || verbosity >= 1,
   });
+  // Listening before the agent starts: /readyz says 503 while it registers, and every job is counted.
+  const health = options.health
+    ? await startHealthServer({
+        port: options.health.port,
+        host: options.health.host,
+        agent,
+        metrics,
+        runners,
+        pollIntervalMs: agentOptions.pollIntervalMs ?? selected.source.capabilities.pollIntervalMs,
+        logger,
+      })
+    : undefined;
+  if (health) out.write(`launch: health and metrics on ${health.url} (/healthz, /readyz, /metrics)`);
 
   const run = async (): Promise<number> => {
     let signals = 0;
@@ -131,12 +151,13 @@ export async function createSession(options: SessionOptions): Promise<Session> {
       offSignal();
       reporter.flush();
       reporter.detach();
+      await health?.close();
       await selected.source.close?.().catch(() => {});
       await logFile?.close();
     }
   };
 
-  return { agent, selected, queues, redactor, logger, reporter, out, run };
+  return { agent, selected, queues, redactor, logger, reporter, out, run, health };
 }
 
 const BUSY = new Set(['queued', 'claimed', 'acked']);

@@ -2,7 +2,7 @@ import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
 import type { Io } from '../io.js';
 import { loadConfig } from '../load-config.js';
 import { createSession } from '../session.js';
-import { choiceFlag, intFlag, parseCommandArgs } from '../usage.js';
+import { UsageError, choiceFlag, intFlag, parseCommandArgs } from '../usage.js';
 
 export const RUN_HELP = `Usage: launch-agent [run] [options]
 
@@ -18,6 +18,9 @@ Options:
   -l, --log-file FILE     write the agent's internal log to FILE ("-" for stdout)
       --log-format FMT    human (default) or json: one JSON object per line on stderr
       --exit-when-idle    exit 0 once the queue is empty and no job runs (alias: --once)
+      --health-port N     serve /healthz, /readyz and /metrics on port N (default $LAUNCH_HEALTH_PORT; off)
+      --health-host ADDR  address for them (default $LAUNCH_HEALTH_HOST, else 127.0.0.1)
+      --process-metrics   also export Node's process metrics on /metrics
 ${CONFIG_FLAGS_HELP}
 
 Exit status: 0 after a clean stop, 1 on a failure at run time, 2 on bad usage or config.`;
@@ -32,6 +35,9 @@ const FLAGS = {
   'log-format': { type: 'string' },
   'exit-when-idle': { type: 'boolean' },
   once: { type: 'boolean' },
+  'health-port': { type: 'string' },
+  'health-host': { type: 'string' },
+  'process-metrics': { type: 'boolean' },
 } as const;
 
 export interface RunFlags {
@@ -46,6 +52,9 @@ export interface RunFlags {
   stateDir?: string;
   source?: 'wandb' | 'embedded';
   exitWhenIdle: boolean;
+  healthPort?: string;
+  healthHost?: string;
+  processMetrics: boolean;
 }
 
 /** Parses `launch-agent run` flags (exported for unit tests). */
@@ -64,6 +73,9 @@ export function parseRunFlags(argv: string[]): RunFlags {
     stateDir: v['state-dir'],
     source: sourceFlag('run', v.source),
     exitWhenIdle: v['exit-when-idle'] === true || v.once === true,
+    healthPort: v['health-port'],
+    healthHost: v['health-host'],
+    processMetrics: v['process-metrics'] === true,
   };
 }
 
@@ -72,6 +84,10 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
   if (flags.help) {
     io.stdout.write(RUN_HELP + '\n');
     return 0;
+  }
+  const healthPort = intFlag('run', 'health-port', flags.healthPort ?? io.env.LAUNCH_HEALTH_PORT);
+  if (healthPort !== undefined && (healthPort < 1 || healthPort > 65535)) {
+    throw new UsageError(`--health-port expects a port from 1 to 65535, got ${healthPort}`, 'run');
   }
   const { config, origins, warnings } = await loadConfig(io, flags.configPath, {
     queues: flags.queues,
@@ -91,6 +107,10 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     logFile: config.log_file,
     showLogs: false,
     exitWhenIdle: flags.exitWhenIdle,
+    health:
+      healthPort === undefined
+        ? undefined
+        : { port: healthPort, host: flags.healthHost ?? io.env.LAUNCH_HEALTH_HOST, processMetrics: flags.processMetrics },
   });
   const where = session.selected.kind === 'embedded' ? ` (state in ${session.selected.stateDir})` : '';
   session.out.write(

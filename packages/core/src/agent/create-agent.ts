@@ -248,6 +248,9 @@ export function createAgent(options: AgentOptions): Agent {
           }
         }
         if (!items.some(Boolean) && jobs.size === 0) emitter.emit('agent:idle', {});
+      } else {
+        // Every slot is busy: no pop this turn, but the loop is alive (health checks listen for this).
+        emitter.emit('agent:poll', { pops: 0, items: 0, durationMs: 0 });
       }
       if (stopping) break;
       if (took && counts().regular < opts.maxJobs) {

@@ -288,7 +288,13 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
   const unlog = run.onLog?.((chunk) => emitter.emit('run:log', { item, runId, chunk: { ...chunk, text: redactor.redact(chunk.text) } }));
 
   let wake: () => void = () => {};
-  job.poke = () => wake();
+  // A poke while the monitor is busy (awaiting the source or the backend) must not be lost: it is kept and
+  // ends the next sleep at once.
+  let poked = false;
+  job.poke = () => {
+    poked = true;
+    wake();
+  };
   let done: RunStatus | undefined;
   const finished = run.wait().then(
     (s) => {
@@ -339,13 +345,16 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
       if (stopRequestedAt !== undefined && !cancelled) {
         delay = Math.min(delay, Math.max(0, stopRequestedAt + opts.stoppedRunTimeoutMs - clock.now()));
       }
-      await new Promise<void>((resolve) => {
-        const t = clock.setTimeout(() => resolve(), delay);
-        wake = () => {
-          clock.clearTimeout(t);
-          resolve();
-        };
-      });
+      if (!poked && !done) {
+        await new Promise<void>((resolve) => {
+          const t = clock.setTimeout(() => resolve(), delay);
+          wake = () => {
+            clock.clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+      poked = false;
       wake = () => {};
       if (!done) {
         const s = await run.status().catch(() => undefined);

@@ -83,7 +83,10 @@ export interface AgentEvents {
   'item:failed': { item: QueueItem; runId?: string; stage: Stage; message: string };
   'item:requeued': { item: QueueItem; runId: string; newItemId: string; resumeCount: number };
   'agent:error': { error: Error; where: string };
-  /** A pop round ended: `pops` pops made at once, `items` of them returned an item (for health and metrics). */
+  /**
+   * A loop turn ended: `pops` pops made at once (0 when every slot was busy), `items` of them returned an item.
+   * Fires on every turn, so it also tells health checks that the loop is alive.
+   */
   'agent:poll': { pops: number; items: number; durationMs: number };
   /** A poll found no work and no job is running. */
   'agent:idle': Record<string, never>;
