@@ -29,6 +29,7 @@ const REGISTRATION_OPS = new Set(['Viewer', 'EntityIsTeam', 'ProjectRunQueues', 
 interface Harness {
   url: string;
   requests: Array<{ at: number; operation: string | undefined }>;
+  items(): Array<{ pops: number }>;
   stop(): Promise<void>;
 }
 
@@ -51,6 +52,7 @@ async function startAgent(pollIntervalMs: number, dir: string): Promise<Harness>
   return {
     url: server.url,
     requests: server.requests,
+    items: () => server.itemsOf(ENTITY, QUEUE),
     async stop() {
       await agent.stop('bench over');
       await runner.close();
@@ -110,6 +112,53 @@ async function latencyCase(pollIntervalMs: number, jobs: number, windowMs: numbe
   }
 }
 
+export interface BurstResult {
+  jobs: number;
+  pollIntervalMs: number;
+  /** From the first pop after the burst was enqueued to the last job's process start. */
+  firstPopToLastStartMs: number;
+  pops: number;
+  acks: number;
+  /** Items handed out more than once by the server. */
+  itemsPoppedTwice: number;
+}
+
+/**
+ * The burst of issue 7: `jobs` ordinary local-process jobs carrying W&B's placeholder uri, enqueued at once on an
+ * idle agent (max_jobs -1, default max_schedulers 1). W&B's agent ran 20 of them in 12 s with 23 pops.
+ */
+async function burstCase(jobs: number, pollIntervalMs: number): Promise<BurstResult> {
+  const dir = mkdtempSync(join(tmpdir(), `wandb-burst-`));
+  const h = await startAgent(pollIntervalMs, dir);
+  const enqueuer = createWandbEnqueueClient({ entity: ENTITY, apiKey: API_KEY, baseUrl: h.url, env: {} });
+  try {
+    for (let i = 0; i < jobs; i++) {
+      await enqueuer.enqueue({
+        queue: QUEUE,
+        spec: { uri: 'placeholder-uri-scheduler', entity: ENTITY, project: 'bench', resource: 'local-process', overrides: { entry_point: ['sh', '-c', `date +%s%N > ${join(dir, `start-${i}`)}`] } },
+      });
+    }
+    const enqueued = Date.now();
+    const files = Array.from({ length: jobs }, (_, i) => join(dir, `start-${i}`));
+    await waitUntil(() => files.every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''), pollIntervalMs * 3 + 30_000, 'every burst job to start', 20);
+    const lastStart = Math.max(...files.map((f) => Number(BigInt(readFileSync(f, 'utf8').trim()) / 1_000_000n)));
+    const firstPop = h.requests.find((r) => r.operation === 'popFromRunQueue' && r.at >= enqueued)!.at;
+    const items = h.items();
+    return {
+      jobs,
+      pollIntervalMs,
+      firstPopToLastStartMs: lastStart - firstPop,
+      pops: h.requests.filter((r) => r.operation === 'popFromRunQueue' && r.at >= enqueued).length,
+      acks: h.requests.filter((r) => r.operation === 'ackRunQueueItem').length,
+      itemsPoppedTwice: items.filter((i) => i.pops > 1).length,
+    };
+  } finally {
+    await enqueuer.close();
+    await h.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export interface IdleResult {
   pollIntervalMs: number;
   windowMs: number;
@@ -143,6 +192,8 @@ export async function run(): Promise<Record<string, unknown>> {
     idleCase(1000),
     idleCase(10_000),
   ]);
+  // Alone, so that its timing is not shared with the cases above.
+  const burst = await burstCase(20, 10_000);
   const result = {
     name: 'wandb-latency',
     description: 'enqueue → process-start latency through the W&B Launch test server (real HTTP, createAgent, local-process runner)',
@@ -150,6 +201,7 @@ export async function run(): Promise<Record<string, unknown>> {
       'jobs enqueued at uniformly random moments over a window with max_jobs -1; latency = the job process\'s own start time (date +%s%N) minus the time just before pushToRunQueueByName; the four cases run concurrently on separate servers to bound run time',
     latency: [fast, standard],
     idle: [idleFast, idleStandard],
+    burst,
     node: process.version,
     durationMs: Date.now() - started,
   };
@@ -165,6 +217,8 @@ export async function run(): Promise<Record<string, unknown>> {
     ...[idleFast, idleStandard].map(
       (i) => `  poll ${i.pollIntervalMs / 1000} s: ${i.requestsPerMinute}/min (${Object.entries(i.byOperation).map(([k, v]) => `${k} ${v}`).join(', ')})`,
     ),
+    '',
+    `Burst of ${burst.jobs} placeholder-uri local-process jobs (max_jobs -1): first pop → last process start ${burst.firstPopToLastStartMs} ms, ${burst.pops} pops, ${burst.acks} acks, ${burst.itemsPoppedTwice} items popped twice`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   writeResult('wandb-latency', result);

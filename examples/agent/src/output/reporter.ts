@@ -82,8 +82,8 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
     if (options.format === 'json') json('run:state', { item: item.id, runId, state, exitCode: status.exitCode });
     else if (state === 'running' || state === 'starting' || state === 'stopping') human(item.id, c.blue(state));
   });
-  on('run:log', ({ item, chunk }) => {
-    if (!options.showLogs) return;
+  // Only when shown: the agent asks runners to stream output (a connection per Kubernetes run) only if someone listens.
+  if (options.showLogs) on('run:log', ({ item, chunk }) => {
     const key = `${item.id}\u0000${chunk.stream}`;
     const lines = ((partial.get(key) ?? '') + chunk.text).split(/\r?\n/);
     partial.set(key, lines.pop() ?? '');

@@ -15,6 +15,11 @@ export class TypedEmitter {
     return () => set.delete(listener as Listener<AgentEventName>);
   }
 
+  /** Whether anyone listens to `event` (the agent asks runners to stream logs only then). */
+  has(event: AgentEventName): boolean {
+    return (this.listeners.get(event)?.size ?? 0) > 0;
+  }
+
   emit<E extends AgentEventName>(event: E, payload: AgentEvents[E]): void {
     const set = this.listeners.get(event);
     if (!set) return;

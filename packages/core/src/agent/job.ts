@@ -5,7 +5,7 @@ import type { QueueItem } from '../contracts/queue-source.js';
 import type { RunRequest, RunStatus, Runner, SubmittedRun } from '../contracts/runner.js';
 import { LaunchError, toLaunchError, type Stage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Redactor } from '../redact.js';
+import type { Redactor, RedactorScope } from '../redact.js';
 import { isSchedulerSpec, parseLaunchSpec, specImage, type LaunchSpec } from '../spec.js';
 import { isTerminal, type RunState } from '../status.js';
 import type { TypedEmitter } from './emitter.js';
@@ -29,6 +29,8 @@ export interface JobTracker {
   waitingForSlot?: boolean;
   /** Wakes the job's monitor (shutdown, stop request). */
   poke?: () => void;
+  /** The job's secrets (from its spec): redacted while the agent tracks the job, released when it stops. */
+  secrets?: RedactorScope;
 }
 
 export interface JobContext {
@@ -61,7 +63,8 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
   const { opts, emitter, redactor } = ctx;
   const { item } = job;
   const log = ctx.logger;
-  redactor.addSpecSecrets(item.spec);
+  // Learn the job's secrets before any line about it is written; the agent releases them when the job ends.
+  (job.secrets ??= redactor.scope(item.id)).addSpecSecrets(item.spec);
   emitter.emit('item:claimed', { item });
   log.info({ itemId: item.id, queue: item.queue, spec: redactor.redactValue(item.spec) }, 'claimed queue item');
   try {
@@ -285,7 +288,8 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
     }
   };
   const unsubscribe = run.onStatus(onStatus);
-  const unlog = run.onLog?.((chunk) => emitter.emit('run:log', { item, runId, chunk: { ...chunk, text: redactor.redact(chunk.text) } }));
+  // Streaming logs can cost the backend a connection per run (Kubernetes): only when someone listens.
+  const unlog = !emitter.has('run:log') ? undefined : run.onLog?.((chunk) => emitter.emit('run:log', { item, runId, chunk: { ...chunk, text: redactor.redact(chunk.text) } }));
 
   let wake: () => void = () => {};
   // A poke while the monitor is busy (awaiting the source or the backend) must not be lost: it is kept and

@@ -5,6 +5,7 @@ import type { Registry } from '../contracts/registry.js';
 import type { LogChunk, RunStatus, Runner } from '../contracts/runner.js';
 import type { Stage } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Redactor } from '../redact.js';
 import type { AgentStatus, RunState } from '../status.js';
 
 /** A clock, injectable so tests control time. */
@@ -55,6 +56,12 @@ export interface AgentOptions {
   /** The config sent at registration (secrets removed by the agent). */
   config?: Record<string, unknown>;
   logger?: Logger;
+  /**
+   * The redactor the agent registers secrets in: the API key and secret-looking `env` values for its
+   * life, each job's spec secrets (a {@link Redactor.scope}) from its claim until the agent stops tracking
+   * it. Pass the one your log sinks use, so they hide a running job's secrets too. Default: a new one.
+   */
+  redactor?: Redactor;
   clock?: Clock;
   /** Directory where failure logs are written (`<dir>/<itemId>/error.log`). */
   filesDir?: string;
@@ -77,6 +84,7 @@ export interface AgentEvents {
   'build:finished': { item: QueueItem; runId: string; imageUri: string; cached: boolean };
   'run:submitted': { item: QueueItem; runId: string; runner: string; backendId: string };
   'run:state': { item: QueueItem; runId: string; state: RunState; status: RunStatus };
+  /** A run's output, from runners that stream it; only for runs submitted while a `run:log` listener exists. */
   'run:log': { item: QueueItem; runId: string; chunk: LogChunk };
   'run:warning': { item: QueueItem; runId?: string; message: string };
   'item:finished': { item: QueueItem; runId: string; state: RunState; status: RunStatus };

@@ -91,3 +91,46 @@ it('kill -9 of the agent while jobs run, then a restart: every job is adopted an
   }
   second.child.kill('SIGTERM');
 }, 90_000);
+
+it('an agent down longer than the Jobs\' TTL: the finalizer keeps each outcome, the restarted agent reports it once and creates nothing', async () => {
+  server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, timeScale: 0.01 });
+  server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { wait: 500 }, { log: 'done' }, { succeed: true }]);
+  dir = await mkdtemp(join(tmpdir(), 'launch-k8s-ttl-'));
+  const stateDir = join(dir, 'queue');
+  queue = createEmbeddedQueue({ stateDir, fsync: false });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) ids.push((await queue.enqueue({ queue: 'gpu', spec: { entity: 'acme', project: 'ttl', docker: { docker_image: 'img:1' } } })).id);
+  const env = { LAUNCH_STATE_DIR: stateDir, LAUNCH_KUBECONFIG: server.kubeconfigPath, LAUNCH_AGENT_NAME: 'ttl-agent', LAUNCH_LEASE_MS: '1000' };
+
+  const first = startAgent(env);
+  await first.until((l) => ids.every((id) => l.some((x) => x.event === 'submitted' && x.itemId === id)));
+  first.child.kill('SIGKILL');
+  await new Promise((r) => first.child.once('exit', r));
+
+  // While no agent runs, every Job finishes and its TTL (60 s, scaled to 0.6 s) runs out: the API server marks it
+  // for deletion, and only the agent's finalizer keeps it. Wait until that is so for all three.
+  const jobs = () => server!.listObjects('/apis/batch/v1/namespaces/default/jobs') as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const deadline = Date.now() + 30_000;
+  while (!(jobs().length === 3 && jobs().every((j) => j.metadata.deletionTimestamp && (j.status?.conditions ?? []).some((c: { type: string }) => c.type === 'Complete')))) {
+    if (Date.now() > deadline) throw new Error(`jobs did not finish and expire: ${JSON.stringify(jobs().map((j) => [j.metadata.name, j.metadata.deletionTimestamp, j.status]))}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
+  const second = startAgent(env);
+  await second.until((l) => ids.every((id) => l.some((x) => (x.event === 'finished' || x.event === 'failed') && x.itemId === id)));
+  for (const id of ids) {
+    const record = await queue.get(id);
+    expect(record?.state, id).toBe('finished');
+    expect(record?.runState, id).toBe('finished');
+    const ends = second.lines.filter((l) => (l.event === 'finished' || l.event === 'failed') && l.itemId === id);
+    expect(ends, id).toHaveLength(1);
+  }
+  expect(server.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs'))).toHaveLength(3);
+  // Reported: the finalizers are gone, and with them the Jobs.
+  const gone = Date.now() + 15_000;
+  while (jobs().length > 0) {
+    if (Date.now() > gone) throw new Error(`jobs still there after the report: ${JSON.stringify(jobs().map((j) => [j.metadata.name, j.metadata.finalizers]))}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  second.child.kill('SIGTERM');
+}, 90_000);

@@ -68,6 +68,8 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   let logTail: string | undefined;
   const captures = new Map<string, Promise<void>>();
   let lastPod: Obj | undefined;
+  /** The run object as the watch last delivered it. */
+  let lastObject: Obj | undefined;
   let cancelRequested = false;
   let finalizing = false;
   let terminal: RunStatus | undefined;
@@ -179,12 +181,15 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     if (!name) return;
     const ref = { group: kind.group, version: kind.version, namespace, plural: kind.plural, name };
     for (let attempt = 0; attempt < 5; attempt++) {
-      let obj: Obj;
-      try {
-        obj = (await cluster.custom.getNamespacedCustomObject(ref)) as Obj;
-      } catch (error) {
-        if (isNotFound(error)) return;
-        throw kubeError(error, { verb: 'get', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+      // First from the watch's latest copy (no request); after a failed test, from the API server.
+      let obj: Obj | undefined = attempt === 0 ? lastObject : undefined;
+      if (!obj) {
+        try {
+          obj = (await cluster.custom.getNamespacedCustomObject(ref)) as Obj;
+        } catch (error) {
+          if (isNotFound(error)) return;
+          throw kubeError(error, { verb: 'get', resource: `${kind.group || 'core'}/${kind.plural}`, namespace, name });
+        }
       }
       const finalizers: unknown[] = Array.isArray(obj?.metadata?.finalizers) ? obj.metadata.finalizers : [];
       const at = finalizers.indexOf(FINALIZER);
@@ -257,8 +262,9 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   };
 
   const onObject = (type: WatchEventType, obj: Obj) => {
-    if (terminal || finalizing) return;
     if (name && obj?.metadata?.name !== name) return;
+    lastObject = type === 'DELETED' ? undefined : obj;
+    if (terminal || finalizing) return;
     if (type === 'DELETED') {
       if (cancelRequested) return finalize('stopped');
       const t = plain ? jobTerminalState(obj) : undefined;
