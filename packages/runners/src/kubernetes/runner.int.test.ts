@@ -307,6 +307,42 @@ describe('kubernetes runner on the test server', () => {
     expect(secrets().some((s) => s.metadata.name === `wandb-api-key-${req.runId}`)).toBe(false);
   });
 
+  it('a custom resource whose CRD is not installed fails at once, naming the kind and what to install; the runner still closes', async () => {
+    const { runner } = await setup({}, { allowUnknownCustomResources: false });
+    const resourceArgs = {
+      apiVersion: 'example.com/v1',
+      kind: 'TrainJob',
+      spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm' }] } } },
+    };
+    // Before the fix this hung forever (the informer retried the 404 every 30 s and run() awaited its first list).
+    const error = await runner.run(kubeRequest({ ...ids(), resourceArgs }), ctx).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(LaunchError.isInstance(error)).toBe(true);
+    const e = error as LaunchError;
+    expect(e.code).toBe('run.kind_not_installed');
+    expect(e.stage).toBe('run');
+    expect(e.message).toContain('the cluster has no example.com/v1 trainjobs');
+    expect(e.hint).toContain('install the operator that serves TrainJob');
+    // No retry loop behind it: the informer for the missing kind gave up and was dropped (the pods' one remains).
+    expect(runner.watchStats().informers).toBe(1);
+  });
+
+  it('streams the running pod\'s log to onLog listeners', async () => {
+    const { runner, server } = await setup();
+    server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { log: 'epoch 1' }, { wait: 200 }, { log: 'epoch 2' }, { wait: 200 }, { succeed: true }]);
+    const run = await runner.run(kubeRequest(ids()), ctx);
+    let text = '';
+    run.onLog!((chunk) => {
+      text += chunk.text;
+    });
+    expect((await run.wait()).state).toBe('finished');
+    expect(text).toContain('epoch 1');
+    expect(text).toContain('epoch 2');
+    expect(server.requests.some((r) => r.method === 'GET' && r.path.endsWith('/log') && r.query?.follow === 'true')).toBe(true);
+  });
+
   it('creates, labels and cleans up additional services', async () => {
     const { runner } = await setup();
     const spec = {
