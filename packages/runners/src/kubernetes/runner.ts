@@ -141,7 +141,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     try {
       // The watches list before anything is created: a missing permission or CRD fails here with nothing left
       // behind, and the list tells whether this item already has a Job (a crash between create and ack).
-      await tracker.synced.catch((error: unknown) => {
+      await untilAborted(tracker.synced, ctx.signal).catch((error: unknown) => {
         if (isNotFound(error)) throw kindNotInstalled(kind, namespace);
         throw kubeError(error, { verb: 'list', resource: `${kind.group || 'core'}/${kind.plural} and core/pods`, namespace });
       });
@@ -305,5 +305,25 @@ export function kindNotInstalled(kind: KindRef, namespace: string): LaunchError 
     stage: 'run',
     message: `the cluster has no ${kind.apiVersion} ${kind.plural} (the API server does not serve ${kind.group}/${kind.version}, namespace "${namespace}")`,
     hint: `install ${product} (its CRD), or use a plain Job (apiVersion batch/v1) in resource_args.kubernetes`,
+  });
+}
+
+/** Resolves or rejects with `work`, or rejects with the signal's reason once it aborts (a stopping agent). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
   });
 }
