@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { applyCreateDefaults, hasGeneration } from './defaults.js';
+import { applyCreateDefaults, foldStringData, hasGeneration } from './defaults.js';
+import { updateManagedFields } from './managed-fields.js';
 import { jsonPatch, mergePatch } from './patch.js';
 import type { ResourceInfo, ResourceRegistry } from './resources.js';
 import { apiVersionOf } from './resources.js';
@@ -14,10 +15,12 @@ import {
   notFound,
   status,
   unsupportedMediaType,
+  type StatusCause,
 } from './status.js';
 import type { Store } from './store.js';
 import { clone, kubeTime, type Json, type KubeObject } from './types.js';
-import { validateObject } from './validate.js';
+import { pruneUnknownFields } from './schema.js';
+import { updateCauses, validateObject } from './validate.js';
 
 const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
@@ -55,7 +58,16 @@ export interface DeleteOptions {
 export interface WriteOptions {
   dryRun?: boolean;
   subresource?: 'status';
+  /** Who writes, for managedFields (the HTTP layer passes `fieldManager` or the User-Agent's product); default `kube-controller-manager`. */
+  fieldManager?: string;
+  /** Server-side field validation of unknown fields; default `Warn`, as kube-apiserver 1.31 when the parameter is absent. */
+  fieldValidation?: 'Strict' | 'Warn' | 'Ignore';
+  /** Receives the warnings the HTTP layer sends as `Warning: 299 - "…"` headers. */
+  warnings?: string[];
 }
+
+/** The manager the simulated controllers write as. */
+export const CONTROLLER_MANAGER = 'kube-controller-manager';
 
 /** The apiserver's storage-facing verbs, shared by the HTTP layer and the simulated controllers. */
 export interface Api {
@@ -75,8 +87,11 @@ export interface Api {
   ): KubeObject;
   /** Returns the HTTP status and body the real server answers a DELETE with. */
   delete(r: ResourceInfo, namespace: string | undefined, name: string, options?: DeleteOptions): { code: number; body: Json };
-  /** Controller-side write: replaces status (and optionally metadata) without validation or conflicts. */
-  writeStatus(r: ResourceInfo, obj: KubeObject, statusValue: Json, metadata?: Partial<KubeObject['metadata']>): KubeObject;
+  /**
+   * Controller-side write: replaces status (and optionally metadata) without validation or conflicts, recorded in
+   * managedFields as a status update by `manager` (default `kube-controller-manager`).
+   */
+  writeStatus(r: ResourceInfo, obj: KubeObject, statusValue: Json, metadata?: Partial<KubeObject['metadata']>, manager?: string): KubeObject;
   /** Removes an object from storage now (the end of graceful/foreground deletion). */
   finalizeDelete(r: ResourceInfo, obj: KubeObject): void;
 }
@@ -154,14 +169,48 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
     }
   };
 
+  /**
+   * What decoding into the Go struct does to a built-in kind: fields the type does not declare are dropped (pruned),
+   * and reported as the strict decoder words them, depending on fieldValidation.
+   */
+  const decode = (r: ResourceInfo, body: Json, options: WriteOptions, verb: 'write' | 'patch'): Json => {
+    if (r.custom || !r.model) return body;
+    const copy = clone(body);
+    const unknown = pruneUnknownFields(copy, r.model).map((f) => `unknown field ${JSON.stringify(f)}`);
+    if (unknown.length === 0) return copy;
+    const mode = options.fieldValidation ?? 'Warn';
+    const strictError = `strict decoding error: ${unknown.join(', ')}`;
+    if (mode === 'Strict' && verb === 'write') {
+      throw badRequest(`${r.kind} in version "${r.version}" cannot be handled as a ${r.kind}: ${strictError}`);
+    }
+    if (mode === 'Strict') {
+      // The patch handler reports the patched object against the field "patch", with an empty group/kind.
+      const message = `Invalid value: ${JSON.stringify(JSON.stringify(body))}: ${strictError}`;
+      throw new ApiError(
+        status(422, 'Invalid', ` "" is invalid: patch: ${message}`, { causes: [{ reason: 'FieldValueInvalid', message, field: 'patch' }] }),
+      );
+    }
+    if (mode === 'Warn') options.warnings?.push(...unknown);
+    return copy;
+  };
+
+  const managedFields = (r: ResourceInfo, previous: KubeObject | undefined, next: KubeObject, options: WriteOptions) =>
+    updateManagedFields(previous, next, {
+      manager: options.fieldManager ?? CONTROLLER_MANAGER,
+      apiVersion: apiVersionOf(r),
+      ...(options.subresource ? { subresource: options.subresource } : {}),
+      model: r.custom ? undefined : r.model,
+    });
+
   const finalizeDelete = (r: ResourceInfo, obj: KubeObject) => {
     const live = store.get(r, obj.metadata.namespace, obj.metadata.name!);
     if (live && live.metadata.uid === obj.metadata.uid) store.remove(r, live);
   };
 
   /** Writes `next` over `existing`, keeping server-owned fields; for the main resource, status changes are dropped. */
-  const update = (r: ResourceInfo, existing: KubeObject, next: Json, options: WriteOptions): KubeObject => {
-    ensureKind(r, next);
+  const update = (r: ResourceInfo, existing: KubeObject, body: Json, options: WriteOptions, verb: 'write' | 'patch' = 'write'): KubeObject => {
+    ensureKind(r, body);
+    let next = decode(r, body, options, verb);
     const name = existing.metadata.name!;
     if (next.metadata?.name !== undefined && next.metadata.name !== name) {
       throw badRequest(`the name of the object (${next.metadata.name}) does not match the name on the URL (${name})`);
@@ -185,12 +234,17 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
         },
       };
       if (r.statusSubresource) merged.status = existing.status;
+      if (!r.custom && r.plural === 'secrets') merged = foldStringData(merged);
       if (hasGeneration(r) && JSON.stringify(merged.spec) !== JSON.stringify(existing.spec)) {
         merged.metadata.generation = (existing.metadata.generation ?? 1) + 1;
       }
-      validateObject(r, merged, validate);
+      validateObject(r, merged, validate, updateCauses(r, existing, merged));
       checkUpdate(r, existing, merged);
     }
+    const fields = managedFields(r, existing, merged, options);
+    merged = { ...merged, metadata: { ...merged.metadata } };
+    if (fields.length) merged.metadata.managedFields = fields;
+    else delete merged.metadata.managedFields;
     if (options.dryRun) return { ...merged, metadata: { ...merged.metadata, resourceVersion: existing.metadata.resourceVersion } };
     const stored = store.put(r, merged, 'MODIFIED');
     // An object being deleted goes away once its last finalizer is removed.
@@ -202,8 +256,9 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
     store,
     registry,
     finalizeDelete,
-    create(r, namespace, body, options = {}) {
-      ensureKind(r, body);
+    create(r, namespace, input, options = {}) {
+      ensureKind(r, input);
+      const body = decode(r, input, options, 'write');
       ensureNamespaceMatches(r, namespace, body);
       requireNamespace(r, namespace);
       const meta = { ...(body.metadata ?? {}) };
@@ -236,8 +291,12 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       };
       if (!r.namespaced) delete obj.metadata.namespace;
       if (r.statusSubresource && !r.custom) delete obj.status;
+      delete obj.metadata.managedFields;
+      if (!r.custom && r.plural === 'secrets') obj = foldStringData(obj);
       validateObject(r, obj, validate);
       obj = applyCreateDefaults(r, obj);
+      const fields = managedFields(r, undefined, obj, options);
+      if (fields.length) obj.metadata.managedFields = fields;
       if (options.dryRun) return obj;
       return store.put(r, obj, 'ADDED');
     },
@@ -306,9 +365,35 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       if (next?.metadata?.resourceVersion === existing.metadata.resourceVersion || next?.metadata?.resourceVersion === undefined) {
         next.metadata = { ...next.metadata, resourceVersion: existing.metadata.resourceVersion };
       }
-      return update(r, existing, next, options);
+      return update(r, existing, next, options, 'patch');
     },
     delete(r, namespace, name, options = {}) {
+      // ValidateDeleteOptions runs before the object is looked up.
+      const optionCauses: StatusCause[] = [];
+      if (options.orphanDependents !== undefined && options.propagationPolicy !== undefined) {
+        optionCauses.push({
+          reason: 'FieldValueInvalid',
+          message: `Invalid value: ${JSON.stringify(options.propagationPolicy)}: orphanDependents and deletionPropagation cannot be both set`,
+          field: 'propagationPolicy',
+        });
+      }
+      if (options.propagationPolicy !== undefined && !['Orphan', 'Background', 'Foreground'].includes(options.propagationPolicy)) {
+        optionCauses.push({
+          reason: 'FieldValueNotSupported',
+          message: `Unsupported value: ${JSON.stringify(options.propagationPolicy)}: supported values: "Foreground", "Background", "Orphan", "nil"`,
+          field: 'propagationPolicy',
+        });
+      }
+      if (optionCauses.length) {
+        const parts = optionCauses.map((c) => `${c.field}: ${c.message}`);
+        throw new ApiError(
+          status(422, 'Invalid', `DeleteOptions.meta.k8s.io "" is invalid: ${parts.length === 1 ? parts[0] : `[${parts.join(', ')}]`}`, {
+            group: 'meta.k8s.io',
+            kind: 'DeleteOptions',
+            causes: optionCauses,
+          }),
+        );
+      }
       const existing = current(r, namespace, name);
       const pre = options.preconditions;
       if (pre?.uid && pre.uid !== existing.metadata.uid) {
@@ -327,23 +412,24 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       }
       const policy =
         options.propagationPolicy ?? (options.orphanDependents === true ? 'Orphan' : options.orphanDependents === false ? 'Background' : r.defaultPropagation);
-      if (!['Orphan', 'Background', 'Foreground'].includes(policy)) {
-        throw invalid(r, name, [
-          {
-            reason: 'FieldValueNotSupported',
-            message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"`,
-            field: 'propagationPolicy',
-          },
-        ]);
-      }
+      // kube-apiserver answers 202 only when the object outlives the call and the (deprecated) body field
+      // orphanDependents is false; a propagationPolicy, even Foreground, gets 200 with the marked object.
+      const pendingCode = options.orphanDependents === false ? 202 : 200;
       const success = (obj: KubeObject) => ({
         code: 200,
         body: r.custom || r.plural === 'pods' ? obj : { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: obj.metadata.uid } },
       });
       if (options.dryRun) return success(existing);
-      if (existing.metadata.deletionTimestamp) return { code: 202, body: existing };
-      const now = kubeTime();
       const finalizers = existing.metadata.finalizers ?? [];
+      if (existing.metadata.deletionTimestamp) {
+        // Deleting again: only a switch to Foreground changes anything (the GC's finalizer is added).
+        if (policy === 'Foreground' && !finalizers.includes('foregroundDeletion')) {
+          const marked = store.put(r, { ...existing, metadata: { ...existing.metadata, finalizers: [...finalizers, 'foregroundDeletion'] } }, 'MODIFIED');
+          return { code: pendingCode, body: marked };
+        }
+        return { code: pendingCode, body: existing };
+      }
+      const now = kubeTime();
       const isPod = r.plural === 'pods' && !r.custom;
       const grace = options.gracePeriodSeconds ?? existing.spec?.terminationGracePeriodSeconds ?? 30;
       const podNeedsKubelet =
@@ -366,15 +452,18 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
         };
         if (!meta.finalizers.length) delete (meta as { finalizers?: string[] }).finalizers;
         const marked = store.put(r, { ...existing, metadata: meta }, 'MODIFIED');
-        return { code: isPod ? 200 : 202, body: marked };
+        return { code: pendingCode, body: marked };
       }
       store.remove(r, existing);
       return success(existing);
     },
-    writeStatus(r, obj, statusValue, metadata) {
+    writeStatus(r, obj, statusValue, metadata, manager = CONTROLLER_MANAGER) {
       const live = store.get(r, obj.metadata.namespace, obj.metadata.name!);
       if (!live || live.metadata.uid !== obj.metadata.uid) return obj;
-      return store.put(r, { ...live, ...(metadata ? { metadata: { ...live.metadata, ...metadata } } : {}), status: statusValue }, 'MODIFIED');
+      const next: KubeObject = { ...live, metadata: { ...live.metadata, ...metadata }, status: statusValue };
+      const fields = managedFields(r, live, next, { fieldManager: manager, subresource: 'status' });
+      if (fields.length) next.metadata.managedFields = fields;
+      return store.put(r, next, 'MODIFIED');
     },
   };
 }

@@ -77,7 +77,9 @@ describe('kube test server: custom objects', () => {
     await eventually(() => ((server!.getObject(path) as Obj).status?.conditions ?? []).some((c: any) => c.type === 'Running' && c.status === 'True'));
     const done = await eventually(() => {
       const o = server!.getObject(path) as Obj;
-      return (o.status?.conditions ?? []).some((c: any) => c.type === 'Succeeded' && c.status === 'True') ? o : undefined;
+      // The master's success decides; under load the workers may finish a moment later, so wait for their count too.
+      const succeeded = (o.status?.conditions ?? []).some((c: any) => c.type === 'Succeeded' && c.status === 'True');
+      return succeeded && o.status?.replicaStatuses?.Worker?.succeeded === 2 ? o : undefined;
     });
     expect(done.status!.conditions.map((c: any) => [c.type, c.status])).toEqual([
       ['Created', 'True'],
@@ -114,8 +116,8 @@ describe('kube test server: custom objects', () => {
     expect(jobs).toEqual(['js-workers-0', 'js-workers-1']);
   });
 
-  it('stores any other custom kind; tests drive its status with patchStatus', async () => {
-    const { custom } = await setup();
+  it('stores any other declared custom kind; tests drive its status with patchStatus', async () => {
+    const { custom } = await setup({ customResources: [{ group: 'example.com', version: 'v1', plural: 'widgets', kind: 'Widget' }] });
     await custom.createNamespacedCustomObject({
       group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets',
       body: { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: { size: 1 } },
@@ -127,11 +129,20 @@ describe('kube test server: custom objects', () => {
     expect(list.items[0]).toMatchObject({ apiVersion: 'example.com/v1', kind: 'Widget', status: { phase: 'Ready' } });
   });
 
-  it('answers 404 for an undeclared CRD when unknown custom resources are not allowed', async () => {
-    const { custom } = await setup({ allowUnknownCustomResources: false });
+  it('answers a plain-text 404 for an undeclared CRD, as a cluster without it does', async () => {
+    const { custom } = await setup();
     await expect(
       custom.listNamespacedCustomObject({ group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets' }),
-    ).rejects.toMatchObject({ code: 404 });
+    ).rejects.toMatchObject({ code: 404, body: '404 page not found\n' });
+  });
+
+  it('serves any custom group made up from the path with allowUnknownCustomResources', async () => {
+    const { custom } = await setup({ allowUnknownCustomResources: true });
+    await custom.createNamespacedCustomObject({
+      group: 'example.com', version: 'v1', namespace: 'default', plural: 'gadgets',
+      body: { apiVersion: 'example.com/v1', kind: 'Gadget', metadata: { name: 'g' } },
+    });
+    expect(server!.getObject('/apis/example.com/v1/namespaces/default/gadgets/g')).toMatchObject({ kind: 'Gadget' });
   });
 
   it('supports KubernetesObjectApi (discovery + create) and reports Deployments ready', async () => {

@@ -51,6 +51,17 @@ function nextClusterIp(): string {
   return `10.96.${(ipCounter >> 8) & 255}.${ipCounter & 255}`;
 }
 
+/** Conversion folds a Secret's write-only `stringData` into base64 `data` (stringData wins on a shared key). */
+export function foldStringData(obj: KubeObject): KubeObject {
+  if (obj.stringData === undefined) return obj;
+  const data: Record<string, string> = { ...(obj.data as Record<string, string> | undefined) };
+  for (const [k, v] of Object.entries((obj.stringData as Record<string, string> | null) ?? {})) {
+    data[k] = Buffer.from(String(v)).toString('base64');
+  }
+  const { stringData: _drop, ...rest } = obj;
+  return { ...rest, ...(Object.keys(data).length ? { data } : {}) } as KubeObject;
+}
+
 /** Applies the defaults the real apiserver fills in on create. `uid` is the new object's uid. */
 export function applyCreateDefaults(r: ResourceInfo, obj: KubeObject): KubeObject {
   if (r.custom) return obj;
@@ -77,14 +88,8 @@ export function applyCreateDefaults(r: ResourceInfo, obj: KubeObject): KubeObjec
       ];
       return { ...obj, spec, status: { phase: 'Pending', qosClass: qosClass(spec) } };
     }
-    case '/secrets': {
-      const data: Record<string, string> = { ...(obj.data as Record<string, string> | undefined) };
-      for (const [k, v] of Object.entries((obj.stringData as Record<string, string> | undefined) ?? {})) {
-        data[k] = Buffer.from(String(v)).toString('base64');
-      }
-      const { stringData: _drop, ...rest } = obj;
-      return { ...rest, type: obj.type ?? 'Opaque', ...(Object.keys(data).length ? { data } : {}) };
-    }
+    case '/secrets':
+      return { ...foldStringData(obj), type: obj.type ?? 'Opaque' };
     case '/services': {
       const spec = { ...obj.spec };
       spec.type ??= 'ClusterIP';
@@ -101,29 +106,34 @@ export function applyCreateDefaults(r: ResourceInfo, obj: KubeObject): KubeObjec
     }
     case 'batch/jobs': {
       const spec = { ...obj.spec };
-      const selectorLabels = { 'batch.kubernetes.io/controller-uid': uid };
-      const podLabels = {
-        'batch.kubernetes.io/controller-uid': uid,
-        'batch.kubernetes.io/job-name': name,
-        'controller-uid': uid,
-        'job-name': name,
-      };
       if (spec.parallelism === undefined) spec.parallelism = 1;
       if (spec.completions === undefined && obj.spec?.parallelism === undefined) spec.completions = 1;
       spec.backoffLimit ??= 6;
       spec.completionMode ??= 'NonIndexed';
       spec.suspend ??= false;
-      spec.manualSelector ??= undefined;
       spec.podReplacementPolicy ??= 'TerminatingOrFailed';
-      spec.selector ??= { matchLabels: selectorLabels };
       const template = spec.template ?? {};
+      // Strategy (generateSelector): the template gets the job-name and controller-uid labels, unless the user set
+      // them, and the selector matches the uid; with manualSelector the user owns both.
+      const templateLabels: Record<string, string> = { ...template.metadata?.labels };
+      if (spec.manualSelector !== true) {
+        for (const key of ['job-name', 'batch.kubernetes.io/job-name']) templateLabels[key] ??= name;
+        for (const key of ['controller-uid', 'batch.kubernetes.io/controller-uid']) templateLabels[key] ??= uid;
+        const selector = { ...spec.selector };
+        selector.matchLabels = { ...selector.matchLabels };
+        selector.matchLabels['batch.kubernetes.io/controller-uid'] ??= uid;
+        spec.selector = selector;
+      }
       spec.template = {
         ...template,
-        metadata: { ...template.metadata, labels: { ...template.metadata?.labels, ...podLabels } },
+        metadata: { ...template.metadata, labels: templateLabels },
         spec: defaultPodSpec(template.spec, 'Never'),
       };
-      if (spec.manualSelector === undefined) delete spec.manualSelector;
-      return { ...obj, metadata: { ...obj.metadata, labels: { ...podLabels, ...obj.metadata.labels } }, spec, status: {} };
+      // SetDefaults_Job copies the template labels to a Job that has none. It copies the map itself, so the labels
+      // generateSelector then adds land on the Job too (and a stored Job is re-defaulted when read back).
+      const ownLabels = obj.metadata.labels && Object.keys(obj.metadata.labels).length > 0 ? obj.metadata.labels : undefined;
+      const labels = ownLabels ?? (template.metadata?.labels !== undefined || spec.manualSelector !== true ? templateLabels : undefined);
+      return { ...obj, metadata: { ...obj.metadata, ...(labels ? { labels } : {}) }, spec, status: {} };
     }
     case 'apps/deployments': {
       const spec = { ...obj.spec };

