@@ -39,6 +39,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'core-parallel', group: 'core', aliases: ['parallel', 'xargs'], load: () => import('./core-parallel.js') },
   { name: 'core-idle', group: 'core', aliases: ['idle'], load: () => import('./core-idle.js') },
   { name: 'core-fsync', group: 'core', aliases: ['fsync'], load: () => import('./core-fsync.js') },
+  { name: 'build-context', group: 'other', aliases: ['context', 'pack'], load: () => import('./build-context.js') },
   {
     name: 'wandb-latency',
     group: 'other',

@@ -10,3 +10,4 @@ export * from './memory-queue.js';
 export * from './wait.js';
 export * from './services/env.js';
 export * from './conformance/registry.js';
+export * from './conformance/builder.js';

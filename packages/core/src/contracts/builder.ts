@@ -15,12 +15,18 @@ export interface BuildRequest {
   contextStore?: ContextStore;
   /** Progress lines (build output), shown to people and kept for failure reports. */
   onProgress?: (line: string) => void;
+  /** Problems the build worked around (e.g. packages it had to leave out), reported as queue warnings at stage `build`. */
+  onWarning?: (message: string) => void;
+  /** What a W&B job says about its code (`wandb-job.json`): build context subdirectory, Dockerfile, entry point, Python runtime. */
+  job?: { buildContext?: string; dockerfile?: string; entryPoint?: string[]; runtime?: string };
 }
 
 export interface BuildResult {
   imageUri: string;
   /** True when an existing image was reused instead of built. */
   cached: boolean;
+  /** The entry point the image runs the job with, when the build chose it (W&B's `Dockerfile.wandb` case). */
+  entryPoint?: string[];
 }
 
 export interface Builder {
