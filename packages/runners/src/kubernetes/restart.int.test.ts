@@ -64,8 +64,11 @@ it('kill -9 of the agent while jobs run, then a restart: every job is adopted an
 
   const first = startAgent(env);
   await first.until((l) => ids.every((id) => l.some((x) => x.event === 'submitted' && x.itemId === id)));
+  // Freeze the pods until the agent is dead, however slowly a loaded machine got here: no job may end first.
+  server.kubelet.pause();
   first.child.kill('SIGKILL');
   await new Promise((r) => first.child.once('exit', r));
+  server.kubelet.resume();
   expect(first.lines.some((l) => l.event === 'finished')).toBe(false);
 
   const second = startAgent(env);
@@ -104,8 +107,12 @@ it('an agent down longer than the Jobs\' TTL: the finalizer keeps each outcome, 
 
   const first = startAgent(env);
   await first.until((l) => ids.every((id) => l.some((x) => x.event === 'submitted' && x.itemId === id)));
+  // Freeze the pods until the agent is dead, however slowly a loaded machine got here: every job ends while it is down.
+  server.kubelet.pause();
   first.child.kill('SIGKILL');
   await new Promise((r) => first.child.once('exit', r));
+  server.kubelet.resume();
+  expect(first.lines.some((l) => l.event === 'finished' || l.event === 'failed')).toBe(false);
 
   // While no agent runs, every Job finishes and its TTL (60 s, scaled to 0.6 s) runs out: the API server marks it
   // for deletion, and only the agent's finalizer keeps it. Wait until that is so for all three.
