@@ -41,8 +41,12 @@ function parseServices(text: string | undefined): ObjectRef[] {
   }
 }
 
-/** Lists one kind's objects labelled for the agent: cluster-wide, else (403) in the fallback namespace; a missing CRD is none. */
-async function listKind(cluster: Cluster, kind: KindRef, selector: string, fallbackNamespace: string, logger: Logger): Promise<Obj[]> {
+/**
+ * Lists one kind's objects labelled for the agent: cluster-wide, else (403) in each of the given namespaces. A missing
+ * CRD is none. A 403 on a custom kind in a namespace is a warning (a chart may grant Volcano in no namespace, or not
+ * in every one); on plain Jobs it is an error, since the agent could not follow its own runs.
+ */
+async function listKind(cluster: Cluster, kind: KindRef, selector: string, namespaces: string[], logger: Logger): Promise<Obj[]> {
   const base = { group: kind.group, version: kind.version, plural: kind.plural, labelSelector: selector };
   try {
     const list = (await cluster.custom.listClusterCustomObject(base)) as Obj;
@@ -50,15 +54,23 @@ async function listKind(cluster: Cluster, kind: KindRef, selector: string, fallb
   } catch (error) {
     if (isNotFound(error)) return [];
     if (statusCode(error) !== 403) throw kubeError(error, { verb: 'list', resource: `${kind.group}/${kind.plural}` });
-    logger.info({ kind: kind.plural, namespace: fallbackNamespace }, 'no cluster-wide list permission: adopting from one namespace');
+    logger.info({ kind: kind.plural, namespaces }, 'no cluster-wide list permission: adopting namespace by namespace');
   }
-  try {
-    const list = (await cluster.custom.listNamespacedCustomObject({ ...base, namespace: fallbackNamespace })) as Obj;
-    return Array.isArray(list.items) ? list.items : [];
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw kubeError(error, { verb: 'list', resource: `${kind.group}/${kind.plural}`, namespace: fallbackNamespace });
+  const out: Obj[] = [];
+  for (const namespace of namespaces) {
+    try {
+      const list = (await cluster.custom.listNamespacedCustomObject({ ...base, namespace })) as Obj;
+      if (Array.isArray(list.items)) out.push(...list.items);
+    } catch (error) {
+      if (isNotFound(error)) continue;
+      if (statusCode(error) === 403 && !isPlainJob(kind.apiVersion)) {
+        logger.warn({ kind: `${kind.group}/${kind.plural}`, namespace }, 'no permission to list this kind here: its runs, if any, are not adopted');
+        continue;
+      }
+      throw kubeError(error, { verb: 'list', resource: `${kind.group}/${kind.plural}`, namespace });
+    }
   }
+  return out;
 }
 
 /**
@@ -70,13 +82,13 @@ export async function findOrphans(
   cluster: Cluster,
   agentName: string,
   kinds: KindRef[],
-  fallbackNamespace: string,
+  namespaces: string[],
   logger: Logger,
 ): Promise<Orphan[]> {
   const selector = monitorSelector(agentName);
   const out: Orphan[] = [];
   for (const kind of kinds) {
-    for (const obj of await listKind(cluster, kind, selector, fallbackNamespace, logger)) {
+    for (const obj of await listKind(cluster, kind, selector, namespaces, logger)) {
       const meta = obj?.metadata ?? {};
       const annotations: Record<string, string> = meta.annotations ?? {};
       const itemId = annotations[ANNOTATION.itemId];

@@ -32,6 +32,11 @@ export const kubernetesRunnerOptionsSchema = z
     streamLogs: z.boolean().default(true),
     /** Custom kinds (besides Jobs and Volcano Jobs) whose objects `adopt()` looks for. */
     customKinds: z.array(z.object({ apiVersion, kind: z.string().min(1) }).strict()).default([]),
+    /**
+     * Namespaces searched for runs to adopt when the service account may not list cluster-wide (besides the runner's
+     * own namespace): the chart's `additionalTargetNamespaces`.
+     */
+    adoptNamespaces: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name')).default([]),
     /** Also adopt Volcano Jobs (the seed chart installs Volcano by default). Default true. */
     volcano: z.boolean().default(true),
     /** First and maximum delay between watch reconnects. */

@@ -237,8 +237,9 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     async adopt(agentName, ctx) {
       const name = opts.agentName ?? agentName;
       const c = cluster(opts.kubeconfigPath, opts.context);
-      const fallback = opts.namespace ?? c.contextNamespace ?? 'default';
-      const orphans = await findOrphans(c, name, adoptKinds(), fallback, ctx.logger ?? logger);
+      const own = opts.namespace ?? c.contextNamespace ?? 'default';
+      const namespaces = [...new Set([own, ...opts.adoptNamespaces])];
+      const orphans = await findOrphans(c, name, adoptKinds(), namespaces, ctx.logger ?? logger);
       return orphans.map((o) => {
         const tracker = createRunTracker({
           cluster: c,
