@@ -36,8 +36,10 @@ describe('launch-agent with a Kubernetes cluster', () => {
     const bad = await cli(['enqueue', '-q', 'gpu', '--spec', badSpec], box.env);
     expect(bad.code, bad.stderr).toBe(0);
 
-    const run = await cli(['run', '-q', 'gpu', '-j', '2', '--exit-when-idle'], box.env);
+    const run = await cli(['run', '-q', 'gpu', '-j', '2', '--exit-when-idle', '-v'], box.env);
     expect(run.code, run.stderr).toBe(0);
+    // -v shows the job's output, streamed from the pod's log.
+    expect(run.stderr).toContain('hello from the pod');
 
     const s = await status(box.env);
     expect(s.items.find((i) => i.id === ok.stdout.trim())).toMatchObject({ state: 'finished', runState: 'finished' });
