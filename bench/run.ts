@@ -39,6 +39,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'core-parallel', group: 'core', aliases: ['parallel', 'xargs'], load: () => import('./core-parallel.js') },
   { name: 'core-idle', group: 'core', aliases: ['idle'], load: () => import('./core-idle.js') },
   { name: 'core-fsync', group: 'core', aliases: ['fsync'], load: () => import('./core-fsync.js') },
+  { name: 's3-upload', group: 'other', aliases: ['s3'], load: () => import('./s3-upload.js') },
   { name: 'build-context', group: 'other', aliases: ['context', 'pack'], load: () => import('./build-context.js') },
   {
     name: 'wandb-latency',
@@ -62,6 +63,8 @@ const BENCHMARKS: Benchmark[] = [
       })),
     ],
   },
+  { name: 'redaction', group: 'other', aliases: ['redact'], load: () => import('./redaction.js') },
+  { name: 'queue-scale', group: 'other', aliases: ['scale'], load: () => import('./queue-scale.js') },
   {
     name: 'kubernetes',
     group: 'other',

@@ -11,3 +11,4 @@ export * from './wait.js';
 export * from './services/env.js';
 export * from './conformance/registry.js';
 export * from './conformance/builder.js';
+export * from './conformance/context-store.js';
