@@ -21,13 +21,14 @@ export function kubernetesAvailable(env: Record<string, string | undefined>, hom
 }
 
 /**
- * The runners the binary offers: local processes always; Kubernetes (Jobs, Volcano, custom resources)
+ * The runners the binary offers: local processes always (with the orphan guard on); Kubernetes (Jobs, Volcano, custom resources)
  * when a kube config or an in-cluster service account is there. Jobs naming `resource: kubernetes` on a
  * machine without one fail with "no runner handles resource" rather than at every start-up.
  */
 export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
   const runners: Runner[] = [
-    createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, logger: s.logger }),
+    // orphanGuard: local jobs die with the agent even under kill -9 (a watchdog process kills their groups).
+    createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, orphanGuard: true, logger: s.logger }),
   ];
   if (kubernetesAvailable(s.env, s.homedir)) {
     // Loaded only here: the Kubernetes client costs ~70 MiB of memory an agent without a cluster never needs.

@@ -74,6 +74,7 @@ export async function selectSource(options: SelectSourceOptions): Promise<Select
     stateDir,
     pollIntervalMs: config.poll_interval === undefined ? undefined : config.poll_interval * 1000,
     leaseMs: leaseFromEnv(env, options.command),
+    retainDone: retainDoneFromEnv(env, options.command),
     logger,
   });
   return { kind, source: embedded, embedded, stateDir };
@@ -90,4 +91,32 @@ function leaseFromEnv(env: Record<string, string | undefined>, command: string):
     throw new UsageError(`LAUNCH_LEASE_MS must be a whole number of milliseconds >= 100, got "${raw}"`, command);
   }
   return Number(raw);
+}
+
+const AGE_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * `LAUNCH_RETAIN_DONE=ITEMS[,AGE]`: how many finished items the embedded queue keeps per queue for
+ * `status` (default `10000,7d`). ITEMS is a whole number >= 1 or `all`; AGE is a number with a unit
+ * (`90s`, `30m`, `12h`, `7d`) or `all`; `off` keeps every record.
+ */
+export function retainDoneFromEnv(env: Record<string, string | undefined>, command: string): false | { maxItems?: number; maxAgeMs?: number } | undefined {
+  const raw = env.LAUNCH_RETAIN_DONE?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  if (raw === 'off') return false;
+  const bad = (why: string) =>
+    new UsageError(`LAUNCH_RETAIN_DONE must be ITEMS[,AGE] (e.g. 10000,7d; "all" for no limit) or off; ${why} in "${raw}"`, command);
+  const [items, age, ...extra] = raw.split(',').map((p) => p.trim());
+  if (extra.length > 0) throw bad('found more than two parts');
+  const out: { maxItems?: number; maxAgeMs?: number } = {};
+  if (items === 'all') out.maxItems = Infinity;
+  else if (items && /^\d+$/.test(items) && Number(items) >= 1) out.maxItems = Number(items);
+  else throw bad(`ITEMS "${items ?? ''}" is not a whole number >= 1`);
+  if (age === 'all') out.maxAgeMs = Infinity;
+  else if (age !== undefined) {
+    const m = /^(\d+)(s|m|h|d)$/.exec(age);
+    if (!m || Number(m[1]) < 1) throw bad(`AGE "${age}" is not a number >= 1 with a unit s, m, h or d`);
+    out.maxAgeMs = Number(m[1]) * AGE_UNITS[m[2]!]!;
+  }
+  return out;
 }

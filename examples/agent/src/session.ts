@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Logger, type Redactor } from '@launch/core';
 import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 import { watchIdle } from './idle.js';
-import { createOrphanGuard, guardLocalJobs } from './orphan-guard.js';
 import type { Io } from './io.js';
 import { colorEnabled, palette } from './output/color.js';
 import { createCliLogger, levelForVerbosity, teeLogger, type LogFormat } from './output/logger.js';
@@ -80,11 +79,10 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     config: registrationConfig(config),
     filesDir: join(selected.stateDir, 'files'),
     logger,
+    // The agent registers each job's secrets here from its claim until it ends, so every line this
+    // binary prints hides them while the job runs, and the set does not grow with every job ever run.
+    redactor,
   });
-  // Local jobs die with the agent, even under kill -9.
-  const guard = guardLocalJobs(agent, createOrphanGuard({ graceMs: killGracePeriodMs ?? 10_000 }));
-  // Learn an item's secrets before any line about it is written.
-  agent.on('item:claimed', ({ item }) => redactor.addSpecSecrets(item.spec));
   const colors = palette(options.format === 'human' && colorEnabled(io.stderr, io.env));
   const reporter = attachReporter(agent, {
     sink: teeSink(out, logFile),
@@ -146,7 +144,6 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     } finally {
       clearInterval(keepAlive);
       stopStatusLines();
-      guard.close();
       stopIdle?.();
       offSignal();
       reporter.flush();

@@ -27,3 +27,115 @@ describe('Redactor', () => {
     for (const name of ['PATH', 'HOME', 'SEED', 'WANDB_PROJECT']) expect(isSecretEnvName(name), name).toBe(false);
   });
 });
+
+describe('Redactor scopes (per-job secrets)', () => {
+  it('redacts a live scope\'s secrets everywhere, and forgets them when the scope is released', () => {
+    const r = new Redactor();
+    r.add('agent-wide-key-123');
+    const job = r.scope('item-1');
+    job.addSpecSecrets({ _wandb_api_key: 'job-key-abcdef', env: { HF_TOKEN: 'hf_job_token', SEED: '1234567' } });
+    expect(r.size).toBe(3);
+    // Agent-wide output (the redactor itself) hides the running job's secrets too.
+    expect(r.redact('a agent-wide-key-123 b job-key-abcdef c hf_job_token 1234567')).toBe(`a ${REDACTED} b ${REDACTED} c ${REDACTED} 1234567`);
+    expect(job.redact('job-key-abcdef')).toBe(REDACTED);
+    expect(job.redactValue({ msg: 'x hf_job_token' })).toEqual({ msg: `x ${REDACTED}` });
+    job.release();
+    expect(r.has('job-key-abcdef')).toBe(false);
+    expect(r.has('hf_job_token')).toBe(false);
+    expect(r.size).toBe(1);
+    expect(r.redact('job-key-abcdef agent-wide-key-123')).toBe(`job-key-abcdef ${REDACTED}`);
+    // A released scope registers nothing more; release is idempotent.
+    job.add('late-secret-xyz');
+    job.release();
+    expect(r.has('late-secret-xyz')).toBe(false);
+  });
+
+  it('keeps a secret two holders share until the last one releases it, and never drops an agent-wide secret', () => {
+    const r = new Redactor();
+    r.add('shared-secret-1');
+    const a = r.scope('a');
+    const b = r.scope('b');
+    a.add('shared-secret-1');
+    a.add('both-jobs-key');
+    b.add('both-jobs-key');
+    a.release();
+    expect(r.redact('both-jobs-key shared-secret-1')).toBe(`${REDACTED} ${REDACTED}`);
+    b.release();
+    expect(r.redact('both-jobs-key shared-secret-1')).toBe(`both-jobs-key ${REDACTED}`);
+  });
+
+  it('the secrets of 10,000 finished jobs do not stay in the matcher', () => {
+    const r = new Redactor();
+    r.add('agent-wide-key-123');
+    const live = r.scope('live');
+    live.add('live-job-secret');
+    for (let i = 0; i < 10_000; i++) {
+      const job = r.scope(`item-${i}`);
+      job.addSpecSecrets({ _wandb_api_key: `finished-job-key-${i}`, env: { DB_PASSWORD: `pw-of-job-${i}` } });
+      // Each job logs while it runs, so the matcher is rebuilt with its secrets in it.
+      expect(r.redact(`job ${i}: finished-job-key-${i}`)).toBe(`job ${i}: ${REDACTED}`);
+      job.release();
+    }
+    expect(r.size).toBe(2);
+    // The matcher may keep a bounded margin of dropped secrets before it is rebuilt, never the history.
+    expect(r.matcherSize).toBeLessThan(2 * 2 + 64 + 32 + 4);
+    expect(r.has('finished-job-key-9999')).toBe(false);
+    expect(r.redact('finished-job-key-42 pw-of-job-42 live-job-secret agent-wide-key-123')).toBe(`finished-job-key-42 pw-of-job-42 ${REDACTED} ${REDACTED}`);
+  });
+
+  it('redacts a secret again when a later job brings it back, and a short live secret inside a dropped longer one', () => {
+    const r = new Redactor();
+    // Enough secrets that later changes are matched through both automata (the snapshot and the recent).
+    const base = Array.from({ length: 40 }, (_, i) => r.scope(`s${i}`));
+    base.forEach((s, i) => s.add(`base-secret-${i}`));
+    r.redact('build');
+    const a = r.scope('a');
+    a.add('outer-SHORTX-outer');
+    a.add('SHORTX');
+    expect(r.redact('x outer-SHORTX-outer y')).toBe(`x ${REDACTED} y`);
+    a.release();
+    const b = r.scope('b');
+    b.add('SHORTX');
+    expect(r.redact('x outer-SHORTX-outer y')).toBe(`x outer-${REDACTED}-outer y`);
+    b.release();
+    const c = r.scope('c');
+    c.add('outer-SHORTX-outer');
+    expect(r.redact('x outer-SHORTX-outer y base-secret-7')).toBe(`x ${REDACTED} y ${REDACTED}`);
+    base.forEach((s) => s.release());
+    expect(r.redact('base-secret-7 outer-SHORTX-outer')).toBe(`base-secret-7 ${REDACTED}`);
+  });
+
+  it('leaves no part of overlapping or nested secrets in clear', () => {
+    const r = new Redactor();
+    r.add('abcdefgh');
+    r.add('efghijkl');
+    r.add('xxINNERxx');
+    r.add('INNERx');
+    expect(r.redact('0abcdefghijkl1')).toBe(`0${REDACTED}1`);
+    expect(r.redact('<xxINNERxx>')).toBe(`<${REDACTED}>`);
+    expect(r.redact('INNERx and abcdefghabcdefgh')).toBe(`${REDACTED} and ${REDACTED}${REDACTED}`);
+    expect(r.redact('no secret here, abcdefg almost')).toBe('no secret here, abcdefg almost');
+  });
+
+  it('matches like the plain search it replaces, on random text and secrets', () => {
+    // Reference: every character covered by some occurrence of some secret is hidden.
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const alphabet = 'ab-c';
+    const word = (len: number) => Array.from({ length: len }, () => alphabet[rand(alphabet.length)]).join('');
+    for (let round = 0; round < 200; round++) {
+      const secrets = Array.from({ length: 1 + rand(5) }, () => word(6 + rand(4)));
+      const text = word(80);
+      const r = new Redactor();
+      for (const s of secrets) r.add(s);
+      const covered = new Array<boolean>(text.length).fill(false);
+      for (const s of secrets) for (let i = text.indexOf(s); i >= 0; i = text.indexOf(s, i + 1)) covered.fill(true, i, i + s.length);
+      const redacted = r.redact(text);
+      // Rebuild the expected text: each maximal run of overlapping occurrences becomes one REDACTED
+      // (adjacent but not overlapping runs may become one or two; compare what stays in clear).
+      const clear = text.split('').filter((_, i) => !covered[i]).join('');
+      expect(redacted.split(REDACTED).join(''), `${JSON.stringify(secrets)} in ${text}`).toBe(clear);
+      for (const s of secrets) expect(redacted).not.toContain(s);
+    }
+  });
+});

@@ -118,6 +118,8 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
     claimedAt.delete(item.id);
   });
   on('item:requeued', ({ item, runId, newItemId, resumeCount }) => {
+    // Its last partial line goes out now, while the job's secrets are still known to the redactor.
+    flushItem(item.id);
     if (options.format === 'json') json('item:requeued', { item: item.id, runId, newItemId, resumeCount });
     else human(item.id, c.yellow(`requeued as ${newItemId} (resume ${resumeCount})`));
   });

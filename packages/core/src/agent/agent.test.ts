@@ -230,6 +230,31 @@ describe('createAgent loop', () => {
     expect(local.requests[0]!.attachOnly).toBeUndefined();
   });
 
+  it('a stop cancels a submission still in flight through the call\'s signal, and hands the item back', async () => {
+    const source = createMemoryQueue();
+    const id = source.enqueue('q', job());
+    let sawSignal: AbortSignal | undefined;
+    const hanging = {
+      specificationVersion: 'v1' as const,
+      name: 'hanging',
+      resources: ['scripted'],
+      capabilities: { adopt: false, remote: true, needsImage: false },
+      run: (_request: unknown, ctx: { signal?: AbortSignal }) =>
+        new Promise<never>((_resolve, reject) => {
+          sawSignal = ctx.signal;
+          ctx.signal?.addEventListener('abort', () => reject(ctx.signal!.reason));
+        }),
+    };
+    const agent = start({ source, runners: [hanging as never] });
+    await agent.start();
+    await waitFor(() => sawSignal, { what: 'the submission' });
+    await agent.stop('test stop');
+    expect(sawSignal!.aborted).toBe(true);
+    expect(ops(source, 'fail')).toHaveLength(0);
+    expect(ops(source, 'requeue')).toMatchObject([{ itemId: id }]);
+    expect(ops(source, 'finish')).toMatchObject([{ itemId: id, result: { state: 'stopped' } }]);
+  });
+
   it('acks an item before its run is submitted and reports it finished', async () => {
     const source = createMemoryQueue();
     const id = source.enqueue('q', job({ run_id: 'run123' }));

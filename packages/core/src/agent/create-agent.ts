@@ -32,7 +32,8 @@ const MAX_CONCURRENT_POPS = 8;
 export function createAgent(options: AgentOptions): Agent {
   const opts = resolveOptions(options);
   const logger = childLogger(opts.logger, { component: 'agent' });
-  const redactor = new Redactor();
+  // Agent-wide secrets live as long as the agent; a job's live in its scope (job.secrets) until it ends.
+  const redactor = opts.redactor ?? new Redactor();
   redactor.add(opts.apiKey);
   for (const [k, v] of Object.entries(opts.env)) if (isSecretEnvName(k)) redactor.add(v);
   const emitter = new TypedEmitter((error, event) => reportError(error, `listener of ${event}`));
@@ -134,7 +135,7 @@ export function createAgent(options: AgentOptions): Agent {
   };
 
   const startJob = (item: QueueItem) => {
-    const job: JobTracker = { item, state: 'unknown', scheduler: false, startedAt: clock.now() };
+    const job: JobTracker = { item, state: 'unknown', scheduler: false, startedAt: clock.now(), secrets: redactor.scope(item.id), abort: new AbortController() };
     if (stopping) job.shutdown = 'cancel';
     jobs.set(item.id, job);
     reportStatus();
@@ -146,6 +147,8 @@ export function createAgent(options: AgentOptions): Agent {
     work
       .catch((e: unknown) => reportError(e, where))
       .then(() => {
+        // The job is over: its secrets leave the matcher (its last events and reports were redacted).
+        jobs.get(itemId)?.secrets?.release();
         jobs.delete(itemId);
         startWaitingSchedulers();
         reportStatus();
@@ -314,6 +317,8 @@ export function createAgent(options: AgentOptions): Agent {
         for (const job of jobs.values()) {
           const remote = job.runner?.capabilities.remote ?? false;
           job.shutdown = remote ? 'detach' : 'cancel';
+          // A build or submission still in flight is cancelled (its item is handed back as stopped).
+          if (!job.submitted) job.abort?.abort(new LaunchError({ code: 'agent.stopping', message: 'the agent is stopping' }));
           job.poke?.();
           logger.info({ itemId: job.item.id, runId: job.runId, state: job.state }, remote ? 'leaving remote run running' : 'terminating local run');
         }
@@ -358,6 +363,8 @@ export function createAgent(options: AgentOptions): Agent {
   /** Tracks a run adopted after a restart until it ends, then reports it. */
   const adopt = (item: QueueItem, run: SubmittedRun, runner: Runner) => {
     const job: JobTracker = { item, runId: run.runId, state: 'unknown', scheduler: false, startedAt: clock.now(), runner, submitted: run, backendId: run.id };
+    job.secrets = redactor.scope(item.id);
+    job.secrets.addSpecSecrets(item.spec);
     jobs.set(item.id, job);
     // Adopted items were acked before the restart: only the monitor-and-report half of the job remains.
     track(item.id, followAdoptedRun(jobCtx(), job), 'adopted run');

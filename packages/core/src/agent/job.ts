@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { QueueItem } from '../contracts/queue-source.js';
+import type { CallContext } from '../contracts/common.js';
 import type { RunRequest, RunStatus, Runner, SubmittedRun } from '../contracts/runner.js';
 import { LaunchError, toLaunchError, type Stage } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -29,6 +30,8 @@ export interface JobTracker {
   waitingForSlot?: boolean;
   /** Wakes the job's monitor (shutdown, stop request). */
   poke?: () => void;
+  /** Aborted when the agent stops: cancels a build or a submission still in flight. */
+  abort?: AbortController;
   /** The job's secrets (from its spec): redacted while the agent tracks the job, released when it stops. */
   secrets?: RedactorScope;
 }
@@ -67,8 +70,10 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
   (job.secrets ??= redactor.scope(item.id)).addSpecSecrets(item.spec);
   emitter.emit('item:claimed', { item });
   log.info({ itemId: item.id, queue: item.queue, spec: redactor.redactValue(item.spec) }, 'claimed queue item');
+  let parsed: LaunchSpec | undefined;
   try {
     const spec = parseLaunchSpec(item.spec);
+    parsed = spec;
     job.scheduler = isSchedulerSpec(spec);
     if (opts.secureMode && spec.overrides?.entry_point && spec.overrides.entry_point.length > 0) {
       throw new LaunchError({
@@ -116,7 +121,7 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
       await report(ctx, job, spec, { state: 'stopped', messages: [] });
       return undefined;
     }
-    job.submitted = await submit(runner, request, log);
+    job.submitted = await submit(runner, request, { logger: log, signal: job.abort?.signal });
     job.backendId = job.submitted.id;
     emitter.emit('run:submitted', { item, runId, runner: runner.name, backendId: job.submitted.id });
     log.info({ itemId: item.id, runId, runner: runner.name, backendId: job.submitted.id }, 'run submitted');
@@ -124,6 +129,11 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     const status = await monitor(ctx, job, job.submitted, spec);
     if (status) await report(ctx, job, spec, status);
   } catch (error) {
+    if (parsed && job.shutdown && job.abort?.signal.aborted && !job.submitted) {
+      // The stop cancelled a build or a submission: hand the item back, as for any job the stop caught early.
+      await report(ctx, job, parsed, { state: 'stopped', messages: [] });
+      return;
+    }
     await failAndRelease(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
   }
 }
@@ -173,7 +183,7 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
         contextStore: opts.contextStore,
         onProgress: (line) => emitter.emit('build:progress', { item: job.item, runId, line: ctx.redactor.redact(line) }),
       },
-      { logger: ctx.logger },
+      { logger: ctx.logger, signal: job.abort?.signal },
     );
     emitter.emit('build:finished', { item: job.item, runId, imageUri: result.imageUri, cached: result.cached });
     return result.imageUri;
@@ -233,9 +243,9 @@ function buildRequest(
   };
 }
 
-async function submit(runner: Runner, request: RunRequest, logger: Logger): Promise<SubmittedRun> {
+async function submit(runner: Runner, request: RunRequest, ctx: CallContext): Promise<SubmittedRun> {
   try {
-    return await runner.run(request, { logger });
+    return await runner.run(request, ctx);
   } catch (error) {
     throw toLaunchError(error, { code: 'run.submit_failed', stage: 'run' });
   }

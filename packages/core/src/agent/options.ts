@@ -52,6 +52,9 @@ export function resolveOptions(o: AgentOptions) {
   if (!(pollIntervalMs > 0)) {
     throw new LaunchError({ code: 'agent.options', message: `pollIntervalMs must be > 0, found ${String(pollIntervalMs)}` });
   }
+  if (o.redactor !== undefined && (typeof o.redactor !== 'object' || o.redactor === null || typeof o.redactor.scope !== 'function')) {
+    throw new LaunchError({ code: 'agent.options', message: `redactor must be a Redactor (from @launch/core), found ${o.redactor === null ? 'null' : typeof o.redactor}` });
+  }
   const monitorIntervalMs = o.monitorIntervalMs ?? 10_000;
   if (!(monitorIntervalMs > 0)) {
     throw new LaunchError({ code: 'agent.options', message: `monitorIntervalMs must be > 0, found ${String(monitorIntervalMs)}` });
@@ -79,6 +82,7 @@ export function resolveOptions(o: AgentOptions) {
     hostname: o.hostname,
     config: o.config ?? {},
     logger: o.logger ?? silentLogger,
+    redactor: o.redactor,
     clock: o.clock ?? realClock,
     filesDir: o.filesDir,
     secureMode: o.secureMode ?? false,

@@ -21,6 +21,14 @@ export const localProcessRunnerOptionsSchema = z
      * cancelled them (a crash or a bare `process.exit()`), so no job is left orphaned. Default true.
      */
     killOnExit: z.boolean().default(true),
+    /**
+     * Kill the process groups of live runs even when the agent process is killed outright (`kill -9`,
+     * the OOM killer), which no exit handler survives: a small watchdog process, started with the first
+     * run, holds the groups and kills them (SIGTERM, then SIGKILL after `killGracePeriodMs`) when its pipe
+     * from the agent closes. Turn it on when an item whose agent died may go to another agent, so a job
+     * never runs on beside its second run. Default false (the launch-agent binary turns it on).
+     */
+    orphanGuard: z.boolean().default(false),
     logger: loggerOption,
   })
   .strict();

@@ -3,11 +3,12 @@ import { childLogger, LaunchError, type CallContext, type Runner, type RunReques
 import { parseRunRequest } from '../run-request.js';
 import { logFilePath, openLogStream } from './log-file.js';
 import { parseLocalProcessRunnerOptions, type LocalProcessRunnerOptions } from './options.js';
+import { createProcessGroupGuard, type ProcessGroupGuard } from './orphan-guard.js';
 import { startProcessRun, type ProcessRun } from './process-run.js';
 
 /** A runner for jobs that run as processes on the agent's machine. */
 export interface LocalProcessRunner extends Runner {
-  /** Cancels every live run (SIGTERM, then SIGKILL after the grace period) and waits until they ended. */
+  /** Cancels every live run (SIGTERM, then SIGKILL after the grace period), waits until they ended, and ends the orphan guard. */
   close(): Promise<void>;
 }
 
@@ -18,9 +19,11 @@ export interface LocalProcessRunner extends Runner {
  * (PATH, HOME, …) with the run's variables before calling `run()`, so a variable missing there is
  * missing in the job. With no PATH at all, commands resolve against the system default
  * (`/usr/bin:/bin`). Each run lives in its own process group so cancel reaches its whole tree.
+ * Runs die with the agent: on a normal or crashing exit (`killOnExit`, default on) and, with
+ * `orphanGuard: true`, also when the agent is killed with `kill -9`.
  *
  * @example
- * const runner = createLocalProcessRunner({ logDir: '/var/log/launch' });
+ * const runner = createLocalProcessRunner({ logDir: '/var/log/launch', orphanGuard: true });
  * const run = await runner.run(request, { logger });
  * const status = await run.wait(); // { state: 'finished', exitCode: 0, … }
  */
@@ -34,12 +37,17 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
   const onProcessExit = () => {
     for (const run of live) run.killNow();
   };
+  // Against the deaths no exit handler sees (kill -9): a watchdog process that outlives the agent.
+  const guard: ProcessGroupGuard | undefined = config.orphanGuard ? createProcessGroupGuard({ graceMs: config.killGracePeriodMs }) : undefined;
   const track = (run: ProcessRun) => {
     if (config.killOnExit && live.size === 0) process.on('exit', onProcessExit);
     live.add(run);
+    // Each run is its own process group (pgid = pid).
+    if (run.pid !== undefined) guard?.track(run.pid);
   };
   const untrack = (run: ProcessRun) => {
     live.delete(run);
+    if (run.pid !== undefined) guard?.untrack(run.pid);
     if (config.killOnExit && live.size === 0) process.off('exit', onProcessExit);
   };
 
@@ -143,6 +151,7 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
       const runs = [...live];
       await Promise.all(runs.map((run) => run.cancel()));
       await Promise.all(runs.map((run) => run.wait()));
+      guard?.close();
     },
   };
 }

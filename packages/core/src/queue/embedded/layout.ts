@@ -17,6 +17,13 @@ import { PRIORITY_VALUE, type Priority } from '../../spec.js';
  *
  * `<p>` is the priority digit (critical 0 … low 3), `<ms>` the enqueue time, `<n>` a per-process
  * counter, so names sort by priority then FIFO and `pop` never reads a file it does not take.
+ *
+ * The id is made from the same parts (`<ms:9><n:4><p:1><random:8>`, base 36), so an item's file name
+ * follows from its id ({@link baseForId}): `get(id)` opens the file at its name in each state directory
+ * instead of listing them. Nothing is stored beside the items to make that work (no shared index to
+ * update, lose or repair after a crash): the name is the index, and an item moves between directories
+ * by one atomic rename that keeps its name. Ids of other shapes (items written before this format) are
+ * still found, by listing.
  */
 export interface Layout {
   root: string;
@@ -107,12 +114,24 @@ export function parseItemName(file: string): ItemName | undefined {
 export const queuedFile = (base: string) => `${base}.json`;
 export const claimedFile = (base: string, token: string) => `${base}.${token}.json`;
 
-/** Makes file-name bases that sort by priority, then by enqueue order within this process. */
-export function createNamer(now: () => number): (priority: Priority, id: string) => string {
+const MS_DIGITS = 9; // base 36: up to 36^9 - 1 > 10^14 - 1, the name's 14 decimal digits
+const COUNTER_DIGITS = 4; // base 36: up to 1,679,615 > 999,999, the name's 6 decimal digits
+const RANDOM_DIGITS = 8; // ~41 bits: two processes naming in the same millisecond with the same counter
+const ID_LENGTH = MS_DIGITS + COUNTER_DIGITS + 1 + RANDOM_DIGITS;
+const MAX_MS = 99_999_999_999_999;
+
+/** A new item's id and the base of its file name, one derivable from the other ({@link baseForId}). */
+export interface NewItemName {
+  id: string;
+  base: string;
+}
+
+/** Makes ids and file-name bases that sort by priority, then by enqueue order within this process. */
+export function createNamer(now: () => number): (priority: Priority) => NewItemName {
   let lastMs = 0;
   let counter = 0;
-  return (priority, id) => {
-    const ms = Math.max(Math.floor(now()), lastMs);
+  return (priority) => {
+    const ms = Math.min(Math.max(Math.floor(now()), lastMs, 0), MAX_MS);
     if (ms === lastMs) counter++;
     else counter = 0;
     lastMs = ms;
@@ -121,8 +140,27 @@ export function createNamer(now: () => number): (priority: Priority, id: string)
       lastMs = ms + 1;
       counter = 0;
     }
-    return `${PRIORITY_VALUE[priority]}-${String(lastMs).padStart(14, '0')}-${String(counter).padStart(6, '0')}-${id}`;
+    const p = PRIORITY_VALUE[priority];
+    const id = `${lastMs.toString(36).padStart(MS_DIGITS, '0')}${counter.toString(36).padStart(COUNTER_DIGITS, '0')}${p}${randomId(RANDOM_DIGITS)}`;
+    return { id, base: baseOf(p, lastMs, counter, id) };
   };
+}
+
+function baseOf(p: number | string, ms: number, counter: number, id: string): string {
+  return `${p}-${String(ms).padStart(14, '0')}-${String(counter).padStart(6, '0')}-${id}`;
+}
+
+/**
+ * The file-name base (`<p>-<ms>-<n>-<id>`) of the item with this id, when the id was made by
+ * {@link createNamer}; undefined for any other id (the caller then lists directories).
+ */
+export function baseForId(id: string): string | undefined {
+  if (id.length !== ID_LENGTH || !/^[0-9a-z]+$/.test(id)) return undefined;
+  const ms = Number.parseInt(id.slice(0, MS_DIGITS), 36);
+  const counter = Number.parseInt(id.slice(MS_DIGITS, MS_DIGITS + COUNTER_DIGITS), 36);
+  const p = id[MS_DIGITS + COUNTER_DIGITS]!;
+  if (!(ms <= MAX_MS) || !(counter <= 999_999) || !(p in PRIORITY_BY_DIGIT)) return undefined;
+  return baseOf(p, ms, counter, id);
 }
 
 /**

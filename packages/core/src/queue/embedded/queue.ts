@@ -11,6 +11,7 @@ import { createAgentFiles } from './agents.js';
 import { createDirCache, errno, listDir, mapLimited, pidAlive, readLimited, writeAtomic } from './files.js';
 import {
   type ItemName,
+  baseForId,
   checkQueueName,
   claimedFile,
   createNamer,
@@ -34,7 +35,24 @@ const optionsSchema = z.object({
   logger: z.custom<NonNullable<EmbeddedQueueOptions['logger']>>((v) => typeof v === 'object' && v !== null).optional(),
   now: z.custom<() => number>((v) => typeof v === 'function').optional(),
   hostname: z.string().min(1).optional(),
+  // `false`, or the object below (checked on its own, so an issue names the field inside it).
+  retainDone: z.unknown().optional(),
 });
+
+const positiveOrInfinity = (what: string) =>
+  z.number().refine((v) => v === Infinity || (Number.isInteger(v) && v >= 1), { message: `expected a whole number of ${what} >= 1, or Infinity` });
+const retainObjectSchema = z.object({
+  retainDone: z.object({ maxItems: positiveOrInfinity('items').optional(), maxAgeMs: positiveOrInfinity('ms').optional() }).strict(),
+});
+
+/** Finished items kept by default: the newest 10,000, none older than 7 days. */
+export const DEFAULT_RETAIN_DONE = { maxItems: 10_000, maxAgeMs: 7 * 24 * 3600_000 } as const;
+/** A record that ended less than this long ago is never pruned: a waiter (`enqueue --wait`) may not have read it yet. */
+const PRUNE_GRACE_MS = 60_000;
+/** Automatic pruning runs at most this often per queue instance (after an item ends). */
+const PRUNE_EVERY_MS = 60_000;
+/** File operations in flight at once while pruning: few, so pops and claims keep the thread pool. */
+const PRUNE_LANES = 4;
 
 /** An item this instance has claimed: its file and the record it last wrote there. */
 interface Held {
@@ -68,11 +86,14 @@ const TERMINAL: ReadonlySet<ItemState> = new Set(['finished', 'failed']);
  */
 export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueue {
   const parsed = optionsSchema.safeParse(options);
-  if (!parsed.success) {
+  const retainInput = { retainDone: options?.retainDone };
+  const retained = retainInput.retainDone === undefined || retainInput.retainDone === false ? undefined : retainObjectSchema.safeParse(retainInput);
+  const invalid = !parsed.success ? { error: parsed.error, input: options } : retained && !retained.success ? { error: retained.error, input: retainInput } : undefined;
+  if (invalid) {
     throw new LaunchValidationError({
       code: 'config.invalid',
       subject: 'embedded queue options',
-      issues: zodIssues(parsed.error, options),
+      issues: zodIssues(invalid.error, invalid.input),
     });
   }
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
@@ -82,6 +103,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   const autoRenew = options.autoRenew ?? true;
   const now = options.now ?? Date.now;
   const host = options.hostname ?? osHostname();
+  const retain = options.retainDone === false ? undefined : { ...DEFAULT_RETAIN_DONE, ...(options.retainDone ?? {}) };
   const logger = childLogger(options.logger ?? silentLogger, { component: 'embedded-queue' });
   const paths = layout(options.stateDir);
   const ensureDir = createDirCache();
@@ -96,6 +118,8 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   let recovering: Promise<number> | undefined;
   let renewTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  let lastPrune = Number.NEGATIVE_INFINITY;
+  let pruning: Promise<number> | undefined;
 
   const knowQueue = (queue: string) => notifier.watchDir(queue, paths.queued(queue));
 
@@ -141,6 +165,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     await writeHeld(h, durable);
     held.delete(h.record.id);
     await rename(h.path, join(paths.done(h.queue), queuedFile(h.name.base)));
+    schedulePrune();
   };
 
   const renewAll = async () => {
@@ -167,9 +192,27 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
 
   const allQueues = async () => (await listDir(paths.queues)).map(decodeName);
 
+  /**
+   * Finds an item's file in one state directory. In `queued/` and `done/` the name follows from the id
+   * (one stat); `claimed/` names carry the claim token, so that directory (as small as the number of
+   * claims) is listed, as is any directory for an id not made by this version's namer.
+   */
   const findFile = async (queue: string, id: string, where: Where) => {
     const dir = dirOf(queue, where);
+    const base = baseForId(id);
+    if (base !== undefined && where !== 'claimed') {
+      const file = queuedFile(base);
+      try {
+        await stat(join(dir, file));
+      } catch (error) {
+        if (errno(error) === 'ENOENT' || errno(error) === 'ENOTDIR') return undefined;
+        throw error;
+      }
+      const name = parseItemName(file);
+      return name ? { name, path: join(dir, file) } : undefined;
+    }
     for (const file of await listDir(dir)) {
+      if (base !== undefined && !file.startsWith(`${base}.`)) continue;
       const name = parseItemName(file);
       if (name?.id === id) return { name, path: join(dir, file) };
     }
@@ -272,8 +315,9 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
    * `corrupt/` for inspection and a failure record naming the file and the problem goes to `done/`.
    */
   const quarantine = async (queue: string, file: string, path: string, name: ItemName | undefined, problem: string) => {
-    const id = name?.id ?? randomId(12);
-    const base = name?.base ?? nameFor('low', id);
+    const fresh = name ? undefined : nameFor('low');
+    const id = name?.id ?? fresh!.id;
+    const base = name?.base ?? fresh!.base;
     await ensureDir(paths.corrupt(queue));
     const kept = join(paths.corrupt(queue), `${base}-${file}`);
     let where = kept;
@@ -507,8 +551,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
         message: `priority ${JSON.stringify(priority)} is invalid: expected one of ${PRIORITIES.join(', ')}`,
       });
     }
-    const id = randomId(12);
-    const base = nameFor(priority, id);
+    const { id, base } = nameFor(priority);
     const record: StoredRecord = {
       v: 1,
       id,
@@ -586,6 +629,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   };
 
   const get = async (id: string): Promise<ItemRecord | undefined> => {
+    if (typeof id !== 'string' || id === '') return undefined;
     const h = held.get(id);
     if (h) return toItemRecord(h.record);
     // Scan in the direction items move (queued → claimed → done), so a move during the scan is seen at its
@@ -601,6 +645,67 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       }
     }
     return undefined;
+  };
+
+  // ---- retention of finished items -------------------------------------------------------------
+
+  /**
+   * Removes finished records beyond the retention policy, oldest enqueued first: those beyond
+   * `maxItems` per queue, and those that ended more than `maxAgeMs` ago. A record that ended within the
+   * last minute stays whatever the policy, so a waiter still sees how its item ended. The names give
+   * the enqueue order and a lower bound of each record's age; only candidates are stat'ed (the file's
+   * mtime is when the end was written). Removal is an unlink, safe when several processes prune at once.
+   */
+  const prune = async (): Promise<number> => {
+    lastPrune = now();
+    if (!retain) return 0;
+    let removed = 0;
+    const wall = Date.now();
+    for (const queue of await allQueues()) {
+      const dir = paths.done(queue);
+      const names: { file: string; key: string; enqueuedMs: number }[] = [];
+      for (const file of await listDir(dir)) {
+        const name = parseItemName(file);
+        // Enqueue time and counter (the name without its priority digit) order the records.
+        if (name && !name.token) names.push({ file, key: name.base.slice(2), enqueuedMs: Number(name.base.slice(2, 16)) });
+      }
+      const excess = retain.maxItems === Infinity ? 0 : Math.max(0, names.length - retain.maxItems);
+      const ageLimit = retain.maxAgeMs === Infinity ? Number.NEGATIVE_INFINITY : wall - retain.maxAgeMs;
+      // Candidates: the `excess` oldest, and any enqueued before the age limit (it cannot have ended
+      // before it was enqueued, so the others are surely young enough).
+      if (excess === 0 && !names.some((n) => n.enqueuedMs < ageLimit)) continue;
+      names.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const candidates = names.flatMap((n, i) => (i < excess || n.enqueuedMs < ageLimit ? [{ ...n, overCount: i < excess }] : []));
+      const results = await mapLimited(candidates, PRUNE_LANES, async (c) => {
+        const path = join(dir, c.file);
+        try {
+          const { mtimeMs } = await stat(path);
+          if (mtimeMs > wall - PRUNE_GRACE_MS) return false;
+          if (!c.overCount && mtimeMs >= ageLimit) return false;
+          await unlink(path);
+          return true;
+        } catch (error) {
+          if (errno(error) !== 'ENOENT') logger.warn({ err: error, file: path }, 'embedded queue: could not prune a finished item');
+          return false;
+        }
+      });
+      removed += results.filter(Boolean).length;
+    }
+    if (removed > 0) logger.debug({ removed }, 'embedded queue: pruned finished items');
+    return removed;
+  };
+
+  /** Starts a prune in the background (never awaited by the caller) when the last one is old enough. */
+  const schedulePrune = () => {
+    if (!retain || closed || pruning || now() - lastPrune < PRUNE_EVERY_MS) return;
+    pruning = prune()
+      .catch((error: unknown) => {
+        logger.warn({ err: error }, 'embedded queue: pruning finished items failed');
+        return 0;
+      })
+      .finally(() => {
+        pruning = undefined;
+      });
   };
 
   // ---- the QueueSource -------------------------------------------------------------------------
@@ -724,6 +829,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       if (renewTimer) clearInterval(renewTimer);
       renewTimer = undefined;
       await Promise.all([...held.values()].map((h) => h.chain));
+      await pruning;
     },
 
     enqueue,
@@ -731,6 +837,13 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     get,
     counts,
     recoverExpired,
+    async prune() {
+      // One prune at a time per instance: join the one running (a background one, or another caller's).
+      pruning ??= prune().finally(() => {
+        pruning = undefined;
+      });
+      return pruning;
+    },
     requestStop: async (idOrRunId) => {
       if (!idOrRunId) throw new LaunchError({ code: 'queue.invalid_id', stage: 'agent', message: 'an item or run id is required' });
       await agents.requestStop(idOrRunId);

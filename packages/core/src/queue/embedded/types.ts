@@ -30,6 +30,14 @@ export interface EmbeddedQueueOptions {
   now?: () => number;
   /** Host name recorded in claims and agent files. Default `os.hostname()`. */
   hostname?: string;
+  /**
+   * How many finished (or failed) items to keep for `status`, per queue: the newest `maxItems` by enqueue
+   * order (default 10,000), none that ended more than `maxAgeMs` ago (default 7 days); either may be
+   * `Infinity`. A record that ended within the last minute is always kept. `false` keeps every record.
+   * Pruning runs in the background after an item ends (at most once a minute per queue instance) and on
+   * {@link EmbeddedQueue.prune}; it never delays a pop.
+   */
+  retainDone?: false | { maxItems?: number; maxAgeMs?: number };
 }
 
 /** What {@link EmbeddedQueue.enqueue} takes. */
@@ -107,6 +115,11 @@ export interface EmbeddedQueue extends QueueSource {
   close(): Promise<void>;
   enqueue(options: EnqueueOptions): Promise<ItemRecord>;
   list(filter?: { queue?: string; state?: ItemState }): Promise<ItemRecord[]>;
+  /**
+   * One item by id, wherever it is (queued, claimed or done). The id gives the item's file name, so this
+   * opens a few files whatever the number of items (ids of items written by older versions are looked up
+   * by listing the queues' directories). Undefined for an unknown id, or a finished item already pruned.
+   */
   get(id: string): Promise<ItemRecord | undefined>;
   /**
    * How many items are waiting, claimed (or acked) and done, from directory listings alone: cheap
@@ -115,6 +128,8 @@ export interface EmbeddedQueue extends QueueSource {
   counts(filter?: { queue?: string }): Promise<{ queued: number; claimed: number; done: number }>;
   /** Returns claims of dead agents to the queue; returns how many. Also run automatically on pop. */
   recoverExpired(): Promise<number>;
+  /** Removes finished records beyond `retainDone` now; returns how many. Also run in the background as items end. */
+  prune(): Promise<number>;
   /** Asks the agent running an item to stop it; `idOrRunId` is an item id or a run id. */
   requestStop(idOrRunId: string): Promise<void>;
   /** Asks an agent to stop polling and shut down (the agent sees it through `shouldStop`). */

@@ -5,6 +5,8 @@
  *   worker.ts pop-all <stateDir> <queue>          pop and finish until the queue is empty
  *   worker.ts claim   <stateDir> <queue> <leaseMs> pop one item, ack it, heartbeat until killed
  *   worker.ts enqueue <stateDir> <queue> <name>    enqueue one item
+ *   worker.ts get     <stateDir> -       <id>      print the item's record
+ *   worker.ts prune   <stateDir> -       <max>     wait for "go" on stdin, prune keeping <max> per queue
  */
 import { hostname } from 'node:os';
 import { createEmbeddedQueue } from '../queue.js';
@@ -47,6 +49,18 @@ async function main() {
     const queue = createEmbeddedQueue({ stateDir });
     const record = await queue.enqueue({ queue: queueName, spec: { name: arg } });
     say({ enqueued: record.id, at: Date.now() });
+    process.exit(0);
+  }
+  if (mode === 'get') {
+    const queue = createEmbeddedQueue({ stateDir });
+    say({ record: (await queue.get(arg!)) ?? null });
+    process.exit(0);
+  }
+  if (mode === 'prune') {
+    const queue = createEmbeddedQueue({ stateDir, retainDone: { maxItems: Number(arg) } });
+    say({ ready: true });
+    await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+    say({ removed: await queue.prune() });
     process.exit(0);
   }
   throw new Error(`unknown mode ${mode}`);
