@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import yaml from 'js-yaml';
-import { parseLaunchSpec, type LaunchSpec } from '@launch/core';
+import { LaunchValidationError, normalizeLaunchSpec, type LaunchSpec, type SpecWarning } from '@launch/core';
 import { UsageError } from './usage.js';
 
 export interface SpecFlags {
@@ -44,9 +44,17 @@ export function parseEnvPairs(pairs: string[], command: string): Record<string, 
 
 /**
  * The spec for `enqueue`: a spec file as the base, then the flags (`-- CMD ARGS` becomes a
- * local-process entry point). Validated like any queue item, so a bad field fails here, not in the agent.
+ * local-process entry point). Validated like any queue item, so a bad field fails here (a usage
+ * error, exit 2) rather than in the agent. W&B's legacy forms are converted, and each conversion or
+ * ignored key comes back as a warning for the caller to print.
  */
-export function buildSpec(base: Record<string, unknown> | undefined, flags: SpecFlags, cwd: string, command: string): LaunchSpec {
+export function buildSpec(
+  base: Record<string, unknown> | undefined,
+  flags: SpecFlags,
+  cwd: string,
+  command: string,
+  source?: string,
+): { spec: LaunchSpec; warnings: SpecWarning[] } {
   const spec: Record<string, unknown> = { ...(base ?? {}) };
   const overrides: Record<string, unknown> = { ...((spec.overrides as Record<string, unknown> | undefined) ?? {}) };
   if (flags.command.length > 0) {
@@ -64,8 +72,10 @@ export function buildSpec(base: Record<string, unknown> | undefined, flags: Spec
     throw new UsageError('nothing to run: give a command after "--" or a spec with --spec FILE', command);
   }
   try {
-    return parseLaunchSpec(spec);
+    return normalizeLaunchSpec(spec);
   } catch (error) {
-    throw new UsageError((error as Error).message, command);
+    if (!(error instanceof LaunchValidationError)) throw error;
+    const where = source ? `${source}: ` : '';
+    throw new UsageError(`${where}${error.message}${error.hint ? `\nhint: ${error.hint}` : ''}`, command);
   }
 }

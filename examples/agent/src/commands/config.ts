@@ -1,7 +1,7 @@
-import { agentConfigJsonSchema } from '@launch/core';
+import { agentConfigJsonSchema, loadAgentConfig } from '@launch/core';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
 import type { Io } from '../io.js';
-import { loadConfig } from '../load-config.js';
+import { asConfigError, loadConfig } from '../load-config.js';
 import { colorEnabled, palette } from '../output/color.js';
 import { renderConfig } from '../output/config-view.js';
 import { cliRedactor } from '../redaction.js';
@@ -21,7 +21,8 @@ Validates the agent config (file, then environment, then flags) and prints the e
 with where each came from. Every bad field is listed; exit 2 when any is bad.
 
 Options:
-      --json              print {"path", "source", "config", "origins"} on stdout
+      --json              print {"path", "source", "config", "origins", "warnings"} on stdout
+      --from-values FILE  check the agent config held by a Helm values file (its launchConfig)
   -q, --queue NAME        as for run: check the config the agent would use with these flags
   -e, --entity NAME
   -j, --max-jobs N
@@ -34,6 +35,7 @@ Prints the JSON Schema of the agent config (launch-config.yaml) on stdout.`;
 const CHECK_FLAGS = {
   ...CONFIG_FLAGS,
   json: { type: 'boolean' },
+  'from-values': { type: 'string' },
   queue: { type: 'string', short: 'q', multiple: true },
   entity: { type: 'string', short: 'e' },
   'max-jobs': { type: 'string', short: 'j' },
@@ -56,16 +58,33 @@ export async function configCommand(argv: string[], io: Io): Promise<number> {
     io.stdout.write(CONFIG_CHECK_HELP + '\n');
     return 0;
   }
-  const loaded = await loadConfig(io, v.config, {
+  if (v['from-values'] !== undefined && v.config !== undefined) {
+    throw new UsageError('give either --config or --from-values, not both', 'config check');
+  }
+  const fromValues = v['from-values'];
+  const flags = {
     queues: v.queue,
     entity: v.entity,
     maxJobs: intFlag('config check', 'max-jobs', v['max-jobs']),
     stateDir: v['state-dir'],
     source: sourceFlag('config check', v.source),
-  });
+  };
+  const loaded =
+    fromValues === undefined
+      ? await loadConfig(io, v.config, flags)
+      : await loadAgentConfig({ path: fromValues, env: io.env, homedir: io.homedir, flags, helmValues: true }).catch((error: unknown) => {
+          throw asConfigError(error);
+        });
   const redactor = cliRedactor(io.env, loaded.config.api_key);
   const config = redactor.redactValue(loaded.config);
   const source = chooseSourceKind(loaded.config, io.env, loaded.origins);
+  if (loaded.config.queues.length === 0) {
+    loaded.warnings.push(
+      source === 'wandb'
+        ? 'queues: no queue configured: `launch-agent run` refuses to start; set queues (or queue) in the config or pass --queue'
+        : 'queues: no queue configured: `launch-agent run` serves the embedded queue "default"; set queues (or queue) in the config or pass --queue to choose',
+    );
+  }
   if (v.json) {
     io.stdout.write(redactor.redact(JSON.stringify({ path: loaded.path ?? null, source, config, origins: loaded.origins, warnings: loaded.warnings }, null, 2)) + '\n');
     return 0;

@@ -15,7 +15,9 @@ Puts a job on a queue and prints its item id on stdout.
 
 Options:
   -q, --queue NAME        the queue (default: the config's first queue, else "default")
-      --spec FILE         a launch spec in JSON or YAML; the flags below override its fields
+      --spec FILE         a launch spec in JSON or YAML (docs/launch-spec.md); the flags below override
+                          its fields. Unknown keys are refused (exit 2); W&B's legacy flat
+                          resource_args keys are converted with a warning
       --priority P        critical, high, medium or low
       --env NAME=VALUE    environment for the job; repeatable
       --cwd DIR           working directory of the job (local processes)
@@ -51,12 +53,14 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   }
   const priority = choiceFlag('enqueue', 'priority', v.priority, PRIORITIES);
   const base = v.spec ? await readSpecFile(v.spec, 'enqueue') : undefined;
-  const spec = buildSpec(
+  const { spec, warnings } = buildSpec(
     base,
     { command: rest, env: v.env ?? [], cwd: v.cwd, name: v.name, project: v.project, entity: v.entity },
     io.cwd,
     'enqueue',
+    v.spec,
   );
+  for (const w of warnings) io.stderr.write(`launch: spec warning: ${w.path}: ${w.message}\n`);
   const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag('enqueue', v.source) });
   // Where the agent listens by default: the config's first queue.
   const queueName = v.queue ?? config.queues[0] ?? 'default';

@@ -255,6 +255,19 @@ describe('createAgent loop', () => {
     expect(ops(source, 'finish')).toMatchObject([{ itemId: id, result: { state: 'stopped' } }]);
   });
 
+  it('converts W&B\'s legacy flat resource_args forms and reports each conversion as a warning on the item', async () => {
+    const source = createMemoryQueue();
+    const id = source.enqueue('q', job({ resource: 'kubernetes', resource_args: { kubernetes: { tolerations: [{ key: 'gpu', operator: 'Exists' }] } } }));
+    const runner = createScriptedRunner({ resources: ['kubernetes'] });
+    await start({ source, runners: [runner] }).start();
+    await waitFor(() => ops(source, 'finish').length === 1, { what: 'the converted job' });
+    expect(runner.requests[0]!.resourceArgs).toEqual({ spec: { template: { spec: { tolerations: [{ key: 'gpu', operator: 'Exists' }] } } } });
+    const warns = ops(source, 'warn') as Extract<(typeof source.calls)[number], { op: 'warn' }>[];
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatchObject({ itemId: id, warning: { stage: 'agent' } });
+    expect(warns[0]!.warning.message).toMatch(/^resource_args\.kubernetes\.tolerations: /);
+  });
+
   it('acks an item before its run is submitted and reports it finished', async () => {
     const source = createMemoryQueue();
     const id = source.enqueue('q', job({ run_id: 'run123' }));

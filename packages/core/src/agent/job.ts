@@ -7,7 +7,7 @@ import type { RunRequest, RunStatus, Runner, SubmittedRun } from '../contracts/r
 import { LaunchError, toLaunchError, type Stage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Redactor, RedactorScope } from '../redact.js';
-import { isSchedulerSpec, parseLaunchSpec, specImage, type LaunchSpec } from '../spec.js';
+import { isSchedulerSpec, normalizeLaunchSpec, specImage, type LaunchSpec } from '../spec.js';
 import { isTerminal, type RunState } from '../status.js';
 import type { TypedEmitter } from './emitter.js';
 import { fillMacros, macroVars } from './macros.js';
@@ -72,7 +72,11 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
   log.info({ itemId: item.id, queue: item.queue, spec: redactor.redactValue(item.spec) }, 'claimed queue item');
   let parsed: LaunchSpec | undefined;
   try {
-    const spec = parseLaunchSpec(item.spec);
+    // W&B's legacy flat resource_args forms are converted, each conversion reported as a warning on the item.
+    const { spec, warnings: specWarnings } = normalizeLaunchSpec(item.spec);
+    for (const w of specWarnings) {
+      opts.source.warn(item, { stage: 'agent', message: `${w.path}: ${w.message}` }).catch((e: unknown) => agentError(ctx, e, 'warn'));
+    }
     parsed = spec;
     job.scheduler = isSchedulerSpec(spec);
     if (opts.secureMode && spec.overrides?.entry_point && spec.overrides.entry_point.length > 0) {
@@ -142,7 +146,7 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
 export async function followAdoptedRun(ctx: JobContext, job: JobTracker): Promise<void> {
   const run = job.submitted!;
   try {
-    const parsed = parseLaunchSpec(job.item.spec ?? {});
+    const parsed = normalizeLaunchSpec(job.item.spec ?? {}).spec;
     const status = await monitor(ctx, job, run, parsed);
     if (status) await report(ctx, job, parsed, status);
   } catch (error) {

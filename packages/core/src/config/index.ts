@@ -20,10 +20,13 @@ export {
   type RegistryConfig,
   type EnvironmentConfig,
 } from './schema.js';
-export { parseAgentConfig, maxFromConfig } from './parse.js';
+export { parseAgentConfig, maxFromConfig, crossIssues, type CrossCheckOptions } from './parse.js';
+export { findPlaceholder } from './placeholders.js';
+export { isHelmValues, HELM_VALUES_KEYS } from './helm-values.js';
 export { redactAgentConfig } from './redact-config.js';
 export {
   loadAgentConfig,
+  agentConfigWarnings,
   defaultConfigPath,
   DEFAULT_CONFIG_PATH,
   CONFIG_ENV_VARS,

@@ -17,7 +17,9 @@ describe('agentConfigJsonSchema', () => {
     const schema = agentConfigJsonSchema() as JsonObject;
     expect(Object.keys(schema.properties ?? {})).toEqual(Object.keys(agentConfigSchema.shape));
     expect(schema.additionalProperties).toBe(false);
-    for (const block of ['builder', 'registry', 'environment']) expect(schema.properties?.[block]?.additionalProperties).toBe(false);
+    for (const block of ['builder', 'registry']) expect(schema.properties?.[block]?.additionalProperties).toBe(false);
+    // W&B accepts other environment keys with a warning (its GCP docs write environment.project); so do we.
+    expect(schema.properties?.['environment']?.additionalProperties).toEqual({});
     expect(schema.properties?.['max_jobs']?.default).toBe(1);
     expect(schema.properties?.['start_timeout']?.default).toBe(1800);
     expect(schema.properties?.['builder']?.properties?.['kaniko-image']?.default).toBe('gcr.io/kaniko-project/executor:v1.11.0');

@@ -174,7 +174,7 @@ describe('loadAgentConfig: files', () => {
   });
 
   it('warns about the ignored project key and an unrecognised registry host', async () => {
-    const path = await file('project: p\nbuilder:\n  destination: registry.example.com/team/image\n');
+    const path = await file('project: p\nbuilder:\n  type: docker\n  destination: registry.example.com/team/image\n');
     const loaded = await load({ path });
     expect(loaded.warnings).toEqual([
       `${path}: project is ignored by the agent (W&B drops it too); the project comes from each job`,
@@ -303,5 +303,52 @@ describe('loadAgentConfig: malformed environment and flags', () => {
 
     const keyOnly = await rejection({ env: { WANDB_API_KEY: SECRET, WANDB_BASE_URL: `http://h/?k=${SECRET}`, WANDB_LAUNCH_MAX_JOBS: 'x' } });
     expect(keyOnly.message).not.toContain(SECRET);
+  });
+});
+
+describe('loadAgentConfig: Helm values files', () => {
+  const values = (launchConfig: string, extra = '') => `agent:\n  apiKey: ""\nnamespace: wandb\n${extra}launchConfig: |\n${launchConfig.replace(/^/gm, '  ')}\n`;
+
+  it('refuses a values file given as the config and says to pass its launchConfig', async () => {
+    const path = await file(values('queues: [gpu]'), 'values.yaml');
+    const error = await rejection({ path });
+    expect(error).toBeInstanceOf(LaunchValidationError);
+    expect((error as LaunchValidationError).issues.map((i) => i.message)).toEqual([
+      'expected an agent config, found a Helm values file of the launch-agent chart (top-level agent, namespace, launchConfig): the agent config is the text under launchConfig; save it to a file and pass that, or check it in place with `launch-agent config check --from-values FILE`',
+    ]);
+  });
+
+  it('checks the config under launchConfig with helmValues, naming it in errors', async () => {
+    const good = await load({ path: await file(values('entity: acme\nqueues: [gpu]\nbuilder:\n  type: noop'), 'good.yaml'), helmValues: true });
+    expect(good.config).toMatchObject({ entity: 'acme', queues: ['gpu'], builder: { type: 'noop' } });
+
+    const badPath = await file(values('entity: <W_B_ENTITY>\nqueues: [gpu]'), 'bad.yaml');
+    const bad = await rejection({ path: badPath, helmValues: true });
+    expect(bad.message).toBe(`launchConfig in ${badPath} is invalid:\n  - entity: entity is still the placeholder <W_B_ENTITY>: put your W&B entity (team or user name) here`);
+  });
+
+  it('counts the chart\'s kanikoPvcName as the PVC kaniko needs', async () => {
+    const kaniko = values('queues: [q]\nbuilder:\n  type: kaniko');
+    await expect(rejection({ path: await file(kaniko, 'k1.yaml'), helmValues: true })).resolves.toMatchObject({ code: 'config.invalid' });
+    const loaded = await load({ path: await file(values('queues: [q]\nbuilder:\n  type: kaniko', 'kanikoPvcName: kaniko-pvc\n'), 'k2.yaml'), helmValues: true });
+    expect(loaded.config.builder?.type).toBe('kaniko');
+  });
+
+  it('refuses an empty launchConfig, bad YAML inside it, and a file that is no values file', async () => {
+    const empty = await rejection({ path: await file('agent:\n  apiKey: ""\nlaunchConfig: ""\n', 'e.yaml'), helmValues: true });
+    expect(empty.message).toContain("launchConfig: expected the agent config's text (launchConfig: | followed by the config), found nothing: the agent would start with no queue");
+    const yamlPath = await file(values('queues: [a,\n'), 'y.yaml');
+    const yamlError = await rejection({ path: yamlPath, helmValues: true });
+    expect(yamlError.code).toBe('config.yaml');
+    expect(yamlError.message).toMatch(new RegExp(`^${yamlPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: launchConfig is not valid YAML at its line \\d+, column \\d+: `));
+    const plain = await rejection({ path: await file('queues: [a]\n', 'p.yaml'), helmValues: true });
+    expect(plain.message).toContain('found no chart keys; is it the agent config itself? Then drop --from-values');
+  });
+
+  it('returns warnings with the file named, and checks kaniko against the environment', async () => {
+    const path = await file('queues: [q]\nenvironment:\n  type: gcp\n  region: us-central1\n  project: p\nbuilder:\n  type: kaniko\n');
+    await expect(rejection({ path })).resolves.toMatchObject({ code: 'config.invalid' });
+    const loaded = await load({ path, env: { WANDB_LAUNCH_KANIKO_PVC_NAME: 'pvc' } });
+    expect(loaded.warnings).toEqual(['environment.project: ignored: the Google Cloud project comes from the credentials (as in W&B, which warns about it too)']);
   });
 });

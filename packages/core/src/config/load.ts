@@ -3,8 +3,10 @@ import { homedir as osHomedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import yaml from 'js-yaml';
 import { LaunchError, type ValidationIssue } from '../errors.js';
+import { closest } from '../validation.js';
 import { checkImageRepository } from './image-repository.js';
-import { configValidationError, foldConfig, isPlainObject, layerIssues, notAMappingIssue, stripNulls } from './parse.js';
+import { HELM_VALUES_KEYS, helmValuesIssue, isHelmValues } from './helm-values.js';
+import { configValidationError, crossIssues, foldConfig, isPlainObject, layerIssues, notAMappingIssue, stripNulls } from './parse.js';
 import { agentConfigSchema, type AgentConfig } from './schema.js';
 
 /** W&B's default config location (`LAUNCH_CONFIG_FILE`), as users write it. */
@@ -44,6 +46,11 @@ export interface LoadAgentConfigOptions {
   flags?: AgentConfigFlags;
   /** Home directory for the default path and `~` expansion; default `os.homedir()`. */
   homedir?: string;
+  /**
+   * The file is a values file of the launch-agent Helm chart: the config is the text under its
+   * `launchConfig`, and its `kanikoPvcName` counts as `WANDB_LAUNCH_KANIKO_PVC_NAME` (the chart sets it).
+   */
+  helmValues?: boolean;
 }
 
 /** Where a config value came from, lowest precedence first. */
@@ -162,14 +169,24 @@ export async function loadAgentConfig(options: LoadAgentConfigOptions = {}): Pro
   const flags = options.flags ?? {};
   const explicit = options.path !== undefined;
   const path = resolve(explicit ? expandHome(options.path!, home) : defaultConfigPath(home));
-  const subject = `agent config ${path}`;
+  let subject = `agent config ${path}`;
 
-  const { raw, found } = await readConfigFile(path, explicit);
+  const read = await readConfigFile(path, explicit);
+  let raw = read.raw;
+  const found = read.found;
+  let env2 = env;
+  if (options.helmValues) {
+    const values = helmLaunchConfig(raw, path);
+    subject = `launchConfig in ${path}`;
+    raw = values.raw;
+    if (values.pvc) env2 = { ...env, WANDB_LAUNCH_KANIKO_PVC_NAME: values.pvc };
+  }
   const issues: ValidationIssue[] = [];
   let file: Record<string, unknown> = {};
   if (raw !== undefined && raw !== null) {
-    if (isPlainObject(raw)) file = stripNulls(raw);
-    else issues.push(notAMappingIssue(raw));
+    if (!isPlainObject(raw)) issues.push(notAMappingIssue(raw));
+    else if (isHelmValues(raw)) throw configValidationError(subject, [helmValuesIssue(raw)], [raw['api_key']]);
+    else file = stripNulls(raw);
   }
   issues.push(...layerIssues(file));
 
@@ -190,6 +207,8 @@ export async function loadAgentConfig(options: LoadAgentConfigOptions = {}): Pro
   // Each layer passed on its own and no check spans layers, so this only fails on a bug; report it all the same.
   if (!result.success) throw configValidationError(subject, layerIssues(merged), secrets);
   const config = foldConfig(result.data);
+  const cross = crossIssues(config, { env: env2 });
+  if (cross.length > 0) throw configValidationError(subject, cross, secrets);
   for (const key of ['state_dir', 'log_file'] as const) {
     const value = config[key];
     if (value !== undefined) config[key] = expandHome(value, home);
@@ -199,8 +218,49 @@ export async function loadAgentConfig(options: LoadAgentConfigOptions = {}): Pro
     config,
     ...(found ? { path } : {}),
     origins: origins(config, file, envLayer.layer, flagLayer.layer),
-    warnings: warnings(config, file, path),
+    warnings: agentConfigWarnings(config, file, options.helmValues ? `launchConfig in ${path}` : path),
   };
+}
+
+/**
+ * The agent config held by a Helm values file: `launchConfig` as YAML text (the chart's form) or,
+ * leniently, as a mapping. A YAML error names the line inside launchConfig.
+ */
+function helmLaunchConfig(values: unknown, path: string): { raw: unknown; pvc?: string } {
+  const subject = `Helm values file ${path}`;
+  if (!isPlainObject(values) || !Object.keys(values).some((k) => HELM_VALUES_KEYS.has(k))) {
+    throw configValidationError(subject, [
+      { path: '', expected: 'a Helm values file of the launch-agent chart', found: isPlainObject(values) ? 'no chart keys (launchConfig, agent, …)' : 'no mapping', message: 'expected a Helm values file of the launch-agent chart (with launchConfig), found no chart keys; is it the agent config itself? Then drop --from-values' },
+    ]);
+  }
+  const pvc = typeof values['kanikoPvcName'] === 'string' && values['kanikoPvcName'] !== '' ? values['kanikoPvcName'] : undefined;
+  const text = values['launchConfig'];
+  if (text === undefined || text === null || (typeof text === 'string' && text.trim() === '')) {
+    throw configValidationError(subject, [
+      { path: 'launchConfig', expected: "the agent config's text", found: 'nothing', message: "expected the agent config's text (launchConfig: | followed by the config), found nothing: the agent would start with no queue" },
+    ]);
+  }
+  if (isPlainObject(text)) return { raw: text, ...(pvc ? { pvc } : {}) };
+  if (typeof text !== 'string') {
+    throw configValidationError(subject, [
+      { path: 'launchConfig', expected: "the agent config's text", found: Array.isArray(text) ? 'a list' : typeof text, message: `expected the agent config's text (launchConfig: |), found ${Array.isArray(text) ? 'a list' : typeof text}` },
+    ]);
+  }
+  try {
+    return { raw: yaml.load(text, { filename: `${path} (launchConfig)`, schema: yaml.CORE_SCHEMA }), ...(pvc ? { pvc } : {}) };
+  } catch (error) {
+    if (error instanceof yaml.YAMLException) {
+      const line = error.mark ? error.mark.line + 1 : '?';
+      const column = error.mark ? error.mark.column + 1 : '?';
+      throw new LaunchError({
+        code: 'config.yaml',
+        stage: 'agent',
+        message: `${path}: launchConfig is not valid YAML at its line ${line}, column ${column}: ${error.reason}`,
+        hint: 'fix the YAML under launchConfig (indentation, a missing colon or quote)',
+      });
+    }
+    throw error;
+  }
 }
 
 function origins(
@@ -228,9 +288,27 @@ function origins(
   return out;
 }
 
-function warnings(config: AgentConfig, file: Record<string, unknown>, path: string): string[] {
+/**
+ * What W&B warns about, and what we accept but will not use: an ignored `project`, unrecognised
+ * `environment` keys (W&B's GCP docs write `environment.project`), the deprecated W&B registry
+ * block, and registry hosts that are not ECR, GAR or ACR. `where` prefixes file-level warnings.
+ */
+export function agentConfigWarnings(config: AgentConfig, file: Record<string, unknown>, where: string): string[] {
   const out: string[] = [];
-  if ('project' in file) out.push(`${path}: project is ignored by the agent (W&B drops it too); the project comes from each job`);
+  if ('project' in file) out.push(`${where}: project is ignored by the agent (W&B drops it too); the project comes from each job`);
+  const environment = isPlainObject(file['environment']) ? file['environment'] : {};
+  for (const key of Object.keys(environment)) {
+    if (key === 'type' || key === 'region') continue;
+    const why =
+      key === 'project'
+        ? 'the Google Cloud project comes from the credentials (as in W&B, which warns about it too)'
+        : `it is not an environment key (W&B warns about it too)${closest(key, ['type', 'region']) ? `; did you mean "${closest(key, ['type', 'region'])}"?` : ''}`;
+    out.push(`environment.${key}: ignored: ${why}`);
+  }
+  const registry = config.registry;
+  if (registry && registry.type !== 'oci' && registry.type !== 'local' && Object.keys(registry).length > 0) {
+    out.push('registry: W&B deprecates the registry block: put the image repository in builder.destination');
+  }
   const ours = config.registry?.type === 'oci' || config.registry?.type === 'local';
   for (const [where, uri] of [
     ['builder.destination', config.builder?.destination],

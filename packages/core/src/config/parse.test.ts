@@ -98,6 +98,7 @@ describe('parseAgentConfig: valid configs', () => {
     ok({ registry: { type: 'ecr', uri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch' } });
     ok({ registry: { type: 'ecr', account_id: '1', region: 'us-east-1', repository: 'launch' } });
     ok({ registry: { type: 'gcr', repository: 'repo', 'image-name': 'img', region: 'us-central1', project: 'p' } });
+    ok({ registry: { type: 'gcr', repository: 'repo', 'image-name': 'img', region: 'us-central1' } });
     ok({ registry: { type: 'gcr', uri: 'us-central1-docker.pkg.dev/p/r/img' } });
     ok({ registry: { type: 'acr', uri: 'https://reg.azurecr.io/launch' } });
     ok({ registry: { type: 'oci', uri: 'localhost:5000/launch', insecure: true } });
@@ -105,17 +106,17 @@ describe('parseAgentConfig: valid configs', () => {
     ok({ registry: {} });
     for (const type of ['gcp', 'aws']) ok({ environment: { type, region: 'r' } });
     for (const type of ['azure', 'local']) ok({ environment: { type } });
-    for (const platform of ['linux/amd64', 'linux/arm64']) ok({ builder: { platform } });
-    for (const store of ['gs://bucket', 'https://acct.blob.core.windows.net/container/prefix']) ok({ builder: { 'build-context-store': store } });
-    for (const type of ['docker', 'kaniko', 'noop']) ok({ builder: { type } });
+    for (const platform of ['linux/amd64', 'linux/arm64']) ok({ builder: { type: 'docker', platform } });
+    for (const store of ['gs://bucket', 'https://acct.blob.core.windows.net/container/prefix']) ok({ builder: { type: 'kaniko', 'build-context-store': store } });
+    for (const type of ['docker', 'noop']) ok({ builder: { type } });
   });
 
   it('treats empty YAML values (null) as unset', () => {
-    const config = parseAgentConfig({ entity: null, builder: { type: null, destination: 'r.example.com/img' }, registry: null, max_jobs: null }, 'n');
+    const config = parseAgentConfig({ entity: null, builder: { type: 'docker', platform: null, destination: 'r.example.com/img' }, registry: null, max_jobs: null }, 'n');
     expect(config.entity).toBeUndefined();
     expect(config.registry).toBeUndefined();
     expect(config.max_jobs).toBe(1);
-    expect(config.builder?.type).toBeUndefined();
+    expect(config.builder?.platform).toBeUndefined();
   });
 
   it('appends queue to queues without duplicates', () => {
@@ -216,7 +217,6 @@ describe('parseAgentConfig: bad input', () => {
     [{ builder: { build_context_store: 's3://b' } }, 'builder.build_context_store', 'unknown key "build_context_store" (did you mean "build-context-store"?)'],
     [{ builder: { kanikoimage: 'x' } }, 'builder.kanikoimage', 'unknown key "kanikoimage" (did you mean "kaniko-image"?)'],
     [{ registry: { urii: 'x' } }, 'registry.urii', 'unknown key "urii" (did you mean "uri"?)'],
-    [{ environment: { type: 'aws', regoin: 'x' } }, 'environment.regoin', 'unknown key "regoin" (did you mean "region"?)'],
     [{ completely_unrelated_thing: 1 }, 'completely_unrelated_thing', 'unknown key "completely_unrelated_thing"'],
   ])('refuses unknown key %j with a suggestion', (raw, path, message) => {
     const issue = issueAt(raw, path);

@@ -1,7 +1,10 @@
 import { LaunchError, LaunchValidationError, type ValidationIssue } from '../errors.js';
 import { Redactor } from '../redact.js';
 import { describeValue } from '../validation.js';
+import { helmValuesIssue, isHelmValues } from './helm-values.js';
 import { configIssues } from './issues.js';
+import { legacyKeyMessage } from './legacy-keys.js';
+import { placeholderIssues } from './placeholders.js';
 import { agentConfigSchema, type AgentConfig } from './schema.js';
 
 /** Objects in which an empty YAML value (`key:` → null) means "unset", as it does for W&B's optional fields. */
@@ -58,9 +61,12 @@ export function notAMappingIssue(raw: unknown): ValidationIssue {
  * maps a config key to the name the user wrote (a variable or a flag).
  */
 export function layerIssues(raw: Record<string, unknown>, rename?: (key: string) => string): ValidationIssue[] {
+  // A placeholder is reported as one, not as the wrong URI or name it makes the value.
+  const placeholders = placeholderIssues(raw);
+  const covered = (path: string) => placeholders.some((p) => path === p.path || path.startsWith(`${p.path}.`) || path.startsWith(`${p.path}[`));
   const result = agentConfigSchema.safeParse(raw);
-  if (result.success) return [];
-  const issues = configIssues(result.error, raw, agentConfigSchema);
+  const schemaIssues = result.success ? [] : configIssues(result.error, raw, agentConfigSchema, { unknownKey: legacyKeyMessage });
+  const issues = [...placeholders, ...schemaIssues.filter((i) => !covered(i.path))];
   if (!rename) return issues;
   return issues.map((i) => {
     const key = i.path.split(/[.[]/)[0] ?? i.path;
@@ -74,7 +80,13 @@ export function foldConfig(parsed: ReturnType<typeof agentConfigSchema.parse>): 
   const { queue, project: _ignored, ...rest } = parsed;
   const queues = [...rest.queues];
   if (queue !== undefined) queues.push(queue);
-  return { ...rest, queues: [...new Set(queues)] };
+  const out: AgentConfig = { ...rest, queues: [...new Set(queues)] };
+  // Other environment keys are accepted with a warning (W&B's rule) and not carried on.
+  if (rest.environment) {
+    const { type, region } = rest.environment;
+    out.environment = { type, ...(region !== undefined ? { region } : {}) };
+  }
+  return out;
 }
 
 /**
@@ -82,13 +94,38 @@ export function foldConfig(parsed: ReturnType<typeof agentConfigSchema.parse>): 
  * `undefined`/`null` (an empty file) is `{}`. Throws a LaunchValidationError (code `config.invalid`,
  * stage `agent`) listing every bad field; `subject` names the input, usually the file path.
  */
-export function parseAgentConfig(raw: unknown, subject: string): AgentConfig {
+export function parseAgentConfig(raw: unknown, subject: string, options: CrossCheckOptions = {}): AgentConfig {
   if (raw === undefined || raw === null) raw = {};
   if (!isPlainObject(raw)) throw configValidationError(subject, [notAMappingIssue(raw)]);
+  if (isHelmValues(raw)) throw configValidationError(subject, [helmValuesIssue(raw)], [raw['api_key']]);
   const input = stripNulls(raw);
+  const issues = layerIssues(input);
   const result = agentConfigSchema.safeParse(input);
-  if (!result.success) throw configValidationError(subject, configIssues(result.error, input, agentConfigSchema), [input['api_key']]);
-  return foldConfig(result.data);
+  if (issues.length > 0 || !result.success) throw configValidationError(subject, issues, [input['api_key']]);
+  const config = foldConfig(result.data);
+  const cross = crossIssues(config, options);
+  if (cross.length > 0) throw configValidationError(subject, cross, [input['api_key']]);
+  return config;
+}
+
+export interface CrossCheckOptions {
+  /** Environment the agent runs with (default `process.env`): `WANDB_LAUNCH_KANIKO_PVC_NAME` stands in for a context store. */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * W&B's rules that span layers or need the environment, checked on the merged config: kaniko needs
+ * `builder.build-context-store` unless a PVC carries the contexts (`kaniko_builder.py: from_config`).
+ */
+export function crossIssues(config: AgentConfig, options: CrossCheckOptions = {}): ValidationIssue[] {
+  const env = options.env ?? process.env;
+  const out: ValidationIssue[] = [];
+  const builder = config.builder;
+  if (builder?.type === 'kaniko' && builder['build-context-store'] === undefined && !env['WANDB_LAUNCH_KANIKO_PVC_NAME']) {
+    const expected = 'a build context store (s3://…, gs://… or an Azure blob URL) for the kaniko builder, or a PVC named by WANDB_LAUNCH_KANIKO_PVC_NAME';
+    out.push({ path: 'builder.build-context-store', expected, found: 'nothing', message: `expected ${expected}, found nothing` });
+  }
+  return out;
 }
 
 /**

@@ -64,6 +64,12 @@ export const builderConfigSchema = z
       .optional()
       .describe('A partial batch/v1 Job merged into each kaniko build Job (at most one container).'),
   }, { error: 'a mapping of builder keys' })
+  .refine((b) => b.type !== undefined || Object.keys(b).every((k) => k === 'build-job-name' || k === 'kaniko-image'), {
+    path: ['type'],
+    // W&B's loader refuses a builder block without a type ("Builder type not specified").
+    error: 'one of "docker", "kaniko", "noop" (a builder block with other keys needs a type, as W&B requires)',
+    when: isObjectPayload,
+  })
   .refine((b) => (b['secret-name'] === undefined) === (b['secret-key'] === undefined), {
     path: ['secret-key'],
     error: (issue) =>
@@ -100,8 +106,8 @@ export const registryConfigSchema = z
     repo_name: text().optional().describe('ECR: repository name.'),
     repository: text().optional().describe('GAR: repository name. ECR: accepted as repo_name (W&B reads it but refuses it).'),
     'image-name': text().optional().describe('GAR: image name.'),
-    region: text().optional().describe('ECR/GAR: region.'),
-    project: text().optional().describe('GAR: Google Cloud project.'),
+    region: text().optional().describe('ECR/GAR: region (GAR: required without uri).'),
+    project: text().optional().describe('GAR: Google Cloud project (defaults to the credentials\' project).'),
     insecure: z.boolean({ error: 'a boolean (true or false)' }).optional().describe('OCI: talk plain HTTP to the registry.'),
   }, { error: 'a mapping of registry keys' })
   .superRefine((registry, ctx) => {
@@ -113,19 +119,37 @@ export const registryConfigSchema = z
       }
     }
     const has = (key: string) => (registry as Record<string, unknown>)[key] !== undefined;
+    // W&B's registries (registry/*.py): a uri of the type's own host, or the parts, never both.
+    const parts = type === 'ecr' ? ['account_id', 'region', 'repo_name', 'repository'] : type === 'gcr' ? ['repository', 'image-name', 'region', 'project'] : [];
+    const given = parts.filter(has);
+    if (has('uri') && given.length > 0) {
+      ctx.addIssue({ code: 'custom', path: [given[0]!], message: `either uri or ${parts.filter((p) => p !== 'repository' || type === 'gcr').join(', ')} for ${type === 'gcr' ? 'a' : 'an'} ${type} registry, not both` });
+    }
+    const uri = registry.uri;
+    if (uri !== undefined && (type === 'ecr' || type === 'gcr' || type === 'acr')) {
+      const checked = checkImageRepository(uri);
+      if (checked.ok && checked.value.kind !== type) {
+        const shape = { ecr: '<account-id>.dkr.ecr.<region>.amazonaws.com/<repository>', gcr: '<region>-docker.pkg.dev/<project>/<repository>/<image>', acr: '<registry>.azurecr.io/<repository>' }[type];
+        ctx.addIssue({ code: 'custom', path: ['uri'], message: `${type === 'gcr' ? 'a' : 'an'} ${type} repository URI (${shape}) for a registry of type ${type}; use type oci for another registry` });
+      }
+    }
     if ((type === 'acr' || type === 'oci') && !has('uri')) {
       ctx.addIssue({ code: 'custom', path: ['uri'], message: `a uri for the ${type} registry` });
     }
     if (type === 'ecr' && !has('uri') && !(has('account_id') && has('region') && (has('repo_name') || has('repository')))) {
       ctx.addIssue({ code: 'custom', path: ['uri'], message: 'a uri, or account_id, region and repo_name, for an ecr registry' });
     }
-    if (type === 'gcr' && !has('uri') && !(has('repository') && has('image-name'))) {
-      ctx.addIssue({ code: 'custom', path: ['uri'], message: 'a uri, or repository and image-name (region and project default to the environment), for a gcr registry' });
+    if (type === 'gcr' && !has('uri') && !(has('repository') && has('image-name') && has('region'))) {
+      ctx.addIssue({ code: 'custom', path: ['uri'], message: 'a uri, or repository, image-name and region (project defaults to the credentials\' project), for a gcr registry' });
     }
   }, { when: isObjectPayload });
 
+/**
+ * Not strict: W&B accepts other keys here with a warning (its GCP docs write `project`), and so do
+ * we; the loader's warnings name each one.
+ */
 export const environmentConfigSchema = z
-  .strictObject({
+  .looseObject({
     type: z.enum(ENVIRONMENT_TYPES, { error: `one of ${ENVIRONMENT_TYPES.map((t) => `"${t}"`).join(', ')}` }).describe('Cloud environment.'),
     region: text().optional().describe('Cloud region; required for aws and gcp.'),
   }, { error: 'a mapping of environment keys' })
