@@ -226,10 +226,10 @@ function buildRequest(
     baseUrl: opts.baseUrl ?? opts.env.WANDB_BASE_URL,
     apiKey: opts.apiKey ?? opts.env.WANDB_API_KEY,
   });
-  // Local runs inherit the agent's environment (PATH, HOME, …) as W&B's local-process runner does;
-  // remote runs get only what the job defines.
+  // Runs on the agent's host inherit its environment (PATH, HOME, …) as W&B's local-process runner does;
+  // runs in an image (containers, remote clusters) get only what the job defines.
   const base: Record<string, string> = {};
-  if (!j.runner.capabilities.remote) {
+  if (!j.runner.capabilities.remote && !j.runner.capabilities.needsImage) {
     for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) base[k] = v;
   }
   return {

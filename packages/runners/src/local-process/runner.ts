@@ -90,7 +90,7 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
   return {
     specificationVersion: 'v1',
     name: 'local-process',
-    resources: ['local-process', 'local'],
+    resources: ['local-process'],
     capabilities: { adopt: false, remote: false, needsImage: false },
 
     async run(input: RunRequest, ctx: CallContext) {
