@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AgentConfig, Logger, Runner } from '@launch/core';
 import { createLocalProcessRunner } from '@launch/runners/local-process';
+import type { EngineProbe } from './docker-engine.js';
+import { containerRunner } from './select-container-runner.js';
 
 export interface RunnerSelection {
   config: AgentConfig;
@@ -11,6 +13,8 @@ export interface RunnerSelection {
   stateDir: string;
   killGracePeriodMs?: number;
   logger: Logger;
+  /** The Docker engine's answer to the start-up ping (from selectBuildSetup), so it is asked once. */
+  dockerProbe?: EngineProbe;
 }
 
 /** Where a kube config can come from: `$KUBECONFIG`, `~/.kube/config`, or the pod's service account. */
@@ -26,7 +30,10 @@ export function kubernetesAvailable(env: Record<string, string | undefined>, hom
  * machine without one fail with "no runner handles resource" rather than at every start-up.
  */
 export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
+  // First: the local-container runner also names `local`, and the first runner naming a resource gets it.
+  const container = await containerRunner({ env: s.env, stateDir: s.stateDir, killGracePeriodMs: s.killGracePeriodMs, logger: s.logger, probe: s.dockerProbe });
   const runners: Runner[] = [
+    ...(container ? [container] : []),
     // orphanGuard: local jobs die with the agent even under kill -9 (a watchdog process kills their groups).
     createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, orphanGuard: true, logger: s.logger }),
   ];

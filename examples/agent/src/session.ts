@@ -10,7 +10,7 @@ import { startStatusLines, statusIntervalMs } from './output/status-line.js';
 import { fileSink, streamSink, teeSink, type LineSink } from './output/sink.js';
 import { isConfigProblem } from './load-config.js';
 import { cliRedactor } from './redaction.js';
-import { selectBuilder } from './select-builder.js';
+import { selectBuildSetup } from './select-builder.js';
 import { selectRunners } from './select-runners.js';
 import { selectSource, type SelectedSource } from './select-source.js';
 import { createLaunchMetrics, startHealthServer, type HealthServer } from './health/index.js';
@@ -65,7 +65,10 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   if (queues.length === 0) throw new UsageError('no queue to serve: name one with --queue or `queues:` in the config', options.command);
 
   const killGracePeriodMs = config.kill_grace_period === undefined ? undefined : config.kill_grace_period * 1000;
-  const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger });
+  // Before the runners: the engine's answer to one ping decides the builder and the local-container runner.
+  const build = await selectBuildSetup({ config, env: io.env, logger });
+  for (const line of build.lines) out.write(line);
+  const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger, dockerProbe: build.probe });
   const metrics = options.health ? createLaunchMetrics({ processMetrics: options.health.processMetrics }) : undefined;
   const agentOptions = agentOptionsFromConfig(config);
   const agent = createAgent({
@@ -73,7 +76,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     source: metrics ? metrics.instrumentSource(selected.source) : selected.source,
     queues,
     runners,
-    builder: selectBuilder(config),
+    builder: build.builder,
     env: io.env,
     version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,
     config: registrationConfig(config),
