@@ -10,3 +10,4 @@
 export * from './noop/index.js';
 export * from './context/index.js';
 export * from './docker/index.js';
+export * from './kaniko/index.js';

@@ -8,3 +8,5 @@ export type { KubeTestServer, KubeTestServerOptions, RecordedRequest as KubeReco
 export type { KubeletStep, KubeletDefaults, KubeletMatch, ScriptedKubelet } from './kubelet.js';
 export type { CustomResourceDefinition } from './resources.js';
 export type { StatusBody, StatusCause } from './status.js';
+export { createBuildStandIn, parseExecutorArgs, KANIKO_IMAGE_PATTERN, type BuildStandInOptions, type StandInBuild } from './build-stand-in.js';
+export type { PodExecutor } from './kubelet.js';

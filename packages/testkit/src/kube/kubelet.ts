@@ -16,7 +16,18 @@ export type KubeletStep =
   | { fail: { exitCode: number; reason?: string; message?: string } }
   | { evict: string }
   | { preempt: 'PreemptionByScheduler' | 'EvictionByEvictionAPI' | 'TerminationByKubelet' }
-  | { wait: number };
+  | { wait: number }
+  /**
+   * Runs the pod's work for real (the kaniko build stand-in, for one): the executor's log lines become the first
+   * container's log, and its exit code succeeds (0) or fails the pod. `signal` fires when the pod is deleted.
+   */
+  | { execute: PodExecutor };
+
+/** Work a scripted pod does for real; see the `execute` step. */
+export type PodExecutor = (
+  pod: Json,
+  io: { log(text: string): void; signal: AbortSignal },
+) => Promise<{ exitCode: number; reason?: string; message?: string }>;
 
 export interface KubeletDefaults {
   /** Delay before each step is applied, in ms (default 20). */
@@ -26,7 +37,8 @@ export interface KubeletDefaults {
 /** Which pods a script applies to: all given criteria must hold. Labels and names are checked on the pod and its owner. */
 export interface KubeletMatch {
   label?: Record<string, string>;
-  image?: string;
+  /** An image name, exactly, or a pattern any container image must match. */
+  image?: string | RegExp;
   name?: RegExp;
 }
 
@@ -79,6 +91,8 @@ interface PodRun {
   stopped: boolean;
   terminating: boolean;
   logWaiters: Set<() => void>;
+  /** Aborted when the pod is deleted, for an `execute` step under way. */
+  work: AbortController;
 }
 
 export interface KubeletInternals extends ScriptedKubelet {
@@ -191,7 +205,8 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
     }
     if (match.image) {
       const images = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].map((c: Json) => c.image);
-      if (!images.includes(match.image)) return false;
+      const want = match.image;
+      if (!(typeof want === 'string' ? images.includes(want) : images.some((image: unknown) => typeof image === 'string' && want.test(image)))) return false;
     }
     if (match.name) {
       const re = match.name;
@@ -480,6 +495,20 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       await sleep('wait' in step ? step.wait : stepDelayMs);
       await gate();
       if (!live(run)) return;
+      if ('execute' in step) {
+        let outcome: { exitCode: number; reason?: string; message?: string };
+        try {
+          outcome = await step.execute(run.pod, { log: (text) => appendLog(run, text), signal: run.work.signal });
+        } catch (error) {
+          appendLog(run, `executor failed: ${error instanceof Error ? error.message : String(error)}`);
+          outcome = { exitCode: 1 };
+        }
+        await gate();
+        if (!live(run)) return;
+        const end: KubeletStep = outcome.exitCode === 0 ? { succeed: true } : { fail: { exitCode: outcome.exitCode, reason: outcome.reason, message: outcome.message } };
+        if (apply(run, end) === 'done') return;
+        continue;
+      }
       if (apply(run, step) === 'done') return;
     }
   };
@@ -488,6 +517,7 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
   const terminate = async (run: PodRun) => {
     if (run.terminating) return;
     run.terminating = true;
+    run.work.abort();
     await gate();
     await sleep(stepDelayMs);
     await gate();
@@ -526,6 +556,7 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       stopped: false,
       terminating: false,
       logWaiters: new Set(),
+      work: new AbortController(),
     };
   };
 
@@ -543,6 +574,7 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
     if (!run) return;
     if (change.type === 'DELETED') {
       run.stopped = true;
+      run.work.abort();
       runs.delete(uid);
       notify(run);
       return;
@@ -599,7 +631,10 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       timers.clear();
       for (const w of resumeWaiters) w();
       resumeWaiters = [];
-      for (const run of runs.values()) notify(run);
+      for (const run of runs.values()) {
+        run.work.abort();
+        notify(run);
+      }
     },
   };
 }
