@@ -1,5 +1,7 @@
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { extname, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import yaml from 'js-yaml';
 import { LaunchValidationError, normalizeLaunchSpec, type LaunchSpec, type SpecWarning } from '@launch/core';
 import { UsageError } from './usage.js';
@@ -8,6 +10,8 @@ export interface SpecFlags {
   command: string[];
   env: string[];
   cwd?: string;
+  /** The job's code directory (`--context`): becomes `uri: file:///…`. */
+  context?: string;
   name?: string;
   project?: string;
   entity?: string;
@@ -57,6 +61,15 @@ export function buildSpec(
 ): { spec: LaunchSpec; warnings: SpecWarning[] } {
   const spec: Record<string, unknown> = { ...(base ?? {}) };
   const overrides: Record<string, unknown> = { ...((spec.overrides as Record<string, unknown> | undefined) ?? {}) };
+  if (flags.context !== undefined) {
+    const dir = resolve(cwd, flags.context);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--context ${flags.context}: ${dir} is not a directory`, command);
+    // The code is built into an image, so the job runs in a container (W&B's default resource).
+    spec.uri = pathToFileURL(dir).href;
+    spec.resource ??= 'local-container';
+    // A Dockerfile at the top of the code is what the user means to build (W&B would generate one instead).
+    if (overrides.dockerfile === undefined && existsSync(join(dir, 'Dockerfile'))) overrides.dockerfile = 'Dockerfile';
+  }
   if (flags.command.length > 0) {
     overrides.entry_point = flags.command;
     spec.resource ??= 'local-process';
@@ -68,8 +81,8 @@ export function buildSpec(
   if (flags.name !== undefined) spec.name = flags.name;
   if (flags.project !== undefined) spec.project = flags.project;
   if (flags.entity !== undefined) spec.entity = flags.entity;
-  if (!base && flags.command.length === 0) {
-    throw new UsageError('nothing to run: give a command after "--" or a spec with --spec FILE', command);
+  if (!base && flags.command.length === 0 && flags.context === undefined) {
+    throw new UsageError('nothing to run: give a command after "--", code with --context DIR, or a spec with --spec FILE', command);
   }
   try {
     return normalizeLaunchSpec(spec);

@@ -21,6 +21,9 @@ Options:
       --priority P        critical, high, medium or low
       --env NAME=VALUE    environment for the job; repeatable
       --cwd DIR           working directory of the job (local processes)
+      --context DIR       the job's code: the agent builds an image from DIR (its Dockerfile, else one
+                          generated from requirements.txt / pyproject.toml) and runs the job in it
+                          (resource local-container unless the spec says otherwise); embedded queue only
       --name NAME         run name
       --project NAME      W&B project
       --entity NAME       W&B entity
@@ -36,6 +39,7 @@ const FLAGS = {
   priority: { type: 'string' },
   env: { type: 'string', multiple: true },
   cwd: { type: 'string' },
+  context: { type: 'string' },
   name: { type: 'string' },
   project: { type: 'string' },
   entity: { type: 'string' },
@@ -55,7 +59,7 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   const base = v.spec ? await readSpecFile(v.spec, 'enqueue') : undefined;
   const { spec, warnings } = buildSpec(
     base,
-    { command: rest, env: v.env ?? [], cwd: v.cwd, name: v.name, project: v.project, entity: v.entity },
+    { command: rest, env: v.env ?? [], cwd: v.cwd, context: v.context, name: v.name, project: v.project, entity: v.entity },
     io.cwd,
     'enqueue',
     v.spec,
@@ -65,6 +69,9 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   // Where the agent listens by default: the config's first queue.
   const queueName = v.queue ?? config.queues[0] ?? 'default';
   if (chooseSourceKind(config, io.env, origins, io.homedir) === 'wandb') {
+    if (v.context !== undefined) {
+      throw new UsageError('--context names a directory on this machine: only the embedded queue takes it (a W&B queue runs jobs elsewhere)', 'enqueue');
+    }
     return enqueueToWandbQueue(io, config, origins, { queue: queueName, spec, priority, wait: v.wait === true });
   }
   const selected = await selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command: 'enqueue' });

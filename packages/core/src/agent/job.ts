@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { QueueItem } from '../contracts/queue-source.js';
 import type { CallContext } from '../contracts/common.js';
 import type { RunRequest, RunStatus, Runner, SubmittedRun } from '../contracts/runner.js';
@@ -163,6 +164,43 @@ function outcomeLost(item: QueueItem, runId: string, why: string): LaunchError {
   });
 }
 
+/**
+ * The job's code directory when its `uri` names one on this machine (`file:///abs/dir` or `/abs/dir`), for
+ * sources that allow it (`capabilities.localCode`); undefined for other uris (git, none).
+ */
+async function localCodeDir(ctx: JobContext, spec: LaunchSpec): Promise<string | undefined> {
+  const uri = spec.uri ?? '';
+  let dir: string | undefined;
+  if (uri.startsWith('file://')) {
+    try {
+      dir = fileURLToPath(uri);
+    } catch {
+      throw new LaunchError({ code: 'spec.invalid_uri', stage: 'agent', message: `uri "${uri}" is not a valid file URL`, hint: 'give the code directory as file:///absolute/path' });
+    }
+  } else if (isAbsolute(uri)) dir = uri;
+  if (!dir) return undefined;
+  if (!ctx.opts.source.capabilities.localCode) {
+    throw new LaunchError({
+      code: 'build.local_code_refused',
+      stage: 'build',
+      category: 'BuildFailed',
+      message: `the job's uri names a directory on the agent's machine (${dir}), but its queue (${ctx.opts.source.name}) is not local to this machine`,
+      hint: 'give the job an image, or code from a git repository or a W&B job; local directories are taken only from the embedded queue',
+    });
+  }
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) {
+    throw new LaunchError({
+      code: 'build.no_code_dir',
+      stage: 'build',
+      category: 'BuildFailed',
+      message: `the job's code directory ${dir} (uri) does not exist on this machine or is not a directory`,
+      hint: 'enqueue with --context DIR from the machine the agent runs on',
+    });
+  }
+  return dir;
+}
+
 async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, runId: string): Promise<string> {
   const direct = specImage(spec);
   if (direct) return direct;
@@ -176,6 +214,7 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
       hint: 'set builder.type (docker or kaniko) in launch-config.yaml, or give the job an image (docker.docker_image)',
     });
   }
+  const contextDir = await localCodeDir(ctx, spec);
   emitter.emit('build:started', { item: job.item, runId });
   try {
     const result = await opts.builder.build(
@@ -183,6 +222,7 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
         spec,
         runId,
         itemId: job.item.id,
+        ...(contextDir ? { contextDir } : {}),
         registry: opts.registry,
         contextStore: opts.contextStore,
         onProgress: (line) => emitter.emit('build:progress', { item: job.item, runId, line: ctx.redactor.redact(line) }),

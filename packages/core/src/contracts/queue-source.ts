@@ -71,6 +71,12 @@ export interface QueueSourceCapabilities {
   notify: boolean;
   /** How long the agent waits between polls when idle (ms). W&B polls every 10 s. */
   pollIntervalMs: number;
+  /**
+   * Items may name code in a directory of the agent's machine (`uri: file:///…`) for the builder to build.
+   * Only a source whose items come from the same machine and its users may say so (the embedded queue):
+   * from a remote queue such an item could pack any directory of the agent's host into an image.
+   */
+  localCode?: boolean;
 }
 
 /**

@@ -713,7 +713,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   return {
     specificationVersion: 'v1',
     name: 'embedded',
-    capabilities: { notify: true, pollIntervalMs },
+    capabilities: { notify: true, pollIntervalMs, localCode: true },
     stateDir: options.stateDir,
 
     async register(agent) {
