@@ -39,6 +39,8 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'core-parallel', group: 'core', aliases: ['parallel', 'xargs'], load: () => import('./core-parallel.js') },
   { name: 'core-idle', group: 'core', aliases: ['idle'], load: () => import('./core-idle.js') },
   { name: 'core-fsync', group: 'core', aliases: ['fsync'], load: () => import('./core-fsync.js') },
+  { name: 'azure-upload', group: 'other', aliases: ['azure'], load: () => import('./azure-upload.js') },
+  { name: 'gcs-upload', group: 'other', aliases: ['gcs'], load: () => import('./gcs-upload.js') },
   { name: 's3-upload', group: 'other', aliases: ['s3'], load: () => import('./s3-upload.js') },
   { name: 'build-context', group: 'other', aliases: ['context', 'pack'], load: () => import('./build-context.js') },
   {

@@ -12,6 +12,11 @@ export interface RegistryFixture {
   credentials: RegistryCredentials | null;
   /** The host the registry's errors must name (e.g. `127.0.0.1:5000`). */
   host: string;
+  /**
+   * Whether pods need a pull secret for this registry; default: exactly when it has credentials. (W&B makes none
+   * for ACR, whose nodes pull with their own identity.)
+   */
+  needsPullSecret?: boolean;
   /** The same registry configured with `password` instead of the right one; absent for an open registry. */
   withPassword?(password: string): Registry;
   cleanup?(): Promise<void> | void;
@@ -69,7 +74,7 @@ export function describeRegistry(name: string, setup: () => Promise<RegistryFixt
       expect(fx.registry.specificationVersion).toBe('v1');
       expect(fx.registry.name).toMatch(/\S/);
       expect(fx.registry.uri.startsWith(`${fx.host}/`)).toBe(true);
-      expect(fx.registry.needsPullSecret).toBe(fx.credentials !== null);
+      expect(fx.registry.needsPullSecret).toBe(fx.needsPullSecret ?? fx.credentials !== null);
     });
 
     it('returns its credentials', async () => {
