@@ -307,6 +307,32 @@ describe('kubernetes runner on the test server', () => {
     expect(secrets().some((s) => s.metadata.name === `wandb-api-key-${req.runId}`)).toBe(false);
   });
 
+  it('attachOnly follows the Job an earlier claim created, and fails as outcome lost when it is gone; it never creates one', async () => {
+    const { runner, server } = await setup({ agentName: 'attach-agent' });
+    server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { wait: 200 }, { succeed: true }]);
+    const req = kubeRequest(ids());
+    const first = await runner.run(req, ctx);
+    expect((await first.wait()).state).toBe('finished');
+    // The agent died before recording the end: a new runner instance is asked to follow the run only.
+    const restarted = createKubernetesRunner({ kubeconfigPath: server.kubeconfigPath, agentName: 'attach-agent' });
+    runners.push(restarted);
+    const followed = await restarted.run({ ...req, attachOnly: true }, ctx);
+    expect(followed.id).toBe(first.id);
+    expect((await followed.wait()).state).toBe('finished');
+    await followed.reported!();
+    await eventually(() => !jobs().some((j) => j.metadata.name === first.id));
+
+    const posts = () => server.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs')).length;
+    const before = posts();
+    const lost = await restarted.run({ ...kubeRequest(ids()), attachOnly: true }, ctx).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(LaunchError.isInstance(lost) && (lost as LaunchError).code).toBe('run.outcome_lost');
+    expect((lost as LaunchError).message).toContain('is no longer in namespace "default"; not starting it again');
+    expect(posts()).toBe(before);
+  });
+
   it('a custom resource whose CRD is not installed fails at once, naming the kind and what to install; the runner still closes', async () => {
     const { runner } = await setup({}, { allowUnknownCustomResources: false });
     const resourceArgs = {
