@@ -1,11 +1,12 @@
 import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.base.js';
 
-export default defineConfig({
-  entry: ['src/cli.ts'],
-  format: ['esm'],
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  banner: { js: '#!/usr/bin/env node' },
-  tsconfig: '../../tsconfig.base.json',
-});
+// The binary: one ESM file with a shebang, no declarations.
+export default defineConfig(
+  packageConfig({
+    entry: ['src/cli.ts'],
+    format: ['esm'],
+    dts: false,
+    banner: { js: '#!/usr/bin/env node' },
+  }),
+);

@@ -1,13 +1,10 @@
 import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.base.js';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  tsconfig: '../../tsconfig.base.json',
-  // The conformance suites register tests with the caller's vitest; a bundled copy would register nowhere.
-  external: ['vitest'],
-});
+export default defineConfig(
+  packageConfig({
+    entry: ['src/index.ts'],
+    // The conformance suites register tests with the caller's vitest; a bundled copy would register nowhere.
+    external: ['vitest'],
+  }),
+);

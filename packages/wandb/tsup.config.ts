@@ -1,12 +1,9 @@
 import { defineConfig } from 'tsup';
+import { packageConfig } from '../../tsup.base.js';
 
-export default defineConfig({
-  // Subpath entries let the binary load only the backends it uses (the Kubernetes client alone is ~70 MiB of RSS).
-  entry: { index: 'src/index.ts', settings: 'src/settings-entry.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  tsconfig: '../../tsconfig.base.json',
-});
+export default defineConfig(
+  packageConfig({
+    // `@launch/wandb/settings` lets the binary read W&B settings without loading the GraphQL client.
+    entry: { index: 'src/index.ts', settings: 'src/settings-entry.ts' },
+  }),
+);

@@ -16,7 +16,6 @@ describe('agentOptionsFromConfig', () => {
       startTimeout: 0,
       pollIntervalMs: 2500,
       maxResumeCount: 1,
-      killGracePeriod: 3,
       apiKey: undefined,
       baseUrl: undefined,
       secureMode: true,

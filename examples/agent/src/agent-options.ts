@@ -19,7 +19,6 @@ export function agentOptionsFromConfig(
   | 'startTimeout'
   | 'pollIntervalMs'
   | 'maxResumeCount'
-  | 'killGracePeriod'
   | 'apiKey'
   | 'baseUrl'
   | 'secureMode'
@@ -32,7 +31,6 @@ export function agentOptionsFromConfig(
     startTimeout: config.start_timeout,
     pollIntervalMs: config.poll_interval === undefined ? undefined : config.poll_interval * 1000,
     maxResumeCount: config.max_resume_count,
-    killGracePeriod: config.kill_grace_period,
     apiKey: config.api_key ?? undefined,
     baseUrl: config.base_url ?? undefined,
     secureMode: config.secure_mode,

@@ -1,4 +1,5 @@
 import { Redactor } from '@launch/core';
+import { checkCommand } from './commands/check.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { enqueueCommand } from './commands/enqueue.js';
@@ -20,12 +21,14 @@ Commands:
   status              show the queue's items and agents
   config check        validate the agent config and show where each value came from
   config schema       print the config's JSON Schema
+  check               dry run: print what the agent would submit for a job (exit 2 on problems)
   demo                run three demo jobs on a temporary queue and show the result
 
 Run "launch-agent <command> --help" for a command's options.
 Exit status: 0 success, 1 failure at run time, 2 bad usage or config.`;
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
+  check: checkCommand,
   run: runCommand,
   enqueue: enqueueCommand,
   status: statusCommand,

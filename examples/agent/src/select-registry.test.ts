@@ -5,6 +5,7 @@ import { LaunchError, parseAgentConfig } from '@launch/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isConfigProblem } from './load-config.js';
 import { registryPlan, selectRegistry } from './select-registry.js';
+import { awsEndpoints } from './select-environment.js';
 
 const config = (raw: Record<string, unknown>) => parseAgentConfig(raw, 'test config');
 
@@ -66,12 +67,39 @@ describe('selectRegistry', () => {
     expect(s.lines[0]).toContain('Amazon ECR (ecr), from builder.destination');
   });
 
-  it('refuses ACR and GAR as not available yet, as config errors naming the key', async () => {
-    const acr = await rejected(selectRegistry({ config: config({ builder: { type: 'docker', destination: 'myacr.azurecr.io/team' } }), env: {} }));
-    expect(acr.code).toBe('config.registry_unavailable');
-    expect(acr.message).toBe('builder.destination names myacr.azurecr.io, Azure Container Registry (acr): that registry is not available yet in this agent');
-    expect(isConfigProblem(acr)).toBe(true);
-    const gar = await rejected(selectRegistry({ config: config({ registry: { type: 'gcr', uri: 'us-docker.pkg.dev/proj/repo/img' } }), env: {} }));
-    expect(gar.message).toMatch(/^registry.uri names us-docker.pkg.dev, Google Artifact Registry \(gar\): that registry is not available yet/);
+  it('loads Artifact Registry from @launch/cloud-gcp, with the region of the host', async () => {
+    const s = await selectRegistry({ config: config({ builder: { type: 'docker', destination: 'europe-west4-docker.pkg.dev/proj-123/repo/img' } }), env: {} });
+    expect(s.registry?.name).toBe('gar');
+    expect(s.lines).toEqual([
+      'registry: europe-west4-docker.pkg.dev/proj-123/repo/img (Google Artifact Registry (gar), from builder.destination); credentials from Application Default Credentials (an access token as oauth2accesstoken)',
+    ]);
+  });
+
+  it('takes a GAR registry of registry.* parts without a project, the project from the credentials', async () => {
+    const key = join(home, 'sa.json');
+    await writeFile(key, JSON.stringify({ type: 'service_account', project_id: 'keyproj-42', client_email: 'a@keyproj-42.iam.gserviceaccount.com', private_key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n', token_uri: 'http://127.0.0.1:1/token' }));
+    const c = config({ registry: { type: 'gcr', region: 'us-central1', repository: 'repo', 'image-name': 'img' } });
+    expect(registryPlan(c)).toMatchObject({ type: 'gar', garParts: { region: 'us-central1', repository: 'repo', imageName: 'img' } });
+    const s = await selectRegistry({ config: c, env: { GOOGLE_APPLICATION_CREDENTIALS: key } });
+    expect(s.registry?.name).toBe('gar');
+    expect(s.registry?.uri).toBe('us-central1-docker.pkg.dev/keyproj-42/repo/img');
+  });
+
+  it('loads ACR from @launch/cloud-azure', async () => {
+    const s = await selectRegistry({ config: config({ builder: { type: 'docker', destination: 'myacr.azurecr.io/team' } }), env: {} });
+    expect(s.registry?.name).toBe('acr');
+    expect(s.lines[0]).toContain('Azure Container Registry (acr), from builder.destination); credentials from DefaultAzureCredential');
+  });
+
+  it('names the missing GCP region for a multi-region GAR host without environment.region, as a config error', async () => {
+    const error = await rejected(selectRegistry({ config: config({ registry: { type: 'gcr', uri: 'us-docker.pkg.dev/proj-123/repo/img' } }), env: {} }));
+    expect(error.code).toBe('config.registry');
+    expect(error.message).toMatch(/^registry.uri "us-docker.pkg.dev\/proj-123\/repo\/img" cannot be used: .*no region: set environment.region/s);
+    expect(isConfigProblem(error)).toBe(true);
+  });
+
+  it('passes AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL to the AWS environment, the service one first', () => {
+    expect(awsEndpoints({ AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:2' })).toEqual({ s3: 'http://127.0.0.1:2', ecr: 'http://127.0.0.1:1', sts: 'http://127.0.0.1:1' });
+    expect(awsEndpoints({})).toEqual({});
   });
 });

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createAgent, type Agent, type AgentConfig, type EmbeddedQueue, type Logger, type Redactor } from '@launch/core';
+import { createAgent, type Agent, type AgentConfig, type AgentStopped, type EmbeddedQueue, type Logger, type Redactor } from '@launch/core';
 import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 import { watchIdle } from './idle.js';
 import type { Io } from './io.js';
@@ -109,9 +109,9 @@ export async function createSession(options: SessionOptions): Promise<Session> {
 
   const run = async (): Promise<number> => {
     let signals = 0;
-    let fatal: string | undefined;
-    agent.on('agent:stopped', ({ reason }) => {
-      if (/fail|fatal/i.test(reason)) fatal = reason;
+    let exitCode = EXIT_OK;
+    agent.on('agent:stopped', (stop) => {
+      exitCode = exitCodeForStop(stop);
     });
     const offSignal = io.onSignal((signal) => {
       signals += 1;
@@ -137,9 +137,9 @@ export async function createSession(options: SessionOptions): Promise<Session> {
       // A signal during a start that hangs (a slow API, a stuck file system) must still end the process.
       await Promise.race([agent.start(), agent.stopped]);
       await agent.stopped;
-      return fatal ? EXIT_FAILURE : EXIT_OK;
+      return exitCode;
     } catch (error) {
-      await agent.stop('fatal error').catch(() => {});
+      await agent.stop('the agent failed to start').catch(() => {});
       // Refused at registration (bad credentials, a missing queue): the user's config, exit 2.
       if (isConfigProblem(error)) throw error;
       out.write(`launch: agent failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -158,6 +158,15 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   };
 
   return { agent, selected, queues, redactor, logger, reporter, out, run, health };
+}
+
+/**
+ * The exit code of a run the agent ended on its own terms, from the stop's typed cause (never its free-text
+ * reason): a signal, the idle check or the queue's stop request is a clean stop (0); an agent that could not
+ * go on is a failure (1).
+ */
+export function exitCodeForStop(stop: Pick<AgentStopped, 'cause'>): number {
+  return stop.cause === 'fatal' ? EXIT_FAILURE : EXIT_OK;
 }
 
 const BUSY = new Set(['queued', 'claimed', 'acked']);

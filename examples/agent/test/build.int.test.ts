@@ -74,19 +74,19 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     expect(d.stderr).toContain('launch: warning: builder.build-context-store is used only by kaniko builds: the docker builder ignores it');
   });
 
-  it('refuses kaniko and registries it does not have yet at start-up with exit 2', async () => {
+  it('refuses kaniko without a kube config at start-up with exit 2, and takes an ACR destination through the Azure package', async () => {
     const b = await box();
     const kaniko = join(b.dir, 'kaniko.yaml');
     await writeFile(kaniko, 'builder:\n  type: kaniko\n  build-context-store: s3://bucket/ctx\n  destination: 127.0.0.1:5000/team/app\n');
     const k = await cli(['run', '-c', kaniko, '--exit-when-idle'], b.env);
     expect(k.code).toBe(2);
-    expect(k.stderr).toContain('the kaniko builder is not available yet in this agent');
+    expect(k.stderr).toContain('builder.type is kaniko, but there is no Kubernetes cluster to run build Jobs in');
 
     const acr = join(b.dir, 'acr.yaml');
     await writeFile(acr, 'builder:\n  type: docker\n  destination: myacr.azurecr.io/team\n');
     const a = await cli(['run', '-c', acr, '--exit-when-idle'], b.env);
-    expect(a.code).toBe(2);
-    expect(a.stderr).toContain('builder.destination names myacr.azurecr.io, Azure Container Registry (acr): that registry is not available yet in this agent');
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stderr).toContain('launch: registry: myacr.azurecr.io/team (Azure Container Registry (acr), from builder.destination); credentials from DefaultAzureCredential');
   });
 
   it('fails a job without an image at stage build, saying its code was not provided', async () => {

@@ -15,3 +15,4 @@ export type * from './agent/types.js';
 export * from './agent/index.js';
 export * from './config/index.js';
 export * from './queue/embedded/index.js';
+export * from './plan-run.js';

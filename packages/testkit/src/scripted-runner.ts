@@ -36,6 +36,10 @@ export function createScriptedRunner(options: {
   failSubmit?: (request: RunRequest) => Error | undefined;
   /** Declare the `adopt` capability (adopt() finds nothing; attach-only requests are answered by `script`). */
   adopt?: boolean;
+  /** Declare the `needsImage` capability, so the agent builds an image for jobs without one. */
+  needsImage?: boolean;
+  /** The runner's `warningStage` (unset: the agent reports warnings under its name, `scripted`). */
+  warningStage?: string;
 }): ScriptedRunner {
   const requests: RunRequest[] = [];
   const reported: string[] = [];
@@ -45,8 +49,9 @@ export function createScriptedRunner(options: {
   const runner: ScriptedRunner = {
     specificationVersion: 'v1',
     name: 'scripted',
+    ...(options.warningStage !== undefined ? { warningStage: options.warningStage } : {}),
     resources: options.resources ?? ['scripted'],
-    capabilities: { adopt: options.adopt ?? false, remote: options.remote ?? false, needsImage: false },
+    capabilities: { adopt: options.adopt ?? false, remote: options.remote ?? false, needsImage: options.needsImage ?? false },
     ...(options.adopt ? { adopt: async () => [] } : {}),
     requests,
     cancels,

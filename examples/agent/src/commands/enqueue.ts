@@ -1,5 +1,6 @@
 import { PRIORITIES, silentLogger, type EmbeddedQueue, type ItemRecord } from '@launch/core';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
+import { dryRun } from './check.js';
 import type { Io } from '../io.js';
 import { loadConfig } from '../load-config.js';
 import { colorEnabled, palette } from '../output/color.js';
@@ -28,6 +29,8 @@ Options:
       --project NAME      W&B project
       --entity NAME       W&B entity
       --wait              wait for the job to end; exit 0 if it finished with exit code 0, 1 otherwise
+      --dry-run           queue nothing: print what the agent would submit, as "launch-agent check" does
+                          (exit 2 with every problem listed)
 ${CONFIG_FLAGS_HELP}
 
 Everything after "--" is the command, passed as is (no shell).`;
@@ -44,6 +47,7 @@ const FLAGS = {
   project: { type: 'string' },
   entity: { type: 'string' },
   wait: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
 } as const;
 
 export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
@@ -56,6 +60,10 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
     throw new UsageError(`unexpected argument "${positionals[0]}"; put the command after "--"`, 'enqueue');
   }
   const priority = choiceFlag('enqueue', 'priority', v.priority, PRIORITIES);
+  if (v['dry-run']) {
+    if (v.wait) throw new UsageError('--wait and --dry-run exclude each other: a dry run queues nothing', 'enqueue');
+    return dryRun(io, { ...v, command: rest, json: false });
+  }
   const base = v.spec ? await readSpecFile(v.spec, 'enqueue') : undefined;
   const { spec, warnings } = buildSpec(
     base,

@@ -127,8 +127,8 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
     if (options.format === 'json') json('agent:error', { where, message: error.message });
     else options.sink.write(`${c.dim('launch:')} ${c.red('error')} in ${where}: ${error.message}`);
   });
-  on('agent:stopped', ({ reason }) => {
-    if (options.format === 'json') json('agent:stopped', { reason });
+  on('agent:stopped', ({ reason, cause }) => {
+    if (options.format === 'json') json('agent:stopped', { reason, cause });
     else options.sink.write(`${c.dim('launch:')} agent stopped (${reason})`);
   });
 

@@ -200,6 +200,9 @@ export function packContext(layout: ContextLayout, options: PackOptions = {}): P
     rejectDigest = reject;
   });
   digest.catch(() => undefined); // the caller may only look at the stream's error
+  // Known once the tar ends, but given out only once the consumer has read the whole stream: a digest for
+  // content that was never delivered (the consumer gave up) would name an image that was not built from it.
+  let computed: ContextDigest | undefined;
   const hasher = new Transform({
     highWaterMark: STAGE_BUFFER,
     transform(chunk: Buffer, _encoding, callback) {
@@ -208,7 +211,7 @@ export function packContext(layout: ContextLayout, options: PackOptions = {}): P
       callback(null, chunk);
     },
     flush(callback) {
-      resolveDigest({ sha256: hash.digest('hex'), tarBytes, entries: counter.entries });
+      computed = { sha256: hash.digest('hex'), tarBytes, entries: counter.entries };
       callback();
     },
   });
@@ -225,6 +228,8 @@ export function packContext(layout: ContextLayout, options: PackOptions = {}): P
   (pipeline as (...args: unknown[]) => void)(...stages, (error: Error | null) => {
     options.signal?.removeEventListener('abort', onAbort);
     if (error) rejectDigest(error);
+    else if (computed) resolveDigest(computed);
+    else rejectDigest(new Error('the build context stream ended before the tar was complete'));
   });
   return { stream: out, digest };
 }

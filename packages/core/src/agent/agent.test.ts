@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMemoryQueue, createScriptedRunner, waitFor, type MemoryQueue, type ScriptStep } from '@launch/testkit';
 import { createAgent } from './create-agent.js';
-import type { Agent, AgentOptions } from './types.js';
+import type { Builder } from '../contracts/builder.js';
+import type { Runner } from '../contracts/runner.js';
+import { LaunchError } from '../errors.js';
+import type { Agent, AgentOptions, AgentStopped } from './types.js';
 import { readChunkedEnv } from './run-env.js';
 
 const agents: Agent[] = [];
@@ -440,9 +443,82 @@ describe('createAgent loop', () => {
     const source = createMemoryQueue({ pollIntervalMs: 50 });
     const agent = start({ source, runners: [createScriptedRunner({})] });
     await agent.start();
+    const stops: AgentStopped[] = [];
+    agent.on('agent:stopped', (e) => stops.push(e));
     source.stopAgent();
     await agent.stopped;
     expect(source.calls.filter((c) => c.op === 'status').at(-1)).toEqual({ op: 'status', status: 'KILLED' });
+    expect(stops).toEqual([{ reason: 'stop requested by the queue', cause: 'source' }]);
+  });
+
+  it('says why it stopped with a typed cause: requested by stop(), fatal with the error when the loop fails', async () => {
+    const requested = start({ source: createMemoryQueue(), runners: [createScriptedRunner({})] });
+    const stops: AgentStopped[] = [];
+    requested.on('agent:stopped', (e) => stops.push(e));
+    await requested.start();
+    // A free-text reason that reads like a failure is still a requested stop.
+    await requested.stop('fatal: the operator failed over');
+    expect(stops).toEqual([{ reason: 'fatal: the operator failed over', cause: 'requested' }]);
+
+    // The loop fails (here: its clock throws once, with a secret in the message): the agent stops as fatal.
+    const apiKey = 'k'.repeat(40);
+    let boom = false;
+    const clock = {
+      now: () => {
+        if (boom) {
+          boom = false;
+          throw new Error(`clock broke near ${apiKey}`);
+        }
+        return Date.now();
+      },
+      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+    };
+    const source = createMemoryQueue();
+    const failing = start({ source, runners: [createScriptedRunner({})], clock, apiKey });
+    const fatal: AgentStopped[] = [];
+    failing.on('agent:stopped', (e) => fatal.push(e));
+    await failing.start();
+    await waitFor(() => ops(source, 'pop').length >= 1, { what: 'the first poll' });
+    boom = true;
+    source.enqueue('q', job()); // wakes the loop, whose next turn reads the clock
+    await failing.stopped;
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]!.cause).toBe('fatal');
+    expect(fatal[0]!.reason).toBe('the agent loop failed: clock broke near [REDACTED]');
+    expect(LaunchError.isInstance(fatal[0]!.error)).toBe(true);
+    expect(fatal[0]!.error!.code).toBe('agent.loop_failed');
+    expect(fatal[0]!.error!.message).toBe('clock broke near [REDACTED]');
+  });
+
+  it('passes adopt a signal that the stop aborts, and adopts nothing found after it', async () => {
+    const base = createScriptedRunner({ remote: true, adopt: true });
+    let seen: AbortSignal | undefined;
+    const adopting: Runner = {
+      specificationVersion: 'v1',
+      name: base.name,
+      resources: base.resources,
+      capabilities: base.capabilities,
+      run: (request, ctx) => base.run(request, ctx),
+      adopt: (_name, ctx) =>
+        new Promise((_resolve, reject) => {
+          seen = ctx.signal;
+          ctx.signal?.addEventListener('abort', () => reject(ctx.signal!.reason));
+        }),
+    };
+    const agent = start({ source: createMemoryQueue(), runners: [adopting] });
+    const errors: string[] = [];
+    agent.on('agent:error', (e) => errors.push(e.where));
+    const starting = agent.start();
+    await waitFor(() => seen, { what: 'the adopt call' });
+    expect(seen!.aborted).toBe(false);
+    await agent.stop('test stop');
+    await starting;
+    expect(seen!.aborted).toBe(true);
+    expect(LaunchError.isInstance(seen!.reason) && seen!.reason.code).toBe('agent.stopping');
+    // The aborted call is the stop at work, not an error; and no loop started after the stop.
+    expect(errors).toEqual([]);
+    expect(agent.snapshot().status).toBe('STOPPED');
   });
 
   it('polls again the moment a job ends instead of waiting for the poll interval', async () => {
@@ -476,6 +552,44 @@ describe('createAgent loop', () => {
     await waitFor(() => ops(source, 'finish').length === 1);
     const warnings = ops(source, 'warn').map((w) => (w as { warning: { message: string } }).warning.message);
     expect(warnings).toEqual(['0/3 nodes are available', 'ImagePullError: cannot pull repo/img:1 (hint: check the image name)']);
+  });
+
+  it('reports a build\'s warnings at stage build and runs the image with the entry point the build chose', async () => {
+    const source = createMemoryQueue();
+    source.enqueue('q', job({ name: 'chosen', overrides: { entry_point: ['python', 'train.py'] } }));
+    source.enqueue('q', job({ name: 'kept', overrides: { entry_point: ['python', 'train.py'] } }));
+    const builder: Builder = {
+      specificationVersion: 'v1',
+      name: 'stub',
+      async build(request) {
+        request.onWarning?.(`left out package foo for ${request.spec.name}`);
+        return request.spec.name === 'chosen' ? { imageUri: 'built:1', cached: false, entryPoint: ['python', 'src/train.py'] } : { imageUri: 'built:2', cached: true };
+      },
+    };
+    const runner = createScriptedRunner({ needsImage: true });
+    await start({ source, runners: [runner], builder }).start();
+    await waitFor(() => ops(source, 'finish').length === 2, { what: 'both jobs' });
+    expect(ops(source, 'warn').map((w) => (w as { warning: { stage: string; message: string } }).warning)).toEqual([
+      { stage: 'build', message: 'left out package foo for chosen' },
+      { stage: 'build', message: 'left out package foo for kept' },
+    ]);
+    expect(runner.requests.map((r) => [r.image, r.entryPoint])).toEqual([
+      ['built:1', ['python', 'src/train.py']],
+      ['built:2', ['python', 'train.py']],
+    ]);
+  });
+
+  it('reports run warnings under the stage the runner declares (warningStage), else under its name', async () => {
+    const steps: ScriptStep[] = [{ state: 'starting', messages: ['pod pending'], ms: 30 }, { state: 'finished', exitCode: 0 }];
+    const stages = async (runner: ReturnType<typeof createScriptedRunner>) => {
+      const source = createMemoryQueue();
+      source.enqueue('q', job());
+      await start({ source, runners: [runner] }).start();
+      await waitFor(() => ops(source, 'finish').length === 1, { what: 'the job' });
+      return ops(source, 'warn').map((w) => (w as { warning: { stage: string; message: string } }).warning);
+    };
+    expect(await stages(createScriptedRunner({ script: () => steps, warningStage: 'Kubernetes' }))).toEqual([{ stage: 'Kubernetes', message: 'pod pending' }]);
+    expect(await stages(createScriptedRunner({ script: () => steps }))).toEqual([{ stage: 'scripted', message: 'pod pending' }]);
   });
 
   it('refuses overrides.entry_point in secure mode', async () => {
@@ -590,6 +704,37 @@ describe('createAgent loop', () => {
     const source = createMemoryQueue();
     expect(() => createAgent({ source, queues: ['q'], runners: [createScriptedRunner({})], maxJobs: -2 })).toThrow(/max_jobs must be -1/);
     expect(() => createAgent({ source, queues: [], runners: [createScriptedRunner({})] })).toThrow(/at least one queue/);
+  });
+
+  it('refuses, at creation, a backend whose specificationVersion it does not know, naming it and the version found', () => {
+    const source = createMemoryQueue();
+    const runner = createScriptedRunner({});
+    const backend = (name: string, version: unknown) => ({ specificationVersion: version, name }) as never;
+    const refusal = (options: Partial<AgentOptions>): LaunchError => {
+      try {
+        createAgent({ source, queues: ['q'], runners: [runner], ...options });
+      } catch (error) {
+        if (LaunchError.isInstance(error)) return error;
+        throw error;
+      }
+      throw new Error('createAgent accepted the backend');
+    };
+    const cases: [Partial<AgentOptions>, string][] = [
+      [{ source: { ...source, specificationVersion: 'v2' } as never }, 'queue source "memory" implements contract specificationVersion "v2"; this agent knows "v1"'],
+      [{ runners: [runner, { ...runner, name: 'future', specificationVersion: 'v9' } as never] }, 'runner "future" implements contract specificationVersion "v9"; this agent knows "v1"'],
+      [{ builder: backend('docker', 'v2') }, 'builder "docker" implements contract specificationVersion "v2"; this agent knows "v1"'],
+      [{ registry: backend('ecr', undefined) }, 'registry "ecr" implements contract specificationVersion none; this agent knows "v1"'],
+      [{ contextStore: backend('s3', 2) }, 'context store "s3" implements contract specificationVersion number; this agent knows "v1"'],
+    ];
+    expect(cases).toHaveLength(5);
+    for (const [options, message] of cases) {
+      const error = refusal(options);
+      expect(error.code).toBe('agent.unsupported_backend');
+      expect(error.message).toBe(message);
+      expect(error.hint).toMatch(/upgrade @launch\/core/);
+    }
+    // The versions it knows pass.
+    expect(() => createAgent({ source, queues: ['q'], runners: [runner], builder: backend('noop', 'v1') })).not.toThrow();
   });
 });
 

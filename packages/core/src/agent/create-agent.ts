@@ -1,14 +1,14 @@
 import { hostname as osHostname } from 'node:os';
 import type { QueueItem } from '../contracts/queue-source.js';
 import type { Runner, SubmittedRun } from '../contracts/runner.js';
-import { LaunchError } from '../errors.js';
+import { LaunchError, toLaunchError } from '../errors.js';
 import { childLogger } from '../logger.js';
 import { Redactor, isSecretEnvName } from '../redact.js';
 import type { AgentStatus } from '../status.js';
 import { TypedEmitter } from './emitter.js';
 import { agentError, followAdoptedRun, runJob, type JobContext, type JobTracker } from './job.js';
 import { resolveOptions } from './options.js';
-import type { Agent, AgentOptions, AgentSnapshot } from './types.js';
+import type { Agent, AgentOptions, AgentSnapshot, AgentStopped } from './types.js';
 
 /** Minimum time between two agent-status reports, so a busy agent does not flood the source. */
 const STATUS_MIN_INTERVAL_MS = 1000;
@@ -58,6 +58,9 @@ export function createAgent(options: AgentOptions): Agent {
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   let stopPromise: Promise<void> | undefined;
+  // Aborted when the agent stops: the signal of agent-wide backend calls (adopt). A job's build and
+  // submission have their own (job.abort), aborted only while the job is not yet submitted.
+  const agentAbort = new AbortController();
 
   const counts = () => {
     let regular = 0;
@@ -204,7 +207,7 @@ export function createAgent(options: AgentOptions): Agent {
         });
         if (stop) {
           logger.info({}, 'the queue asked this agent to stop');
-          void api.stop('stop requested by the queue');
+          void stopWith({ reason: 'stop requested by the queue', cause: 'source' });
           return;
         }
       }
@@ -267,6 +270,38 @@ export function createAgent(options: AgentOptions): Agent {
     }
   };
 
+  /** Stops the agent once; the first call's reason and cause are the ones `agent:stopped` carries. */
+  const stopWith = (stop: AgentStopped): Promise<void> => {
+    if (stopPromise) return stopPromise;
+    stopping = true;
+    agentAbort.abort(new LaunchError({ code: 'agent.stopping', message: 'the agent is stopping' }));
+    wake();
+    stopPromise = (async () => {
+      unsubscribe?.();
+      await loopDone;
+      phase = 'STOPPED';
+      if (agentId) reportStatus(true);
+      for (const job of jobs.values()) {
+        const remote = job.runner?.capabilities.remote ?? false;
+        job.shutdown = remote ? 'detach' : 'cancel';
+        // A build or submission still in flight is cancelled (its item is handed back as stopped).
+        if (!job.submitted) job.abort?.abort(new LaunchError({ code: 'agent.stopping', message: 'the agent is stopping' }));
+        job.poke?.();
+        logger.info({ itemId: job.item.id, runId: job.runId, state: job.state }, remote ? 'leaving remote run running' : 'terminating local run');
+      }
+      // Wait for every job to settle: local runs are cancelled (TERM, then KILL) and reported.
+      await new Promise<void>((resolve) => {
+        const check = () => (jobs.size === 0 ? resolve() : clock.setTimeout(check, 20));
+        check();
+      });
+      await statusInFlight;
+      emitter.emit('agent:stopped', stop);
+      logger.info({ reason: stop.reason, cause: stop.cause }, 'agent stopped');
+      resolveStopped();
+    })();
+    return stopPromise;
+  };
+
   const api: Agent = {
     async start() {
       if (started) throw new LaunchError({ code: 'agent.started', message: 'the agent was already started' });
@@ -285,7 +320,9 @@ export function createAgent(options: AgentOptions): Agent {
       for (const runner of opts.runners) {
         if (!runner.capabilities.adopt || !runner.adopt) continue;
         try {
-          const runs = await runner.adopt(reg.name, { logger });
+          const runs = await runner.adopt(reg.name, { logger, signal: agentAbort.signal });
+          // Stopped while adopting: a run found now would miss the shutdown; the next agent adopts it.
+          if (stopping) break;
           for (const run of runs) {
             const item: QueueItem = { id: run.itemId, queue: run.queue ?? '', spec: run.spec ?? {} };
             if (jobs.has(item.id)) continue;
@@ -293,46 +330,24 @@ export function createAgent(options: AgentOptions): Agent {
             adopt(item, run, runner);
           }
         } catch (error) {
+          if (stopping) break; // the stop aborted the call: not an error
           reportError(error, `adopt (${runner.name})`);
         }
       }
+      if (stopping) return;
       if (source.capabilities.notify && source.subscribe) unsubscribe = source.subscribe(wake);
       phase = 'POLLING';
       reportStatus(true);
       loopDone = loop().catch((e: unknown) => {
         reportError(e, 'loop');
-        void api.stop('the agent loop failed');
+        const cause = toLaunchError(e, { code: 'agent.loop_failed', stage: 'agent' });
+        const error = new LaunchError({ code: cause.code, stage: cause.stage, category: cause.category, hint: cause.hint, message: redactor.redact(cause.message) });
+        void stopWith({ reason: `the agent loop failed: ${error.message}`, cause: 'fatal', error });
       });
     },
 
     stop(reason = 'stopped') {
-      if (stopPromise) return stopPromise;
-      stopping = true;
-      wake();
-      stopPromise = (async () => {
-        unsubscribe?.();
-        await loopDone;
-        phase = 'STOPPED';
-        if (agentId) reportStatus(true);
-        for (const job of jobs.values()) {
-          const remote = job.runner?.capabilities.remote ?? false;
-          job.shutdown = remote ? 'detach' : 'cancel';
-          // A build or submission still in flight is cancelled (its item is handed back as stopped).
-          if (!job.submitted) job.abort?.abort(new LaunchError({ code: 'agent.stopping', message: 'the agent is stopping' }));
-          job.poke?.();
-          logger.info({ itemId: job.item.id, runId: job.runId, state: job.state }, remote ? 'leaving remote run running' : 'terminating local run');
-        }
-        // Wait for every job to settle: local runs are cancelled (TERM, then KILL) and reported.
-        await new Promise<void>((resolve) => {
-          const check = () => (jobs.size === 0 ? resolve() : clock.setTimeout(check, 20));
-          check();
-        });
-        await statusInFlight;
-        emitter.emit('agent:stopped', { reason });
-        logger.info({ reason }, 'agent stopped');
-        resolveStopped();
-      })();
-      return stopPromise;
+      return stopWith({ reason, cause: 'requested' });
     },
 
     stopped,

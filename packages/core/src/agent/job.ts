@@ -11,9 +11,8 @@ import type { Redactor, RedactorScope } from '../redact.js';
 import { isSchedulerSpec, normalizeLaunchSpec, specImage, type LaunchSpec } from '../spec.js';
 import { isTerminal, type RunState } from '../status.js';
 import type { TypedEmitter } from './emitter.js';
-import { fillMacros, macroVars } from './macros.js';
 import type { ResolvedOptions } from './options.js';
-import { wandbRunEnv } from './run-env.js';
+import { planRun } from '../plan-run.js';
 
 /** What the agent knows about one job while it holds a slot. */
 export interface JobTracker {
@@ -118,8 +117,8 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     // start a second one. A local run died with its agent (the orphan guard kills it), so it runs again.
     const attachOnly = item.previousRun !== undefined && runner.capabilities.remote;
     if (attachOnly && !(runner.capabilities.adopt && runner.adopt)) throw outcomeLost(item, runId, `the ${runner.name} runner cannot find runs it started earlier`);
-    const image = attachOnly ? specImage(spec) : runner.capabilities.needsImage ? await resolveImage(ctx, job, spec, runId) : specImage(spec);
-    const request = buildRequest(ctx, spec, { runId, item, image, resource, runner });
+    const built: { image?: string; entryPoint?: string[] } = attachOnly || !runner.capabilities.needsImage ? { image: specImage(spec) } : await resolveImage(ctx, job, spec, runId);
+    const request = buildRequest(ctx, spec, { runId, item, image: built.image, entryPoint: built.entryPoint, resource, runner });
     if (attachOnly) request.attachOnly = true;
     if (job.shutdown) {
       // The agent began shutting down while this job was being prepared: hand it back, don't start it.
@@ -201,9 +200,10 @@ async function localCodeDir(ctx: JobContext, spec: LaunchSpec): Promise<string |
   return dir;
 }
 
-async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, runId: string): Promise<string> {
+/** The job's image: the spec's, or one the builder built (with the entry point it chose, when it chose one). */
+async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, runId: string): Promise<{ image: string; entryPoint?: string[] }> {
   const direct = specImage(spec);
-  if (direct) return direct;
+  if (direct) return { image: direct };
   const { opts, emitter } = ctx;
   if (!opts.builder) {
     throw new LaunchError({
@@ -226,11 +226,16 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
         registry: opts.registry,
         contextStore: opts.contextStore,
         onProgress: (line) => emitter.emit('build:progress', { item: job.item, runId, line: ctx.redactor.redact(line) }),
+        onWarning: (message) => {
+          const text = ctx.redactor.redact(message);
+          emitter.emit('run:warning', { item: job.item, runId, message: text });
+          opts.source.warn(job.item, { stage: 'build', message: text }).catch((e: unknown) => agentError(ctx, e, 'warn'));
+        },
       },
       { logger: ctx.logger, signal: job.abort?.signal },
     );
     emitter.emit('build:finished', { item: job.item, runId, imageUri: result.imageUri, cached: result.cached });
-    return result.imageUri;
+    return { image: result.imageUri, ...(result.entryPoint && result.entryPoint.length > 0 ? { entryPoint: result.entryPoint } : {}) };
   } catch (error) {
     throw toLaunchError(error, { code: 'build.failed', stage: 'build' });
   }
@@ -239,52 +244,22 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
 function buildRequest(
   ctx: JobContext,
   spec: LaunchSpec,
-  j: { runId: string; item: QueueItem; image?: string; resource: string; runner: Runner },
+  j: { runId: string; item: QueueItem; image?: string; entryPoint?: string[]; resource: string; runner: Runner },
 ): RunRequest {
-  const { opts } = ctx;
-  const vars = macroVars(opts.env, {
-    project: spec.project,
-    entity: spec.entity,
+  // One place builds what a runner gets, so the dry run (`launch-agent check`) shows exactly this.
+  return planRun(spec, {
     runId: j.runId,
-    runName: spec.name,
+    item: j.item,
     image: j.image,
-    author: spec.author,
-  });
-  // The `builder` sub-key configures the build, not the runner (W&B pops it).
-  const { builder: _builder, ...rawArgs } = (spec.resource_args?.[j.resource] ?? {}) as Record<string, unknown>;
-  const resourceArgs = fillMacros(rawArgs, vars);
-  const filledSpec: LaunchSpec = spec.additional_services
-    ? { ...spec, additional_services: fillMacros(spec.additional_services, vars) }
-    : spec;
-  const wandbEnv = wandbRunEnv({
-    spec,
-    runId: j.runId,
-    itemId: j.item.id,
-    queue: j.item.queue,
-    agentEntity: opts.entity,
-    image: j.image,
-    baseUrl: opts.baseUrl ?? opts.env.WANDB_BASE_URL,
-    apiKey: opts.apiKey ?? opts.env.WANDB_API_KEY,
-  });
-  // Runs on the agent's host inherit its environment (PATH, HOME, …) as W&B's local-process runner does;
-  // runs in an image (containers, remote clusters) get only what the job defines.
-  const base: Record<string, string> = {};
-  if (!j.runner.capabilities.remote && !j.runner.capabilities.needsImage) {
-    for (const [k, v] of Object.entries(opts.env)) if (v !== undefined) base[k] = v;
-  }
-  return {
-    runId: j.runId,
-    itemId: j.item.id,
-    queue: j.item.queue,
+    entryPoint: j.entryPoint,
+    resource: j.resource,
+    runner: j.runner,
     agentName: ctx.agentName,
-    spec: filledSpec,
-    image: j.image,
-    entryPoint: spec.overrides?.entry_point ?? [],
-    args: spec.overrides?.args ?? [],
-    env: { ...base, ...wandbEnv, ...(spec.env ?? {}) },
-    resourceArgs,
-    workingDir: spec.overrides?.working_dir ?? undefined,
-  };
+    env: ctx.opts.env,
+    entity: ctx.opts.entity,
+    baseUrl: ctx.opts.baseUrl,
+    apiKey: ctx.opts.apiKey,
+  });
 }
 
 async function submit(runner: Runner, request: RunRequest, ctx: CallContext): Promise<SubmittedRun> {
@@ -304,7 +279,8 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
   const clock = opts.clock;
   const { item } = job;
   const runId = job.runId!;
-  const warnStage = job.runner?.name === 'kubernetes' ? 'Kubernetes' : (job.runner?.name ?? 'run');
+  // The runner says where its warnings belong (W&B shows Kubernetes ones under `Kubernetes`).
+  const warnStage = job.runner?.warningStage ?? job.runner?.name ?? 'run';
   const seenMessages = new Set<string>();
   const seenDiagnoses = new Set<string>();
   let startTimedOut = false;

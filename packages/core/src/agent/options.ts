@@ -1,5 +1,6 @@
 import { LaunchError } from '../errors.js';
 import { silentLogger } from '../logger.js';
+import type { SpecificationVersion } from '../contracts/common.js';
 import type { AgentOptions, Clock } from './types.js';
 
 export const realClock: Clock = {
@@ -33,6 +34,26 @@ function seconds(name: string, value: number | undefined, fallback: number): num
   return v;
 }
 
+/** Contract versions this agent implements (see `SpecificationVersion`). */
+const KNOWN_SPECIFICATION_VERSIONS: readonly string[] = ['v1'] satisfies readonly SpecificationVersion[];
+
+/**
+ * Refuses a backend written for a contract version this agent does not know, naming it: its calls could
+ * mean something else than the agent expects (a field renamed, a promise changed).
+ */
+function checkSpecificationVersion(kind: string, backend: unknown): void {
+  const b = (typeof backend === 'object' && backend !== null ? backend : {}) as { name?: unknown; specificationVersion?: unknown };
+  const version = b.specificationVersion;
+  if (typeof version === 'string' && KNOWN_SPECIFICATION_VERSIONS.includes(version)) return;
+  const name = typeof b.name === 'string' && b.name !== '' ? `"${b.name.slice(0, 100)}"` : '(unnamed)';
+  const found = typeof version === 'string' ? `"${version.slice(0, 100)}"` : version === undefined ? 'none' : typeof version;
+  throw new LaunchError({
+    code: 'agent.unsupported_backend',
+    message: `${kind} ${name} implements contract specificationVersion ${found}; this agent knows ${KNOWN_SPECIFICATION_VERSIONS.map((v) => `"${v}"`).join(', ')}`,
+    hint: `use a version of the ${kind} built for this @launch/core, or upgrade @launch/core`,
+  });
+}
+
 export type ResolvedOptions = ReturnType<typeof resolveOptions>;
 
 /** Checks the options once, at start-up, so a bad value fails with its name and not deep inside a job. */
@@ -48,6 +69,11 @@ export function resolveOptions(o: AgentOptions) {
   if (!Array.isArray(o.runners) || o.runners.length === 0) {
     throw new LaunchError({ code: 'agent.options', message: 'runners must hold at least one Runner' });
   }
+  checkSpecificationVersion('queue source', o.source);
+  for (const runner of o.runners) checkSpecificationVersion('runner', runner);
+  if (o.builder !== undefined) checkSpecificationVersion('builder', o.builder);
+  if (o.registry !== undefined) checkSpecificationVersion('registry', o.registry);
+  if (o.contextStore !== undefined) checkSpecificationVersion('context store', o.contextStore);
   const pollIntervalMs = o.pollIntervalMs ?? o.source.capabilities.pollIntervalMs;
   if (!(pollIntervalMs > 0)) {
     throw new LaunchError({ code: 'agent.options', message: `pollIntervalMs must be > 0, found ${String(pollIntervalMs)}` });

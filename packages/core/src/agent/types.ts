@@ -3,7 +3,7 @@ import type { ContextStore } from '../contracts/context-store.js';
 import type { QueueItem, QueueSource } from '../contracts/queue-source.js';
 import type { Registry } from '../contracts/registry.js';
 import type { LogChunk, RunStatus, Runner } from '../contracts/runner.js';
-import type { Stage } from '../errors.js';
+import type { LaunchError, Stage } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Redactor } from '../redact.js';
 import type { AgentStatus, RunState } from '../status.js';
@@ -24,7 +24,10 @@ export interface AgentOptions {
   builder?: Builder;
   registry?: Registry;
   contextStore?: ContextStore;
-  /** Target entity; items for another entity are not reported back (W&B's rule). */
+  /**
+   * The agent's entity: sent to the source at registration and given to runs as
+   * `WANDB_LAUNCH_QUEUE_ENTITY` (W&B's queue entity is the agent's).
+   */
   entity?: string;
   /** Concurrent jobs; -1 means no limit. Default 1. */
   maxJobs?: number;
@@ -48,8 +51,6 @@ export interface AgentOptions {
   baseUrl?: string;
   /** Times a preempted run is requeued. Default 5. */
   maxResumeCount?: number;
-  /** Seconds local runs get between TERM and KILL on shutdown or cancel. */
-  killGracePeriod?: number;
   /** Agent version string (W&B: `wandb@<ver>` or `WANDB_AGENT_VERSION`). */
   version?: string;
   hostname?: string;
@@ -98,7 +99,23 @@ export interface AgentEvents {
   'agent:poll': { pops: number; items: number; durationMs: number };
   /** A poll found no work and no job is running. */
   'agent:idle': Record<string, never>;
-  'agent:stopped': { reason: string };
+  'agent:stopped': AgentStopped;
+}
+
+/**
+ * Why the agent stopped, as a value to act on (an exit code) rather than a sentence to parse:
+ * - `requested`: `Agent.stop()` was called (by the embedder: a signal, an idle check, a test);
+ * - `source`: the queue source asked the agent to stop (`QueueSource.shouldStop`, W&B's `stopPolling`);
+ * - `fatal`: the agent could not go on (its loop failed); `error` says why.
+ */
+export type AgentStopCause = 'requested' | 'source' | 'fatal';
+
+export interface AgentStopped {
+  /** Free text for people: the `stop()` argument, or what the agent saw. */
+  reason: string;
+  cause: AgentStopCause;
+  /** With cause `fatal`: the failure, secrets removed from its message. */
+  error?: LaunchError;
 }
 
 export type AgentEventName = keyof AgentEvents;
@@ -125,8 +142,11 @@ export interface Agent {
   /** Registers with the source and starts the loop. Resolves once the loop runs. */
   start(): Promise<void>;
   /**
-   * Stops taking work and reports KILLED. Local runs are terminated (TERM, then KILL after the grace
-   * period); remote runs keep running. Resolves when done.
+   * Stops taking work and reports KILLED. Local runs are terminated through `SubmittedRun.cancel()` (the
+   * local runners send TERM, then KILL after the grace period they were created with); remote runs keep
+   * running; builds and submissions in flight are aborted through their call's signal. Emits
+   * `agent:stopped` with cause `requested` (unless the agent was already stopping for another cause).
+   * Resolves when done.
    */
   stop(reason?: string): Promise<void>;
   /** Resolves when the agent has stopped (by `stop()`, a source's stop request, or a fatal error). */

@@ -17,7 +17,11 @@ export interface BuildRequest {
   onProgress?: (line: string) => void;
   /** Problems the build worked around (e.g. packages it had to leave out), reported as queue warnings at stage `build`. */
   onWarning?: (message: string) => void;
-  /** What a W&B job says about its code (`wandb-job.json`): build context subdirectory, Dockerfile, entry point, Python runtime. */
+  /**
+   * What a W&B job says about its code (`wandb-job.json`): build context subdirectory, Dockerfile, entry point,
+   * Python runtime. The agent does not set it yet (it does not fetch job artifacts); callers that read the
+   * job's metadata themselves may.
+   */
   job?: { buildContext?: string; dockerfile?: string; entryPoint?: string[]; runtime?: string };
 }
 
@@ -25,7 +29,10 @@ export interface BuildResult {
   imageUri: string;
   /** True when an existing image was reused instead of built. */
   cached: boolean;
-  /** The entry point the image runs the job with, when the build chose it (W&B's `Dockerfile.wandb` case). */
+  /**
+   * The entry point the image runs the job with, when the build chose it (W&B's `Dockerfile.wandb` case).
+   * The agent then gives it to the runner in place of the spec's `overrides.entry_point`.
+   */
   entryPoint?: string[];
 }
 

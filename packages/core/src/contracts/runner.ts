@@ -93,12 +93,17 @@ export interface RunnerCapabilities {
 export interface Runner {
   readonly specificationVersion: SpecificationVersion;
   readonly name: string;
+  /**
+   * The stage this runner's run messages and diagnoses are reported under as queue warnings (W&B shows
+   * them under it), e.g. `Kubernetes`. Default: the runner's `name`.
+   */
+  readonly warningStage?: string;
   /** `resource` values this runner handles, e.g. `['local-process', 'local']`. */
   readonly resources: readonly string[];
   readonly capabilities: RunnerCapabilities;
   /** Submits the job; throws a LaunchError (stage `run`) when it cannot. */
   run(request: RunRequest, ctx: CallContext): Promise<SubmittedRun>;
-  /** Finds runs this agent started before a restart (capability `adopt`). */
+  /** Finds runs this agent started before a restart (capability `adopt`); the agent calls it once, at start. */
   adopt?(agentName: string, ctx: CallContext): Promise<SubmittedRun[]>;
   close?(): Promise<void>;
 }

@@ -114,6 +114,7 @@ describe('buildJobManifest (custom resources)', () => {
     const m = buildJobManifest({ request, agentName: 'a', namespace: 'n', apiKeySecret: 's' }) as Obj;
     expect(m.apiVersion).toBe('batch.volcano.sh/v1alpha1');
     expect(m.spec.backoffLimit).toBeUndefined();
+    expect(m.spec.tasks).toHaveLength(2);
     for (const task of m.spec.tasks) {
       expect(task.template.metadata.labels[LABEL.monitor]).toBe('true');
       expect(task.template.spec.containers[0].args).toEqual(['--x']);

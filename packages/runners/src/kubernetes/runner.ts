@@ -1,4 +1,4 @@
-import { LaunchError, childLogger, type CallContext, type RunRequest, type Runner, type SubmittedRun } from '@launch/core';
+import { LaunchError, childLogger, type CallContext, type RunRequest, type Runner, type SubmittedRun, type ValidationIssue } from '@launch/core';
 import { parseRunRequest } from '../run-request.js';
 import { findOrphans } from './adopt.js';
 import { isConflict, isNotFound, kubeError } from './api-errors.js';
@@ -11,11 +11,31 @@ import { createRunTracker } from './run.js';
 import { apiKeySecretName, createApiKeySecret, createPullSecret, deleteSecret, pullSecretName, registryServer } from './secrets.js';
 import { findKubernetesIssues, refusedArgsError } from './secure.js';
 import { createServiceObject, deleteServiceObject, type ObjectRef } from './services.js';
+import { findManifestIssues, invalidManifestError } from './validate-manifest.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** What the runner would submit for one request (a dry run): nothing is created, no cluster is called. */
+export interface KubernetesPlan {
+  /** The namespace the run object goes to (W&B's order; the kube context's namespace when a kube config is there). */
+  namespace: string;
+  /** `apiVersion kind` of the run object. */
+  kind: string;
+  /** The run object as it would be created; undefined when it cannot be built (the reason is in `issues`). */
+  manifest?: Record<string, unknown>;
+  /** The `additional_services` objects as they would be created. */
+  services: Record<string, unknown>[];
+  /** Every refused, unknown or misplaced field (safety rules and the kind's schema), by path. */
+  issues: ValidationIssue[];
+}
+
 /** A Kubernetes runner plus introspection used by tests and benchmarks. */
 export interface KubernetesRunner extends Runner {
+  /**
+   * The submission `run` would make for this request, checked as `run` checks it, without calling the cluster.
+   * The API key is never in it: the manifest reads it from the `wandb-api-key-*` secret.
+   */
+  plan(request: RunRequest): KubernetesPlan;
   adopt(agentName: string, ctx: CallContext): Promise<SubmittedRun[]>;
   close(): Promise<void>;
   /** Open watches and their counters. */
@@ -46,6 +66,72 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     ...(opts.volcano ? [VOLCANO_KIND] : []),
     ...opts.customKinds.map((k) => kindRef(k.apiVersion, k.kind)),
   ];
+
+  const serviceConfigs = (request: RunRequest): Obj[] => (request.spec.additional_services ?? []).map((s) => s.config as Obj);
+
+  /** Fields refused for safety (W&B's `validate_launch_resource_args`, secure_mode), in the args and every service. */
+  const securityIssues = (request: RunRequest): ValidationIssue[] => {
+    const issues = findKubernetesIssues(request.resourceArgs, { secureMode: opts.secureMode });
+    serviceConfigs(request).forEach((config, i) => {
+      for (const issue of findKubernetesIssues(config)) issues.push({ ...issue, path: `additional_services[${i}].config${issue.path ? `.${issue.path}` : ''}` });
+    });
+    if (opts.secureMode && request.entryPoint.length > 0) {
+      issues.push({
+        path: 'overrides.entry_point',
+        expected: 'no entry point override (secure_mode)',
+        found: `an array of ${request.entryPoint.length}`,
+        message: 'overriding the entry point is not allowed in secure_mode',
+      });
+    }
+    return issues;
+  };
+
+  /** Schema problems of the rendered run object and service manifests, with paths from the resource args. */
+  const schemaIssues = (manifest: Obj | undefined, serviceManifests: Obj[]): ValidationIssue[] => {
+    const issues = manifest ? findManifestIssues(manifest) : [];
+    serviceManifests.forEach((m, i) => {
+      const prefix = `additional_services[${i}].config`;
+      for (const issue of findManifestIssues(m)) {
+        issues.push({ ...issue, path: issue.path ? `${prefix}.${issue.path}` : prefix, message: issue.message.replace('(did you mean ', `(did you mean ${prefix}.`) });
+      }
+    });
+    return issues;
+  };
+
+  const plan = (raw: RunRequest): KubernetesPlan => {
+    const request = parseRunRequest(raw);
+    const agentName = opts.agentName ?? request.agentName;
+    const args = request.resourceArgs as Obj;
+    const issues = securityIssues(request);
+    let contextNamespace: string | undefined;
+    try {
+      contextNamespace = cluster(
+        typeof args.configFile === 'string' ? args.configFile : opts.kubeconfigPath,
+        typeof args.context === 'string' ? args.context : opts.context,
+      ).contextNamespace;
+    } catch {
+      // No kube config here: the plan names the namespace without the context's default.
+    }
+    const namespace = resolveNamespace(args, opts.namespace, contextNamespace);
+    const kind = manifestKind(args);
+    const apiKeySecret = opts.releaseName
+      ? apiKeySecretName(opts.releaseName)
+      : request.env.WANDB_API_KEY !== undefined
+        ? apiKeySecretName(request.runId)
+        : undefined;
+    const pullSecret = opts.registry?.needsPullSecret && opts.registry.uri ? pullSecretName(request.runId) : undefined;
+    const manifestInput = { request, agentName, namespace, apiKeySecret, pullSecret };
+    let manifest: Obj | undefined;
+    try {
+      manifest = buildJobManifest(manifestInput);
+    } catch (error) {
+      if (!LaunchError.isInstance(error)) throw error;
+      issues.push({ path: '', expected: 'a manifest the runner can build', found: error.code, message: error.message });
+    }
+    const services = serviceConfigs(request).map((config, i) => buildServiceManifest(config, manifestInput, i));
+    issues.push(...schemaIssues(manifest, services));
+    return { namespace, kind: `${kind.apiVersion} ${kind.kind}`, manifest, services, issues };
+  };
 
   /** Runs of this process by queue item: a redelivered item is followed, not created again. */
   const byItem = new Map<string, Promise<SubmittedRun>>();
@@ -78,20 +164,16 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
       });
     }
     const args = request.resourceArgs as Obj;
-    const issues = findKubernetesIssues(args, { secureMode: opts.secureMode });
-    const services: Obj[] = (request.spec.additional_services ?? []).map((s) => s.config as Obj);
-    services.forEach((config, i) => {
-      for (const issue of findKubernetesIssues(config)) issues.push({ ...issue, path: `additional_services[${i}].config${issue.path ? `.${issue.path}` : ''}` });
-    });
-    if (opts.secureMode && request.entryPoint.length > 0) {
-      issues.push({
-        path: 'overrides.entry_point',
-        expected: 'no entry point override (secure_mode)',
-        found: `an array of ${request.entryPoint.length}`,
-        message: 'overriding the entry point is not allowed in secure_mode',
-      });
-    }
+    const services = serviceConfigs(request);
+    const issues = securityIssues(request);
     if (issues.length > 0) throw refusedArgsError(issues, { secureMode: opts.secureMode });
+    {
+      // Checked against its kind's schema before the cluster is touched: a field the API server would drop is refused
+      // here (the namespace and secret names do not change what is valid).
+      const draftInput = { request, agentName, namespace: resolveNamespace(args, opts.namespace) };
+      const invalid = schemaIssues(buildJobManifest(draftInput), services.map((config, i) => buildServiceManifest(config, draftInput, i)));
+      if (invalid.length > 0) throw invalidManifestError(invalid, 'resource_args.kubernetes');
+    }
 
     const c = cluster(
       typeof args.configFile === 'string' ? args.configFile : opts.kubeconfigPath,
@@ -193,6 +275,8 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
           namespace,
           plural: kind.plural,
           body: manifest,
+          // A real API server drops unknown fields with only a warning unless asked to refuse them.
+          fieldValidation: 'Strict',
         })) as Obj;
       } catch (error) {
         if (isNotFound(error) && !(await namespaceExists(c, namespace))) {
@@ -231,9 +315,12 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
   return {
     specificationVersion: 'v1',
     name: 'kubernetes',
+    // W&B shows the Kubernetes runner's warnings under the stage `Kubernetes`.
+    warningStage: 'Kubernetes',
     resources: ['kubernetes'],
     capabilities: { adopt: true, remote: true, needsImage: true },
     run,
+    plan,
     async adopt(agentName, ctx) {
       const name = opts.agentName ?? agentName;
       const c = cluster(opts.kubeconfigPath, opts.context);

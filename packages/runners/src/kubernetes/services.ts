@@ -43,10 +43,11 @@ export async function createServiceObject(cluster: Cluster, manifest: Obj): Prom
     if (!group) {
       const core = cluster.core;
       const body = manifest as never;
-      if (kind === 'Service') await core.createNamespacedService({ namespace, body });
-      else if (kind === 'Pod') await core.createNamespacedPod({ namespace, body });
-      else if (kind === 'ConfigMap') await core.createNamespacedConfigMap({ namespace, body });
-      else if (kind === 'PersistentVolumeClaim') await core.createNamespacedPersistentVolumeClaim({ namespace, body });
+      // Strict: the API server refuses an unknown field instead of dropping it with a warning.
+      if (kind === 'Service') await core.createNamespacedService({ namespace, body, fieldValidation: 'Strict' });
+      else if (kind === 'Pod') await core.createNamespacedPod({ namespace, body, fieldValidation: 'Strict' });
+      else if (kind === 'ConfigMap') await core.createNamespacedConfigMap({ namespace, body, fieldValidation: 'Strict' });
+      else if (kind === 'PersistentVolumeClaim') await core.createNamespacedPersistentVolumeClaim({ namespace, body, fieldValidation: 'Strict' });
       else {
         throw new LaunchError({
           code: 'run.unsupported_service',
@@ -57,7 +58,7 @@ export async function createServiceObject(cluster: Cluster, manifest: Obj): Prom
         });
       }
     } else {
-      await cluster.custom.createNamespacedCustomObject({ group, version, namespace, plural: plural(kind), body: manifest });
+      await cluster.custom.createNamespacedCustomObject({ group, version, namespace, plural: plural(kind), body: manifest, fieldValidation: 'Strict' });
     }
   } catch (error) {
     throw kubeError(error, { verb: 'create', resource, namespace, name });

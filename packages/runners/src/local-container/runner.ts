@@ -358,6 +358,7 @@ export function createLocalContainerRunner(options: LocalContainerRunnerOptions)
   return {
     specificationVersion: 'v1',
     name: 'local-container',
+    warningStage: 'local-container',
     resources: ['local-container', 'local'],
     capabilities: { adopt: true, remote: false, needsImage: true },
     run,

@@ -90,6 +90,7 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
   return {
     specificationVersion: 'v1',
     name: 'local-process',
+    warningStage: 'local-process',
     resources: ['local-process'],
     capabilities: { adopt: false, remote: false, needsImage: false },
 

@@ -254,7 +254,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     const h = held.get(item.id);
     if (h) return h;
     const found = await findFile(item.queue, item.id, 'claimed');
-    if (!found?.name.token) return undefined;
+    if (!found?.name.token) return reclaim(item);
     const record = await readRecord(item.queue, found.name, found.path);
     if (!record || record.claimToken !== found.name.token || record.claimedHost !== host) return undefined;
     if (record.claimedPid === process.pid) {
@@ -288,6 +288,41 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     startRenewing();
     logger.info({ queue: item.queue, item: item.id, from: found.name.token }, 'embedded queue: took over the claim of a dead agent process');
     return takenOver;
+  };
+
+  /**
+   * An acked item whose claim was lost and returned to the queue (its agent died), reported by this process
+   * (an agent that adopted the run, e.g. a container that outlived its agent): claim it back from `queued/`
+   * by the same atomic rename as a pop, so the outcome is recorded now and the item is not handed out again.
+   * If another agent popped it first, that agent follows the run instead (the item carries `previousRun`).
+   */
+  const reclaim = async (item: QueueItem): Promise<Held | undefined> => {
+    const found = await findFile(item.queue, item.id, 'queued');
+    if (!found) return undefined;
+    const record = await readRecord(item.queue, found.name, found.path);
+    if (!record || record.state !== 'acked' || record.claimedHost !== host) return undefined;
+    const token = randomId(12);
+    const name = { ...found.name, token };
+    const to = join(paths.claimed(item.queue), claimedFile(found.name.base, token));
+    try {
+      await rename(found.path, to);
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return undefined; // popped by another agent first
+      throw error;
+    }
+    const t = now();
+    Object.assign(record, {
+      claimToken: token,
+      claimedPid: process.pid,
+      claimedAt: iso(t),
+      leaseUntil: iso(t + leaseMs),
+    } satisfies Partial<StoredRecord>);
+    const h: Held = { queue: item.queue, name, path: to, record, chain: Promise.resolve() };
+    held.set(item.id, h);
+    await writeHeld(h);
+    startRenewing();
+    logger.info({ queue: item.queue, item: item.id }, 'embedded queue: claimed back an acked item whose run this process reports');
+    return h;
   };
 
   /** Updates the record of an item that already ended (e.g. `finish` after `fail`). Only its agent does this. */
