@@ -197,13 +197,14 @@ describe.runIf(enabled)('the agent image', () => {
     expect(info.Config.WorkingDir).toBe('/home/launch_agent');
     expect(Object.keys(info.Config.ExposedPorts ?? {})).toEqual(['8080/tcp']);
 
-    const c = await startContainer({ entrypoint: ['sh', '-c'], cmd: ['id -u; id -g; grep ":1000:" /etc/passwd; ls -d "$HOME/.config"; test -w / && echo root-writable || echo root-read-only'] });
+    const c = await startContainer({ entrypoint: ['sh', '-c'], cmd: ['id -u; id -g; grep ":1000:" /etc/passwd; ls -d "$HOME/.config" 2>&1; test -w / && echo root-writable || echo root-read-only'] });
     expect((await c.wait()).StatusCode).toBe(0);
     expect((await output(c)).trim().split('\n')).toEqual([
       '1000',
       '1000',
       'launch_agent:x:1000:1000:Launch agent:/home/launch_agent:/bin/sh',
       // The tmpfs HOME hides the image's own ~/.config, as the chart's emptyDir does; the chart mounts the config there.
+      // (ls's complaint goes to stdout too: stdout and stderr arrive as separate streams, in no fixed order.)
       expect.stringMatching(/No such file|\.config/),
       'root-read-only',
     ]);
