@@ -6,7 +6,7 @@ import { describeRegistry, serviceAvailable } from '@launch/testkit';
 import { createAwsEnvironment, type AwsEnvironment } from './environment.js';
 import { createEcrRegistry, ecrRegistryFactory } from './ecr-registry.js';
 import { startCountingProxy, type CountingProxy } from './test-support/counting-proxy.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 import { motoInstalled, startMoto, type RunningMoto } from './test-support/moto.js';
 
 // Moto's fixed identity: any credentials are accepted and belong to this account.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LaunchError, LaunchValidationError, silentLogger } from '@launch/core';
 import { createAwsEnvironment, partitionOfArn } from './environment.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 
 const guard = installLoopbackGuard();
 afterAll(() => {

@@ -8,7 +8,7 @@ import { LaunchError, LaunchValidationError, silentLogger } from '@launch/core';
 import { describeContextStore } from '@launch/testkit';
 import { createAwsEnvironment } from './environment.js';
 import { createS3ContextStore, type S3ContextStoreOptions } from './s3-context-store.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 import { S3RVER_CREDENTIALS, startS3rver, type RunningS3rver } from './test-support/s3rver.js';
 
 const guard = installLoopbackGuard();

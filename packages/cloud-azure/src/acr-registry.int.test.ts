@@ -9,7 +9,7 @@ import { httpsRequest } from './https-request.js';
 import { startAad, type RunningAad } from './test-support/aad-server.js';
 import { startAcr, type RunningAcr } from './test-support/acr-server.js';
 import { createTestJwtSigner } from './test-support/jwt.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 import { makeTestTls, type TestTls } from './test-support/tls.js';
 
 const guard = installLoopbackGuard();

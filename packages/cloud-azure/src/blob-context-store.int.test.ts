@@ -10,7 +10,7 @@ import { describeContextStore } from '@launch/testkit';
 import { createAzureBlobContextStore, BLOB_ROLE, type AzureBlobContextStoreOptions } from './blob-context-store.js';
 import { createAzureEnvironment } from './environment.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type RunningAzurite } from './test-support/azurite.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 
 const guard = installLoopbackGuard();
 const ctx = () => ({ logger: silentLogger });

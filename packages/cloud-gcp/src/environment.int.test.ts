@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LaunchError, LaunchValidationError, silentLogger } from '@launch/core';
 import { createGcpEnvironment, type GcpEnvironmentOptions } from './environment.js';
 import { suggestGcpRegion } from './regions.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 import { isolateGoogleEnv, startGoogleTestServers, TEST_ACCOUNT, TEST_PROJECT, type GoogleTestServers } from './test-support/google.js';
 
 const guard = installLoopbackGuard();

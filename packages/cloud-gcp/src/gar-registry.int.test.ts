@@ -7,7 +7,7 @@ import { selectRegistry } from '@launch/registries';
 import { describeRegistry } from '@launch/testkit';
 import { createGcpEnvironment, type GcpEnvironment } from './environment.js';
 import { createGarRegistry, garRegistryFactory, GAR_USERNAME, type GarRegistryOptions } from './gar-registry.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 import { isolateGoogleEnv, startGoogleTestServers, TEST_ACCOUNT, TEST_PROJECT, type GoogleTestServers } from './test-support/google.js';
 
 const guard = installLoopbackGuard();

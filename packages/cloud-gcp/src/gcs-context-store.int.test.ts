@@ -7,7 +7,7 @@ import { LaunchError, LaunchValidationError, silentLogger } from '@launch/core';
 import { describeContextStore } from '@launch/testkit';
 import { createGcpEnvironment, type GcpEnvironment } from './environment.js';
 import { createGcsContextStore, type GcsContextStoreOptions } from './gcs-context-store.js';
-import { installLoopbackGuard } from './test-support/loopback-guard.js';
+import { installLoopbackGuard } from '@launch/testkit';
 import { isolateGoogleEnv, startGoogleTestServers, TEST_ACCOUNT, TEST_PROJECT, type GoogleTestServers } from './test-support/google.js';
 
 const guard = installLoopbackGuard();

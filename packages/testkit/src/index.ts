@@ -12,3 +12,4 @@ export * from './services/env.js';
 export * from './conformance/registry.js';
 export * from './conformance/builder.js';
 export * from './conformance/context-store.js';
+export * from './loopback-guard.js';

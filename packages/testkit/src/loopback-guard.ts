@@ -13,7 +13,7 @@ function isLoopback(host: string | undefined): boolean {
 
 /**
  * Refuses every TCP connection this process tries to open to anything but a loopback address (so a
- * test can never reach the real AWS, nor the instance-metadata service), recording each attempt.
+ * test can never reach a real cloud service, nor a cloud metadata service), recording each attempt.
  * The connection fails with ECONNREFUSED-like error `LOOPBACK_GUARD`; a test asserts `violations` is empty.
  */
 export function installLoopbackGuard(): LoopbackGuard {
