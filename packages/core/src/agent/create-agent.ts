@@ -55,6 +55,10 @@ export function createAgent(options: AgentOptions): Agent {
   // Sweep schedulers acked while max_schedulers run, in arrival order; started as schedulers end.
   const schedulerWaiters: { job: JobTracker; start: () => void }[] = [];
   let unsubscribe: (() => void) | undefined;
+  // Every timer of the loop, the queue and the runners is unref'd (they must not hold a stopped agent's
+  // process open); this one handle holds the process open from start() until the agent has stopped, so a
+  // job retrying its report, or an idle agent, is never cut short by the event loop running dry.
+  let keepAlive: NodeJS.Timeout | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   let stopPromise: Promise<void> | undefined;
@@ -297,6 +301,7 @@ export function createAgent(options: AgentOptions): Agent {
       await statusInFlight;
       emitter.emit('agent:stopped', stop);
       logger.info({ reason: stop.reason, cause: stop.cause }, 'agent stopped');
+      clearInterval(keepAlive);
       resolveStopped();
     })();
     return stopPromise;
@@ -315,6 +320,7 @@ export function createAgent(options: AgentOptions): Agent {
       });
       agentId = reg.id;
       agentName = reg.name;
+      if (!stopPromise) keepAlive = setInterval(() => {}, 2 ** 31 - 1);
       emitter.emit('agent:registered', { agentId: reg.id, name: reg.name });
       logger.info({ agentId: reg.id, name: reg.name, queues }, 'agent registered');
       for (const runner of opts.runners) {

@@ -139,7 +139,10 @@ export interface AgentSnapshot {
 }
 
 export interface Agent {
-  /** Registers with the source and starts the loop. Resolves once the loop runs. */
+  /**
+   * Registers with the source and starts the loop. Resolves once the loop runs. A started agent keeps the
+   * Node.js process alive (as a listening server does) until it has stopped.
+   */
   start(): Promise<void>;
   /**
    * Stops taking work and reports KILLED. Local runs are terminated through `SubmittedRun.cancel()` (the

@@ -27,10 +27,15 @@ afterEach(async () => {
 });
 
 function startAgent(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Debug logs are kept (not shown) so a failure can say what the agent did; stderr is bounded to its tail.
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture], { cwd: root, env: { ...process.env, LAUNCH_DEBUG: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const lines: Line[] = [];
   const waiters: (() => void)[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-16_384);
+  });
   createInterface(child.stdout!).on('line', (l) => {
     try {
       lines.push(JSON.parse(l) as Line);
@@ -39,13 +44,21 @@ function startAgent(env: Record<string, string>) {
     }
     for (const w of waiters.splice(0)) w();
   });
+  child.once('exit', () => {
+    for (const w of waiters.splice(0)) w();
+  });
+  const describe = () =>
+    `lines: ${JSON.stringify(lines)}\nagent ${child.exitCode !== null || child.signalCode !== null ? `exited (code ${child.exitCode}, signal ${child.signalCode})` : 'still running'}; the end of its log:\n${stderr}`;
   const until = (pred: (lines: Line[]) => boolean, timeoutMs = 45_000) =>
     new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out; lines: ${JSON.stringify(lines)}`)), timeoutMs);
+      const t = setTimeout(() => reject(new Error(`timed out; ${describe()}`)), timeoutMs);
       const check = () => {
         if (pred(lines)) {
           clearTimeout(t);
           resolve();
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          clearTimeout(t);
+          reject(new Error(`the agent exited before the awaited events; ${describe()}`));
         } else waiters.push(check);
       };
       check();
