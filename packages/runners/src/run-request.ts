@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { LaunchValidationError, zodIssues, type RunRequest, type ValidationIssue } from '@launch/core';
 
@@ -22,6 +23,13 @@ const runRequestSchema = z.object({
   resourceArgs: z.record(z.string(), z.unknown()),
   workingDir: noNul('a working directory').optional(),
   attachOnly: z.boolean().optional(),
+  code: z
+    .object({
+      dir: noNul('a code directory').refine((d) => isAbsolute(d), { message: 'an absolute directory of this machine' }),
+      mountPath: noNul('a mount path').refine((d) => d.startsWith('/'), { message: 'an absolute path inside the run' }),
+    })
+    .strict()
+    .optional(),
 });
 
 const ENV_NAME = /^[^=\0]+$/;

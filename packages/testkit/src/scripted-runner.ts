@@ -38,6 +38,8 @@ export function createScriptedRunner(options: {
   adopt?: boolean;
   /** Declare the `needsImage` capability, so the agent builds an image for jobs without one. */
   needsImage?: boolean;
+  /** Declare the `mountsCode` capability (a W&B job's code mounted into a base image). */
+  mountsCode?: boolean;
   /** The runner's `warningStage` (unset: the agent reports warnings under its name, `scripted`). */
   warningStage?: string;
 }): ScriptedRunner {
@@ -51,7 +53,7 @@ export function createScriptedRunner(options: {
     name: 'scripted',
     ...(options.warningStage !== undefined ? { warningStage: options.warningStage } : {}),
     resources: options.resources ?? ['scripted'],
-    capabilities: { adopt: options.adopt ?? false, remote: options.remote ?? false, needsImage: options.needsImage ?? false },
+    capabilities: { adopt: options.adopt ?? false, remote: options.remote ?? false, needsImage: options.needsImage ?? false, mountsCode: options.mountsCode ?? false },
     ...(options.adopt ? { adopt: async () => [] } : {}),
     requests,
     cancels,

@@ -391,7 +391,7 @@ describe('createAgent loop', () => {
   it('injects the WANDB_* variables and splits WANDB_CONFIG above 32,670 characters', async () => {
     const source = createMemoryQueue();
     const big = { text: 'x'.repeat(70_000) };
-    const id = source.enqueue('q', job({ run_id: 'envrun', name: 'n1', author: 'ada', sweep_id: 'sw1', job: 'ent/proj/job:v1', overrides: { run_config: big, files: { 'a.yaml': { k: 1 } } } }));
+    const id = source.enqueue('q', job({ run_id: 'envrun', name: 'n1', author: 'ada', sweep_id: 'sw1', job: 'ent/proj/job:v1', docker: { docker_image: 'img:1' }, overrides: { run_config: big, files: { 'a.yaml': { k: 1 } } } }));
     const small = source.enqueue('q', job({ overrides: { run_config: { lr: 0.1 } }, _wandb_api_key: 'spec-key-123456' }));
     const runner = createScriptedRunner({});
     await start({ source, runners: [runner], entity: 'agent-ent', baseUrl: 'http://wandb.local', apiKey: 'agent-key-abcdef' }).start();
@@ -603,7 +603,8 @@ describe('createAgent loop', () => {
 
   it('fails at stage build with a hint when a job needs an image and there is no builder', async () => {
     const source = createMemoryQueue();
-    source.enqueue('q', job({ job: 'ent/proj/myjob:latest' }));
+    // No image and no W&B job: only a builder could make one (an item naming a job is job-code.test.ts's).
+    source.enqueue('q', job({ uri: 'https://github.com/acme/train.git', overrides: { entry_point: ['python', 'train.py'] } }));
     const runner = createScriptedRunner({});
     (runner.capabilities as { needsImage: boolean }).needsImage = true;
     await start({ source, runners: [runner] }).start();

@@ -13,6 +13,8 @@ import { isTerminal, type RunState } from '../status.js';
 import type { TypedEmitter } from './emitter.js';
 import type { ResolvedOptions } from './options.js';
 import { planRun } from '../plan-run.js';
+import type { BuildRequest } from '../contracts/builder.js';
+import { prepareJobRun, resolveJob, type PreparedRun } from './job-code.js';
 
 /** What the agent knows about one job while it holds a slot. */
 export interface JobTracker {
@@ -30,6 +32,8 @@ export interface JobTracker {
   waitingForSlot?: boolean;
   /** Wakes the job's monitor (shutdown, stop request). */
   poke?: () => void;
+  /** Undone when the job ends (a run's private copy of its code). */
+  cleanups?: (() => Promise<void>)[];
   /** Aborted when the agent stops: cancels a build or a submission still in flight. */
   abort?: AbortController;
   /** The job's secrets (from its spec): redacted while the agent tracks the job, released when it stops. */
@@ -117,8 +121,17 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     // start a second one. A local run died with its agent (the orphan guard kills it), so it runs again.
     const attachOnly = item.previousRun !== undefined && runner.capabilities.remote;
     if (attachOnly && !(runner.capabilities.adopt && runner.adopt)) throw outcomeLost(item, runId, `the ${runner.name} runner cannot find runs it started earlier`);
-    const built: { image?: string; entryPoint?: string[] } = attachOnly || !runner.capabilities.needsImage ? { image: specImage(spec) } : await resolveImage(ctx, job, spec, runId);
+    // A W&B job is read and its code fetched first (W&B's fetch_and_validate_project); then the image is decided.
+    const resolvedJob = attachOnly ? undefined : await resolveJob(ctx, job, spec, runId);
+    const built: PreparedRun = resolvedJob
+      ? await prepareJobRun(ctx, job, spec, resolvedJob, runner, resource, (s, extra) => resolveImage(ctx, job, s, runId, extra))
+      : attachOnly || !runner.capabilities.needsImage
+        ? { image: specImage(spec) }
+        : await resolveImage(ctx, job, spec, runId);
     const request = buildRequest(ctx, spec, { runId, item, image: built.image, entryPoint: built.entryPoint, resource, runner });
+    if (built.args) request.args = built.args;
+    if (built.workingDir !== undefined) request.workingDir = built.workingDir;
+    if (built.code) request.code = built.code;
     if (attachOnly) request.attachOnly = true;
     if (job.shutdown) {
       // The agent began shutting down while this job was being prepared: hand it back, don't start it.
@@ -139,6 +152,8 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
       return;
     }
     await failAndRelease(ctx, job, toLaunchError(error, { code: 'agent.error', stage: 'agent' }));
+  } finally {
+    for (const undo of job.cleanups?.splice(0) ?? []) await undo().catch((e: unknown) => agentError(ctx, e, 'cleanup'));
   }
 }
 
@@ -201,7 +216,13 @@ async function localCodeDir(ctx: JobContext, spec: LaunchSpec): Promise<string |
 }
 
 /** The job's image: the spec's, or one the builder built (with the entry point it chose, when it chose one). */
-async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, runId: string): Promise<{ image: string; entryPoint?: string[] }> {
+async function resolveImage(
+  ctx: JobContext,
+  job: JobTracker,
+  spec: LaunchSpec,
+  runId: string,
+  fromJob?: Pick<BuildRequest, 'contextDir' | 'job'>,
+): Promise<{ image: string; entryPoint?: string[] }> {
   const direct = specImage(spec);
   if (direct) return { image: direct };
   const { opts, emitter } = ctx;
@@ -214,7 +235,7 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
       hint: 'set builder.type (docker or kaniko) in launch-config.yaml, or give the job an image (docker.docker_image)',
     });
   }
-  const contextDir = await localCodeDir(ctx, spec);
+  const contextDir = fromJob?.contextDir ?? (await localCodeDir(ctx, spec));
   emitter.emit('build:started', { item: job.item, runId });
   try {
     const result = await opts.builder.build(
@@ -223,6 +244,7 @@ async function resolveImage(ctx: JobContext, job: JobTracker, spec: LaunchSpec, 
         runId,
         itemId: job.item.id,
         ...(contextDir ? { contextDir } : {}),
+        ...(fromJob?.job ? { job: fromJob.job } : {}),
         registry: opts.registry,
         contextStore: opts.contextStore,
         onProgress: (line) => emitter.emit('build:progress', { item: job.item, runId, line: ctx.redactor.redact(line) }),

@@ -74,6 +74,7 @@ export function resolveOptions(o: AgentOptions) {
   if (o.builder !== undefined) checkSpecificationVersion('builder', o.builder);
   if (o.registry !== undefined) checkSpecificationVersion('registry', o.registry);
   if (o.contextStore !== undefined) checkSpecificationVersion('context store', o.contextStore);
+  if (o.jobResolver !== undefined) checkSpecificationVersion('job resolver', o.jobResolver);
   const pollIntervalMs = o.pollIntervalMs ?? o.source.capabilities.pollIntervalMs;
   if (!(pollIntervalMs > 0)) {
     throw new LaunchError({ code: 'agent.options', message: `pollIntervalMs must be > 0, found ${String(pollIntervalMs)}` });
@@ -92,6 +93,7 @@ export function resolveOptions(o: AgentOptions) {
     builder: o.builder,
     registry: o.registry,
     contextStore: o.contextStore,
+    jobResolver: o.jobResolver,
     entity: o.entity,
     maxJobs: limit('max_jobs', o.maxJobs, 1),
     maxSchedulers: limit('max_schedulers', o.maxSchedulers, 1),

@@ -1,4 +1,5 @@
 import type { Builder } from '../contracts/builder.js';
+import type { JobResolver } from '../contracts/job-resolver.js';
 import type { ContextStore } from '../contracts/context-store.js';
 import type { QueueItem, QueueSource } from '../contracts/queue-source.js';
 import type { Registry } from '../contracts/registry.js';
@@ -24,6 +25,11 @@ export interface AgentOptions {
   builder?: Builder;
   registry?: Registry;
   contextStore?: ContextStore;
+  /**
+   * Reads the W&B job an item names (`job: entity/project/name:alias`) and fetches its code. Without one, an
+   * item with a `job` and no image fails at stage `agent` saying so.
+   */
+  jobResolver?: JobResolver;
   /**
    * The agent's entity: sent to the source at registration and given to runs as
    * `WANDB_LAUNCH_QUEUE_ENTITY` (W&B's queue entity is the agent's).

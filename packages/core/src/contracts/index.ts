@@ -4,3 +4,4 @@ export type * from './runner.js';
 export type * from './builder.js';
 export type * from './registry.js';
 export type * from './context-store.js';
+export type * from './job-resolver.js';

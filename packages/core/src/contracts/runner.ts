@@ -38,8 +38,18 @@ export interface RunRequest {
   env: Record<string, string>;
   /** `resource_args[resource]` with macros filled and the `builder` sub-key removed. */
   resourceArgs: Record<string, unknown>;
-  /** Working directory for local runs. */
+  /**
+   * Working directory: for local runs a directory of this machine; for runs with `code`, a path inside the
+   * run's file system (under `code.mountPath`).
+   */
   workingDir?: string;
+  /**
+   * A W&B job's code, fetched by the agent, for a run on a base image with the code mounted (W&B's NoOp
+   * builder with a `repo` or `artifact` job). `dir` is a copy for this run alone on the agent's machine; the
+   * runner makes it appear at `mountPath` (a bind mount for containers). Only sent to runners with the
+   * `mountsCode` capability.
+   */
+  code?: { dir: string; mountPath: string };
   /**
    * The item was acked by an earlier claim that was lost, so its run may already exist: follow that run
    * and never create one. A runner that finds none throws a LaunchError with code `run.outcome_lost`.
@@ -88,6 +98,8 @@ export interface RunnerCapabilities {
   remote: boolean;
   /** Jobs need a container image. */
   needsImage: boolean;
+  /** The runner mounts a job's fetched code into the run (`RunRequest.code`). */
+  mountsCode?: boolean;
 }
 
 export interface Runner {

@@ -180,7 +180,11 @@ export function createLocalContainerRunner(options: LocalContainerRunnerOptions)
       AttachStdin: false,
       ...settings.config,
       ...(settings.config.WorkingDir === undefined && workingDir ? { WorkingDir: workingDir } : {}),
-      HostConfig: { ...settings.hostConfig },
+      HostConfig: {
+        ...settings.hostConfig,
+        // A W&B job's code on a base image (no builder): the run's own copy, mounted where W&B mounts it.
+        ...(request.code ? { Binds: [...(settings.hostConfig.Binds ?? []), `${request.code.dir}:${request.code.mountPath}`] } : {}),
+      },
     };
   }
 
@@ -360,7 +364,7 @@ export function createLocalContainerRunner(options: LocalContainerRunnerOptions)
     name: 'local-container',
     warningStage: 'local-container',
     resources: ['local-container', 'local'],
-    capabilities: { adopt: true, remote: false, needsImage: true },
+    capabilities: { adopt: true, remote: false, needsImage: true, mountsCode: true },
     run,
 
     async adopt(agentName, ctx) {
