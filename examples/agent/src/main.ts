@@ -3,6 +3,7 @@ import { checkCommand } from './commands/check.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { enqueueCommand } from './commands/enqueue.js';
+import { queueCommand } from './commands/queue.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
 import { processIo, type Io } from './io.js';
@@ -19,6 +20,7 @@ Commands:
   run                 run the agent (the default command)
   enqueue             put a job on a queue
   status              show the queue's items and agents
+  queue               queue configs of the embedded queue: create, show, edit, list, delete
   config check        validate the agent config and show where each value came from
   config schema       print the config's JSON Schema
   check               dry run: print what the agent would submit for a job (exit 2 on problems)
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   run: runCommand,
   enqueue: enqueueCommand,
   status: statusCommand,
+  queue: queueCommand,
   config: configCommand,
   demo: demoCommand,
 };

@@ -16,3 +16,5 @@ export * from './agent/index.js';
 export * from './config/index.js';
 export * from './queue/embedded/index.js';
 export * from './plan-run.js';
+export * from './queue/queue-config.js';
+export * from './queue/template-vars.js';

@@ -9,6 +9,7 @@ import { cliRedactor } from '../redaction.js';
 import { kubernetesAvailable } from '../select-runners.js';
 import { buildSpec, readSpecFile } from '../spec-input.js';
 import { parseCommandArgs, UsageError } from '../usage.js';
+import { prepareQueueSpec } from './queue.js';
 
 export const CHECK_HELP = `Usage: launch-agent check --queue NAME [options] -- CMD [ARGS...]
        launch-agent check --queue NAME --spec FILE [options]
@@ -23,6 +24,8 @@ Options:
   -q, --queue NAME        the queue (default: the config's first queue, else "default")
       --spec FILE         a launch spec in JSON or YAML, as for enqueue
       --env NAME=VALUE    environment for the job; repeatable
+      --template-var NAME=VALUE
+                          a value for the queue config's {{NAME}}, as for enqueue; repeatable
       --cwd DIR           working directory of the job (local processes)
       --context DIR       the job's code (built into an image by the agent)
       --name NAME         run name
@@ -39,6 +42,7 @@ export const CHECK_FLAGS = {
   spec: { type: 'string' },
   priority: { type: 'string' },
   env: { type: 'string', multiple: true },
+  'template-var': { type: 'string', multiple: true },
   cwd: { type: 'string' },
   context: { type: 'string' },
   name: { type: 'string' },
@@ -92,6 +96,7 @@ export interface DryRunInput {
   queue?: string;
   spec?: string;
   env?: string[];
+  'template-var'?: string[];
   cwd?: string;
   context?: string;
   name?: string;
@@ -103,9 +108,9 @@ export interface DryRunInput {
 
 /** Runs the dry run and prints it; 0 when nothing is wrong, 2 with every problem listed otherwise. */
 export async function dryRun(io: Io, input: DryRunInput): Promise<number> {
-  const { config } = await loadConfig(io, input.config, { stateDir: input['state-dir'], source: sourceFlag('check', input.source) });
+  const { config, origins } = await loadConfig(io, input.config, { stateDir: input['state-dir'], source: sourceFlag('check', input.source) });
   const secrets: string[] = [];
-  const result = await planDryRun(io, config, input, secrets);
+  const result = await planDryRun(io, config, input, secrets, origins);
   const redactor = cliRedactor(io.env, config.api_key);
   for (const secret of secrets) redactor.add(secret);
   const text = input.json ? JSON.stringify(result, null, 2) + '\n' : render(result);
@@ -119,7 +124,7 @@ export async function dryRun(io: Io, input: DryRunInput): Promise<number> {
 }
 
 /** Builds the plan (no output): the spec as enqueue builds it, the request as the agent builds it, the runner's submission. */
-export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput, secrets: string[] = []): Promise<CheckResult> {
+export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput, secrets: string[] = [], origins?: Record<string, string>): Promise<CheckResult> {
   const queue = input.queue ?? config.queues[0] ?? 'default';
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
@@ -129,8 +134,11 @@ export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput
     const base = input.spec ? await readSpecFile(input.spec, 'check') : undefined;
     const flags = { command: input.command, env: input.env ?? [], cwd: input.cwd, context: input.context, name: input.name, project: input.project, entity: input.entity };
     const built = buildSpec(base, flags, io.cwd, 'check', input.spec);
-    spec = built.spec;
-    warnings.push(...built.warnings.map((w) => ({ path: w.path, message: w.message })));
+    // The embedded queue's config merged in, as enqueue stores the item.
+    const queued = await prepareQueueSpec({ io, config, origins, queue, spec: built.spec, base, templateVars: input['template-var'] ?? [], command: 'check' });
+    spec = queued.merged;
+    warnings.push(...[...built.warnings, ...queued.warnings].map((w) => ({ path: w.path, message: w.message })));
+    notes.push(...queued.notes);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     problems.push({ path: 'spec', message: error.message });

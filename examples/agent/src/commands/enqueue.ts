@@ -1,11 +1,12 @@
-import { PRIORITIES, silentLogger, type EmbeddedQueue, type ItemRecord } from '@launch/core';
+import { LaunchValidationError, PRIORITIES, silentLogger, type EmbeddedQueue, type ItemRecord } from '@launch/core';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
 import { dryRun } from './check.js';
+import { prepareQueueSpec } from './queue.js';
 import type { Io } from '../io.js';
 import { loadConfig } from '../load-config.js';
 import { colorEnabled, palette } from '../output/color.js';
 import { describeResult } from '../output/item-format.js';
-import { chooseSourceKind, selectSource } from '../select-source.js';
+import { selectSource } from '../select-source.js';
 import { buildSpec, readSpecFile } from '../spec-input.js';
 import { choiceFlag, parseCommandArgs, UsageError } from '../usage.js';
 
@@ -28,12 +29,18 @@ Options:
       --name NAME         run name
       --project NAME      W&B project
       --entity NAME       W&B entity
+      --template-var NAME=VALUE
+                          a value for the queue config's {{NAME}} (W&B's --set-var), checked against
+                          the variable's type, bounds and allowed values; repeatable (embedded queue)
       --wait              wait for the job to end; exit 0 if it finished with exit code 0, 1 otherwise
       --dry-run           queue nothing: print what the agent would submit, as "launch-agent check" does
                           (exit 2 with every problem listed)
 ${CONFIG_FLAGS_HELP}
 
-Everything after "--" is the command, passed as is (no shell).`;
+Everything after "--" is the command, passed as is (no shell).
+
+When the queue has a queue config ("launch-agent queue"), it is merged into the spec: the queue's
+resource, its resource_args template filled with the template variables (docs/launch-spec.md).`;
 
 const FLAGS = {
   ...CONFIG_FLAGS,
@@ -41,6 +48,7 @@ const FLAGS = {
   spec: { type: 'string' },
   priority: { type: 'string' },
   env: { type: 'string', multiple: true },
+  'template-var': { type: 'string', multiple: true },
   cwd: { type: 'string' },
   context: { type: 'string' },
   name: { type: 'string' },
@@ -76,7 +84,11 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag('enqueue', v.source) });
   // Where the agent listens by default: the config's first queue.
   const queueName = v.queue ?? config.queues[0] ?? 'default';
-  if (chooseSourceKind(config, io.env, origins, io.homedir) === 'wandb') {
+  // The queue's config, checked here so that bad template values or a conflicting spec exit 2 with every issue.
+  const prepared = await prepareQueueSpec({ io, config, origins, queue: queueName, spec, base, templateVars: v['template-var'] ?? [], command: 'enqueue' });
+  for (const w of prepared.warnings) io.stderr.write(`launch: spec warning: ${w.path}: ${w.message}\n`);
+  for (const n of prepared.notes) io.stderr.write(`launch: ${n}\n`);
+  if (!prepared.embedded) {
     if (v.context !== undefined) {
       throw new UsageError('--context names a directory on this machine: only the embedded queue takes it (a W&B queue runs jobs elsewhere)', 'enqueue');
     }
@@ -86,7 +98,13 @@ export async function enqueueCommand(argv: string[], io: Io): Promise<number> {
   const queue = selected.embedded;
   if (!queue) throw new UsageError('the selected queue source cannot take jobs from this command', 'enqueue');
   try {
-    const item = await queue.enqueue({ queue: queueName, spec, priority });
+    const item = await queue
+      .enqueue({ queue: queueName, spec: prepared.input, templateVariables: prepared.templateVariables, priority })
+      .catch((error: unknown) => {
+        // The queue's config changed since it was read above: the same refusal, exit 2.
+        if (LaunchValidationError.isInstance(error)) throw new UsageError(`${error.message}${error.hint ? `\nhint: ${error.hint}` : ''}`, 'enqueue');
+        throw error;
+      });
     io.stdout.write(item.id + '\n');
     if (!v.wait) return 0;
     const final = await waitForItem(queue, item.id);

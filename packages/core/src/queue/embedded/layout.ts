@@ -13,6 +13,7 @@ import { PRIORITY_VALUE, type Priority } from '../../spec.js';
  *   corrupt/<queue>/<file>                                   unreadable item files, kept for inspection
  *   agents/<agent>.json, agents/<agent>.stop                 agent status files, stop requests
  *   stops/<item or run id>                                   run stop requests
+ *   queue-configs/<queue>.json                               per-queue configs: resource and resource_args template (queue-configs.ts)
  *   tmp/                                                     temp files, renamed into place
  *
  * `<p>` is the priority digit (critical 0 … low 3), `<ms>` the enqueue time, `<n>` a per-process

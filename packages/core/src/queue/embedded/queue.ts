@@ -22,6 +22,7 @@ import {
   randomId,
 } from './layout.js';
 import { createNotifier } from './notify.js';
+import { createQueueConfigStore } from './queue-configs.js';
 import { type StoredRecord, parseRecord, serialize, toItemRecord } from './record.js';
 import type { EmbeddedQueue, EmbeddedQueueOptions, EnqueueOptions, ItemRecord, ItemState } from './types.js';
 
@@ -110,6 +111,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   const nameFor = createNamer(now);
   const notifier = createNotifier({ pollIntervalMs, logger });
   const agents = createAgentFiles({ paths, ensureDir, now, hostname: host });
+  const queueConfigs = createQueueConfigStore({ root: paths.root, tmp: paths.tmp, ensureDir, fsync: durable, now });
   const held = new Map<string, Held>();
   const iso = (ms = now()) => new Date(ms).toISOString();
   // Recovery reads every claimed file: run it on pop at most this often (by the injectable clock).
@@ -586,6 +588,8 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
         message: `priority ${JSON.stringify(priority)} is invalid: expected one of ${PRIORITIES.join(', ')}`,
       });
     }
+    // The queue's config is merged in once, when the item is first enqueued (as W&B's server does at push).
+    const spec = input.requeuedFrom ? input.spec : await queueConfigs.apply(queue, input.spec, input.templateVariables);
     const { id, base } = nameFor(priority);
     const record: StoredRecord = {
       v: 1,
@@ -594,7 +598,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       priority,
       state: 'queued',
       enqueuedAt: iso(),
-      spec: input.spec,
+      spec,
       warnings: [],
       attempts: 0,
       ...(input.requeuedFrom ? { requeuedFrom: input.requeuedFrom } : {}),
@@ -888,5 +892,9 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       await agents.requestAgentStop(agentId);
     },
     listAgents: () => agents.list(),
+    getQueueConfig: (queue) => queueConfigs.get(queue),
+    setQueueConfig: (queue, config, mode = 'create') => queueConfigs.set(queue, config, mode),
+    listQueueConfigs: () => queueConfigs.list(),
+    deleteQueueConfig: (queue) => queueConfigs.delete(queue),
   };
 }

@@ -2,6 +2,7 @@ import type { QueueItem, QueueSource } from '../../contracts/queue-source.js';
 import type { Stage } from '../../errors.js';
 import type { Logger } from '../../logger.js';
 import type { Priority } from '../../spec.js';
+import type { QueueConfig } from '../queue-config.js';
 import type { AgentStatus, RunState } from '../../status.js';
 
 /** Options of {@link createEmbeddedQueue}. */
@@ -47,8 +48,15 @@ export interface EnqueueOptions {
   spec: unknown;
   /** Default `medium`. */
   priority?: Priority;
-  /** Id of the item this one replaces (preemption). Set by `requeue`. */
+  /** Id of the item this one replaces (preemption). Set by `requeue`; such a spec is stored as given (it was merged when first enqueued). */
   requeuedFrom?: string;
+  /**
+   * Values for the queue config's `{{variables}}` (W&B's `--set-var`), over the spec's own
+   * `template_variables`. When the queue has a config, it is merged into the spec ({@link mergeQueueConfig})
+   * and the result checked as the agent checks items; bad values or a conflicting spec throw a
+   * LaunchValidationError and nothing is queued.
+   */
+  templateVariables?: Record<string, string | number>;
 }
 
 /** Where an item is in its life. */
@@ -136,4 +144,16 @@ export interface EmbeddedQueue extends QueueSource {
   requestAgentStop(agentId: string): Promise<void>;
   /** The agents' status files, newest first. */
   listAgents(): Promise<AgentRecord[]>;
+  /** The queue's config (W&B's queue config: resource, resource_args template, template variables), if it has one. */
+  getQueueConfig(queue: string): Promise<QueueConfig | undefined>;
+  /**
+   * Validates (`parseQueueConfig`) and stores a queue's config, atomically. `create` (the default) refuses a
+   * queue that has one (code `queue_config.exists`); `upsert` replaces it. Items already queued keep the spec
+   * they were merged with.
+   */
+  setQueueConfig(queue: string, config: unknown, mode?: 'create' | 'upsert'): Promise<QueueConfig>;
+  /** Every stored queue config; one that cannot be read or fails the checks comes with `problem`. */
+  listQueueConfigs(): Promise<{ queue: string; config?: QueueConfig; problem?: string }[]>;
+  /** Removes a queue's config (its items stay); false when it had none. */
+  deleteQueueConfig(queue: string): Promise<boolean>;
 }
