@@ -12,6 +12,7 @@ import { isConfigProblem } from './load-config.js';
 import { cliRedactor } from './redaction.js';
 import { selectBuildSetup } from './select-builder.js';
 import { selectRunners } from './select-runners.js';
+import { selectJobResolver } from './select-job-resolver.js';
 import { selectSource, type SelectedSource } from './select-source.js';
 import { createLaunchMetrics, startHealthServer, type HealthServer } from './health/index.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './usage.js';
@@ -69,6 +70,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   const build = await selectBuildSetup({ config, env: io.env, logger });
   for (const line of build.lines) out.write(line);
   const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger, dockerProbe: build.probe });
+  const jobResolver = await selectJobResolver({ kind: selected.kind, config, origins: options.origins, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, logger, redactor });
   const metrics = options.health ? createLaunchMetrics({ processMetrics: options.health.processMetrics }) : undefined;
   const agentOptions = agentOptionsFromConfig(config);
   const agent = createAgent({
@@ -77,6 +79,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     queues,
     runners,
     builder: build.builder,
+    jobResolver,
     env: io.env,
     version: io.env.WANDB_AGENT_VERSION ?? `launch-agent@${VERSION}`,
     config: registrationConfig(config),
@@ -123,7 +126,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
       void agent.stop(`signal ${signal}`);
     });
     let stopIdle: (() => void) | undefined;
-    // The libraries unref their timers so embedders can exit; this process lives for the agent.
+    // A started agent holds the process open itself; this covers registration and a start that hangs too.
     const keepAlive = setInterval(() => {}, 1 << 30);
     const stopStatusLines = startStatusLines(agent, { sink: out, queues, format: options.format, intervalMs: statusIntervalMs(verbosity) });
     try {
@@ -153,6 +156,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
       reporter.detach();
       await health?.close();
       await selected.source.close?.().catch(() => {});
+      await jobResolver?.close?.().catch(() => {});
       await logFile?.close();
     }
   };

@@ -23,3 +23,5 @@ export { readExtraCas, createWandbDispatcher, CA_BUNDLE_ENV } from './tls.js';
 export type { CaBundleOptions } from './tls.js';
 export { backoffDelay, parseRetryAfter, isRetryableStatus } from './retry.js';
 export type { RetryOptions } from './retry.js';
+export { createWandbJobResolver, parseJobName, parseJobJson, checkEntryPoint } from './jobs/index.js';
+export type { WandbJobResolver, WandbJobResolverOptions, JobName, WandbJobJson } from './jobs/index.js';

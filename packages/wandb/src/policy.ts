@@ -29,6 +29,10 @@ export const OPERATION_POLICY = {
   LaunchAgent: { kind: 'query', retry: 'any-failure', why: 'read-only' },
   RunStoppedStatus: { kind: 'query', retry: 'any-failure', why: 'read-only' },
   RunState: { kind: 'query', retry: 'any-failure', why: 'read-only' },
+  ArtifactMembershipByName: { kind: 'query', retry: 'any-failure', why: 'read-only' },
+  ArtifactByID: { kind: 'query', retry: 'any-failure', why: 'read-only' },
+  FetchArtifactManifest: { kind: 'query', retry: 'any-failure', why: 'read-only' },
+  GetArtifactMembershipFileUrls: { kind: 'query', retry: 'any-failure', why: 'read-only' },
   GetRunQueueItems: { kind: 'query', retry: 'any-failure', why: 'read-only (the read-back of the recoveries below)' },
 
   updateLaunchAgent: {

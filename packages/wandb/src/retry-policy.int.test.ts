@@ -8,6 +8,7 @@ import { createWandbTestServer, type WandbTestServer } from '@launch/testkit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWandbClient, PUSH_ID_KEY, type WandbClient } from './client.js';
 import { createWandbEnqueueClient } from './enqueue.js';
+import * as jobOps from './jobs/queries.js';
 import * as ops from './operations.js';
 import { OPERATION_POLICY, retryRuleFor } from './policy.js';
 import { createWandbQueueSource } from './source.js';
@@ -50,7 +51,8 @@ const pop = (agentId: string | null) => client.popFromRunQueue({ ...where, agent
 
 describe('retry policy table', () => {
   it('names every operation the client sends, with its kind, and a recovery for every mutation not retried blindly', () => {
-    const documents: string[] = Object.values(ops);
+    // The queue client's operations and the job resolver's (artifact reads).
+    const documents: string[] = [...Object.values(ops), ...Object.values(jobOps)];
     for (const document of documents) {
       const [, kind, name] = /^\s*(query|mutation)\s+(\w+)/.exec(document)!;
       const policy = (OPERATION_POLICY as Record<string, { kind: string; retry: string; recovery?: string; why: string }>)[name!];

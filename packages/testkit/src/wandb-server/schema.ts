@@ -1,17 +1,22 @@
 /**
  * The slice of W&B's GraphQL schema that the Launch agent and `launch_add` use, written from the
  * operations documented in `reference/wandb-launch-agent-behaviour.md` (the argument and field names
- * of W&B's Python client). Types the agent never reads are left out.
+ * of W&B's Python client), plus the artifact queries job resolution sends (`ArtifactMembershipByName`,
+ * `ArtifactByID`, `FetchArtifactManifest`, `GetArtifactMembershipFileUrls` in W&B's
+ * `wandb/sdk/artifacts/_generated/operations.py`). Types the agent never reads are left out.
  */
 export const wandbLaunchSchemaSDL = /* GraphQL */ `
   scalar JSONString
   scalar DateTime
+  "W&B's 64-bit integer (artifact and file sizes)."
+  scalar Int64
 
   type Query {
     viewer: User
     entity(name: String!): Entity
     project(name: String, entityName: String): Project
     launchAgent(id: ID!): LaunchAgent
+    artifact(id: ID!): Artifact
   }
 
   type User {
@@ -35,6 +40,92 @@ export const wandbLaunchSchemaSDL = /* GraphQL */ `
     runQueues: [RunQueue!]!
     runQueue(name: String!): RunQueue
     run(name: String!): Run
+    entity: Entity!
+    "A version by \`name:alias\` or \`name:vN\` (W&B's \`ArtifactMembershipByName\`)."
+    artifactCollectionMembership(name: String!): ArtifactCollectionMembership
+    artifactCollection(name: String!): ArtifactCollection
+  }
+
+  enum ArtifactState {
+    PENDING
+    COMMITTED
+    DELETED
+    GARBAGE_COLLECTED
+    PENDING_DELETION
+  }
+
+  type ArtifactType {
+    id: ID!
+    name: String!
+  }
+
+  interface ArtifactCollection {
+    id: ID!
+    name: String!
+    project: Project
+    artifactMembership(aliasName: String!): ArtifactCollectionMembership
+  }
+
+  type ArtifactSequence implements ArtifactCollection {
+    id: ID!
+    name: String!
+    project: Project
+    artifactMembership(aliasName: String!): ArtifactCollectionMembership
+  }
+
+  type ArtifactAlias {
+    id: ID!
+    alias: String!
+    artifactCollection: ArtifactCollection
+  }
+
+  type ArtifactCollectionMembership {
+    id: ID!
+    versionIndex: Int
+    aliases: [ArtifactAlias!]!
+    artifactCollection: ArtifactCollection
+    artifact: Artifact
+    "Files with signed download URLs, ordered by name; at most 1000 a page (default 50)."
+    files(after: String, first: Int, names: [String!]): FileConnection
+  }
+
+  type Artifact {
+    id: ID!
+    state: ArtifactState!
+    digest: String!
+    size: Int64!
+    fileCount: Int64!
+    versionIndex: Int
+    description: String
+    metadata: JSONString
+    createdAt: DateTime!
+    artifactType: ArtifactType!
+    artifactSequence: ArtifactSequence!
+    aliases: [ArtifactAlias!]!
+    currentManifest: ArtifactManifest
+  }
+
+  type ArtifactManifest {
+    id: ID!
+    file: File!
+  }
+
+  type File {
+    id: ID!
+    name: String!
+    directUrl: String!
+    sizeBytes: Int64!
+    md5: String
+  }
+
+  type FileConnection {
+    pageInfo: PageInfo!
+    edges: [FileEdge!]!
+  }
+
+  type FileEdge {
+    cursor: String!
+    node: File
   }
 
   enum RunQueueAccessType {

@@ -3,8 +3,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSchema, createYoga } from 'graphql-yoga';
+import { createArtifactResolvers, type ArtifactContext } from './artifact-resolvers.js';
+import { createArtifactStore, type ArtifactStore, type ArtifactVersionRecord, type DownloadFault, type PublishArtifactInit, type RecordedDownload } from './artifacts.js';
 import { createFaultInjector, type FaultInjector } from './faults.js';
-import { createResolvers, type WandbContext } from './resolvers.js';
+import { publishCode, publishJob, type PublishCodeInit, type PublishJobInit } from './jobs.js';
+import { createResolvers } from './resolvers.js';
+import { serveStorage } from './storage.js';
 import { wandbLaunchSchemaSDL } from './schema.js';
 import { createWandbState, type ItemRecord, type QueueInit, type UserInit, type WandbState } from './state.js';
 
@@ -50,6 +54,22 @@ export interface WandbTestServer {
   itemsOf(entity: string, queue: string, project?: string): ItemRecord[];
   /** Resolves with `check()`'s first truthy result, re-checked on every state change; rejects after `timeoutMs`. */
   waitFor<T>(check: () => T | undefined | null | false, timeoutMs?: number, what?: string): Promise<T>;
+  /** The artifact model: versions, aliases, signed URLs, download faults and the download record. */
+  artifacts: ArtifactStore;
+  /** Publishes a new version of an artifact (`latest` moves to it). */
+  publishArtifact(init: PublishArtifactInit): Promise<ArtifactVersionRecord>;
+  /** Publishes a new version of a `job` artifact (`wandb-job.json`, `requirements.frozen.txt`, `diff.patch`). */
+  publishJob(init: PublishJobInit): Promise<ArtifactVersionRecord>;
+  /** Publishes a new version of a `code` artifact. */
+  publishCode(init: PublishCodeInit): Promise<ArtifactVersionRecord>;
+  /** Deletes an artifact version (state `DELETED`, aliases dropped). */
+  deleteArtifact(id: string): void;
+  /** Makes the next signed-URL file downloads fail (`cut` mid-stream, `corrupt` one byte, or a status). */
+  addDownloadFault(fault: DownloadFault): void;
+  /** Every signed-URL download (manifests and files) in arrival order. */
+  downloads: RecordedDownload[];
+  /** File downloads (manifests not counted), optionally of one artifact version. */
+  countFileDownloads(artifactId?: string): number;
   close(): Promise<void>;
 }
 
@@ -96,8 +116,10 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
   });
   const faults = createFaultInjector();
   const requests: RecordedRequest[] = [];
-  const yoga = createYoga<WandbContext>({
-    schema: createSchema({ typeDefs: wandbLaunchSchemaSDL, resolvers: createResolvers(state) }),
+  const artifacts = createArtifactStore({ ...(options.now ? { now: options.now } : {}), changed: () => state.events.emit('change') });
+  let baseUrl = '';
+  const yoga = createYoga<ArtifactContext>({
+    schema: createSchema({ typeDefs: wandbLaunchSchemaSDL, resolvers: [createResolvers(state), createArtifactResolvers(state, artifacts)] }),
     graphqlEndpoint: '/graphql',
     maskedErrors: false,
     logging: false,
@@ -106,6 +128,12 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
   });
 
   const handler = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    // Signed URLs are object storage, not the API: no key, no GraphQL faults, their own record.
+    if ((req.url ?? '').startsWith('/storage/')) {
+      req.resume();
+      await serveStorage(artifacts, req, res);
+      return;
+    }
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);
@@ -155,7 +183,7 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
     const response = await yoga.fetch(
       `http://localhost${req.url ?? '/graphql'}`,
       { method: req.method ?? 'POST', headers, ...(raw.length > 0 ? { body: raw } : {}) },
-      { user },
+      { user, baseUrl },
     );
     record.status = response.status;
     if (loseReply) {
@@ -182,6 +210,7 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
   const { port, address } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   const url = `${options.tls ? 'https' : 'http'}://${options.host === 'localhost' ? 'localhost' : host}:${port}`;
+  baseUrl = url;
 
   return {
     url,
@@ -221,6 +250,14 @@ export async function createWandbTestServer(options: WandbTestServerOptions = {}
         test();
       });
     },
+    artifacts,
+    publishArtifact: (init) => artifacts.publish(init),
+    publishJob: (init) => publishJob(artifacts, init),
+    publishCode: (init) => publishCode(artifacts, init),
+    deleteArtifact: (id) => artifacts.remove(id),
+    addDownloadFault: (fault) => artifacts.addDownloadFault(fault),
+    downloads: artifacts.downloads,
+    countFileDownloads: (artifactId) => artifacts.countFileDownloads(artifactId),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
