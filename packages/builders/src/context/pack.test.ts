@@ -103,6 +103,18 @@ describe('packContext', () => {
     expect(await hashContext(layout(root))).toEqual(digest);
     const plain = await packToBuffer(layout(root), { gzipLevel: false });
     expect(plain.gz.equals(tar)).toBe(true);
+    expect(digest.check).toBe(createHash('sha1').update(tar).digest('hex'));
+  });
+
+  it('packs without the sha256 when told, giving the check a second packing is compared by', async () => {
+    const root = freshDir();
+    writeTree(root);
+    const hashed = await hashContext(layout(root));
+    const again = await packToBuffer(layout(root), { gzipLevel: false, sha256: false });
+    expect(again.digest).toEqual({ ...hashed, sha256: '' });
+    writeFileSync(join(root, 'train.py'), 'print("hI")\n');
+    const changed = await packToBuffer(layout(root), { gzipLevel: false, sha256: false });
+    expect(changed.digest.check).not.toBe(hashed.check);
   });
 
   it('gives byte-identical archives and the same tag for the same tree in two places with other times and owners', async () => {

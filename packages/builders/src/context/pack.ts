@@ -9,8 +9,17 @@ import { walkLayout, type ContextLayout, type WalkOptions } from './walk.js';
 
 /** What a packed context hashed to. */
 export interface ContextDigest {
-  /** sha256 (hex) of the **uncompressed** tar stream: the same on every machine whatever its zlib. */
+  /**
+   * sha256 (hex) of the **uncompressed** tar stream: the same on every machine whatever its zlib.
+   * Empty when packed with `sha256: false`.
+   */
   sha256: string;
+  /**
+   * sha1 (hex) of the same stream: a cheap checksum that tells whether two packings of one layout
+   * gave the same bytes (the file changed between them), several times faster than sha256. Not a
+   * content address: tags use {@link ContextDigest.sha256}.
+   */
+  check: string;
   /** Bytes of the uncompressed tar stream. */
   tarBytes: number;
   /** Files, directories and links archived. */
@@ -20,6 +29,11 @@ export interface ContextDigest {
 export interface PackOptions extends WalkOptions {
   /** gzip level (0–9; default 1, as `gzip -1`), or `false` for a plain tar stream. */
   gzipLevel?: number | false;
+  /**
+   * Compute the sha256 (default true). `false` computes only {@link ContextDigest.check}: for a
+   * second packing of a layout already hashed, compared with the first by `check`.
+   */
+  sha256?: boolean;
 }
 
 export interface PackedContext {
@@ -191,7 +205,8 @@ async function* tarChunks(layout: ContextLayout, options: PackOptions, counter: 
 export function packContext(layout: ContextLayout, options: PackOptions = {}): PackedContext {
   const counter = { entries: 0 };
   const source = Readable.from(tarChunks(layout, options, counter), { objectMode: false, highWaterMark: STAGE_BUFFER });
-  const hash = createHash('sha256');
+  const hash = options.sha256 === false ? undefined : createHash('sha256');
+  const check = createHash('sha1');
   let tarBytes = 0;
   let resolveDigest!: (digest: ContextDigest) => void;
   let rejectDigest!: (error: unknown) => void;
@@ -206,12 +221,13 @@ export function packContext(layout: ContextLayout, options: PackOptions = {}): P
   const hasher = new Transform({
     highWaterMark: STAGE_BUFFER,
     transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
+      hash?.update(chunk);
+      check.update(chunk);
       tarBytes += chunk.length;
       callback(null, chunk);
     },
     flush(callback) {
-      computed = { sha256: hash.digest('hex'), tarBytes, entries: counter.entries };
+      computed = { sha256: hash?.digest('hex') ?? '', check: check.digest('hex'), tarBytes, entries: counter.entries };
       callback();
     },
   });

@@ -2,14 +2,15 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { LaunchError, LaunchValidationError, parseLaunchSpec, silentLogger, type LaunchSpec } from '@launch/core';
 import { createDockerBuilder } from './builder.js';
-import { engineAddress, parseDockerBuilderOptions } from './options.js';
+import { contextCompression, engineAddress, parseDockerBuilderOptions } from './options.js';
 import { followProgress } from './progress.js';
 
 const ctx = { logger: silentLogger };
 
 describe('docker builder options', () => {
   it('fills defaults', () => {
-    expect(parseDockerBuilderOptions({})).toMatchObject({ buildArgs: {}, pythonVersion: '3.10', dockerUser: 'launch', gzipLevel: 1, tailLines: 30 });
+    expect(parseDockerBuilderOptions({})).toMatchObject({ buildArgs: {}, pythonVersion: '3.10', dockerUser: 'launch', tailLines: 30 });
+    expect(parseDockerBuilderOptions({}).gzipLevel).toBeUndefined();
   });
 
   it('refuses bad options, naming each field', () => {
@@ -40,6 +41,15 @@ describe('docker builder options', () => {
     expect(engineAddress({}, { DOCKER_HOST: 'tcp://127.0.0.1:2375' })).toEqual({ host: '127.0.0.1', port: 2375, protocol: 'http' });
     expect(engineAddress({}, {})).toEqual({ socketPath: '/var/run/docker.sock' });
     expect(() => engineAddress({}, { DOCKER_HOST: 'ssh://me@host' })).toThrow(/DOCKER_HOST/);
+  });
+
+  it('sends a plain tar to a unix socket and gzip -1 over TCP unless gzipLevel says otherwise', () => {
+    const unix = engineAddress({ socketPath: '/a.sock' }, {});
+    const tcp = engineAddress({}, { DOCKER_HOST: 'tcp://127.0.0.1:2375' });
+    expect(contextCompression(undefined, unix)).toBe(false);
+    expect(contextCompression(undefined, tcp)).toBe(1);
+    expect(contextCompression(0, tcp)).toBe(false);
+    expect(contextCompression(6, unix)).toBe(6);
   });
 
   it('does not load dockerode until the engine is used', () => {

@@ -15,7 +15,7 @@ import { abortedError, contextError, throwIfAborted } from '../context/errors.js
 import { hashContext, packContext } from '../context/pack.js';
 import { resolveBuildContext, type BuildContextInput, type BuildContextPlan, type DockerfileSource } from '../context/resolve.js';
 import { contentTag, dockerSafeName, splitImageUri, validateRepository, wandbJobSourceString, wandbTag } from '../context/tag.js';
-import { describeAddress, engineAddress, parseDockerBuilderOptions, type DockerBuilderOptions, type ResolvedDockerBuilderOptions } from './options.js';
+import { contextCompression, describeAddress, engineAddress, parseDockerBuilderOptions, type DockerBuilderOptions, type ResolvedDockerBuilderOptions } from './options.js';
 import { followProgress, type ProgressFollower } from './progress.js';
 
 /**
@@ -160,7 +160,7 @@ export function contextInputFromRequest(
  * `DockerBuilder` does with the `docker` CLI:
  *
  * - the build context follows W&B's precedence ({@link resolveBuildContext}) and is streamed to the
- *   engine as a deterministic tar.gz, never copied or held in memory;
+ *   engine as a deterministic tar (gzipped to a `tcp://` engine), never copied or held in memory;
  * - the image is `<repository>:<source-hash tag>`, the repository being `destination`, else the
  *   registry's `uri`, else a name made from the job's;
  * - the build is **skipped** when the registry already has that tag (`cached: true`), or, with no
@@ -181,6 +181,7 @@ export function createDockerBuilder(options: DockerBuilderOptions = {}): DockerB
   const config = parseDockerBuilderOptions(options);
   const address = engineAddress(config);
   const where = describeAddress(address);
+  const gzipLevel = contextCompression(config.gzipLevel, address);
   let client: Promise<DockerClient> | undefined;
 
   function docker(): Promise<DockerClient> {
@@ -293,10 +294,13 @@ export function createDockerBuilder(options: DockerBuilderOptions = {}): DockerB
     const wandbSource = wandbJobSourceString(request.spec.job);
     let tag: string;
     let contextDigest: string | undefined;
+    let contextCheck: string | undefined;
     if (wandbSource) {
       tag = wandbTag(wandbSource, plan.dockerfile);
     } else {
-      contextDigest = (await hashContext(plan, { signal, onSkip })).sha256;
+      const hashed = await hashContext(plan, { signal, onSkip });
+      contextDigest = hashed.sha256;
+      contextCheck = hashed.check;
       tag = contentTag({ dockerfile: plan.dockerfile, contextDigest, platform: config.platform, buildArgs: config.buildArgs });
     }
     const imageUri = `${repository}:${tag}`;
@@ -331,7 +335,8 @@ export function createDockerBuilder(options: DockerBuilderOptions = {}): DockerB
 
     throwIfAborted(signal, 'the build');
     const engine = await docker();
-    const packed = packContext(plan, { gzipLevel: config.gzipLevel, signal, onSkip });
+    // The sha256 is known from hashContext: this pass only checks (with the cheaper sha1) that it sends the same bytes.
+    const packed = packContext(plan, { gzipLevel, sha256: false, signal, onSkip });
     const follower = followProgress({ tailLines: config.tailLines, onLine });
     logger.info({ imageUri, dockerfile: plan.dockerfileSource }, 'building image');
     try {
@@ -394,7 +399,7 @@ export function createDockerBuilder(options: DockerBuilderOptions = {}): DockerB
       const packedDigest = await packed.digest.catch((error: unknown) => {
         throw engineError(error, `sending the build context of ${imageUri}`, 'build');
       });
-      if (packedDigest.sha256 !== contextDigest) {
+      if (packedDigest.check !== contextCheck) {
         await engine
           .getImage(imageUri)
           .remove()

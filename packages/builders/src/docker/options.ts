@@ -53,8 +53,12 @@ export const dockerBuilderOptionsSchema = z
     pythonVersion: z.string().regex(/^\d+\.\d+$/, 'major.minor, e.g. 3.11').default('3.10'),
     /** User name in generated Dockerfiles (fixed, so the Dockerfile and its tag are the same on every agent). */
     dockerUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name').default('launch'),
-    /** gzip level of the context sent to the engine (0–9). Default 1. */
-    gzipLevel: z.number().int().min(0).max(9).default(1),
+    /**
+     * gzip level of the context sent to the engine (1–9), or 0 for a plain tar. Default: a plain tar
+     * to a unix socket (as the docker CLI sends it: compressing for a local engine only costs CPU on
+     * both sides), level 1 to a `tcp://` engine.
+     */
+    gzipLevel: z.number().int().min(0).max(9).optional(),
     /** Most files, directories and links a build context may hold. Default 200 000. */
     maxContextEntries: z.number().int().min(1).default(200_000),
     /** Build output lines kept for a failure report. Default 30. */
@@ -103,6 +107,15 @@ export function engineAddress(
     subject: 'docker builder options',
     issues: [{ path: 'DOCKER_HOST', expected: 'unix:///path or tcp://host:port', found: JSON.stringify(host), message: `expected unix:///path or tcp://host:port, found ${JSON.stringify(host)}` }],
   });
+}
+
+/**
+ * How the context goes to the engine: the `gzipLevel` option when given (0 = plain tar), else a plain
+ * tar to a unix socket and gzip level 1 over TCP.
+ */
+export function contextCompression(gzipLevel: number | undefined, address: ReturnType<typeof engineAddress>): number | false {
+  if (gzipLevel !== undefined) return gzipLevel === 0 ? false : gzipLevel;
+  return 'socketPath' in address ? false : 1;
 }
 
 /** How the engine address reads in messages. */
