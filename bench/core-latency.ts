@@ -22,7 +22,8 @@ import { distribution, round } from './lib/stats.js';
 import { formatTable, verdict } from './lib/table.js';
 
 const JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 250);
-export const LATENCY_TARGETS = { p50Ms: 10, p99Ms: 50 };
+/** Issue 8's targets. */
+export const LATENCY_TARGETS = { p50Ms: 5, p99Ms: 20 };
 
 export interface LatencyFigures {
   jobs: number;
@@ -107,7 +108,7 @@ export async function run(): Promise<Record<string, unknown>> {
     durationMs: Date.now() - started,
   };
   writeResult('core-latency', result);
-  return { ...result, summary: [{ benchmark: 'core-latency', figure: 'p50 / p99 latency', value: `${l.p50} / ${l.p99} ms`, target: '≤ 10 / ≤ 50 ms', met }] };
+  return { ...result, summary: [{ benchmark: 'core-latency', figure: 'p50 / p99 latency', value: `${l.p50} / ${l.p99} ms`, target: `≤ ${LATENCY_TARGETS.p50Ms} / ≤ ${LATENCY_TARGETS.p99Ms} ms`, met }] };
 }
 
 runIfMain(import.meta.url, run);

@@ -34,6 +34,15 @@ export interface Informer {
 }
 
 /**
+ * Drops what no run reads from a cached object: `metadata.managedFields` (server-side apply bookkeeping, often
+ * larger than the rest of a Job or pod), so 500 runs' Jobs and pods cost the agent less memory.
+ */
+function slim(obj: Obj): Obj {
+  if (obj?.metadata && typeof obj.metadata === 'object' && 'managedFields' in obj.metadata) delete obj.metadata.managedFields;
+  return obj;
+}
+
+/**
  * List, then watch from the list's resourceVersion; on a closed watch resume from the last resourceVersion seen,
  * on `410 Gone` relist (emitting DELETED for objects that vanished meanwhile, MODIFIED for ones that changed), on
  * any other failure reconnect with exponential backoff. Bookmarks keep the resourceVersion fresh.
@@ -85,6 +94,7 @@ export function createInformer(o: InformerOptions): Informer {
     const items: Obj[] = Array.isArray(result.items) ? result.items : [];
     const seen = new Set<string>();
     for (const item of items) {
+      slim(item);
       const name = item?.metadata?.name;
       if (typeof name !== 'string') continue;
       seen.add(name);
@@ -124,6 +134,7 @@ export function createInformer(o: InformerOptions): Informer {
             const rv = obj?.metadata?.resourceVersion;
             if (typeof rv === 'string' && rv) resourceVersion = rv;
             if (type === 'BOOKMARK') return;
+            slim(obj);
             const name = obj?.metadata?.name;
             if (typeof name !== 'string') return;
             if (type === 'DELETED') cache.delete(name);

@@ -46,6 +46,11 @@ export const kubernetesRunnerOptionsSchema = z
       .default({ initial: 250, max: 30_000 }),
     /** Server-side timeout of each watch request, after which it is resumed from the last resourceVersion. */
     watchTimeoutSeconds: z.number().int().min(1).default(300),
+    /**
+     * How long the watches of a namespace (and their caches) stay open after the last run of this runner there ended,
+     * so back-to-back runs share them; then they are closed until a run uses the namespace again. Default 30 000 ms.
+     */
+    watchIdleMs: z.number().int().min(0).default(30_000),
     logger: loggerOption,
   })
   .strict();

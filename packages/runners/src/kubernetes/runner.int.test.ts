@@ -211,6 +211,41 @@ describe('kubernetes runner on the test server', () => {
     expect(runner.watchStats().relists410 + runner.watchStats().reconnects).toBeGreaterThan(0);
   });
 
+  it('stops the watches of a namespace once no run uses it, keeps those still in use, and watches again on the next run there', async () => {
+    const { runner, server } = await setup({ watchIdleMs: 0 });
+    const long = ids();
+    server.kubelet.script({ label: { [LABEL.runId]: long.runId } }, [{ running: true }, { wait: 600_000 }, { succeed: true }]);
+    const inDefault = await runner.run(kubeRequest(long), ctx);
+    await until(inDefault, (s) => s.state === 'running');
+    const first = await runner.run(kubeRequest({ ...ids(), resourceArgs: { namespace: 'ml' } }), ctx);
+    // Job and pod informers in both namespaces.
+    expect(runner.watchStats().informers).toBe(4);
+    expect((await first.wait()).state).toBe('finished');
+    expect(runner.watchStats().informers).toBe(2);
+    await eventually(() => server.openWatches() === 2);
+    const watchesOf = (ns: string) => server.requests.filter((r) => r.watch && r.path.startsWith(`/api/v1/namespaces/${ns}/`)).length;
+    const mlWatches = watchesOf('ml');
+    const second = await runner.run(kubeRequest({ ...ids(), resourceArgs: { namespace: 'ml' } }), ctx);
+    expect(runner.watchStats().informers).toBe(4);
+    expect((await second.wait()).state).toBe('finished');
+    expect(watchesOf('ml')).toBeGreaterThan(mlWatches);
+    // The run in `default` was followed throughout.
+    expect((await inDefault.status()).state).toBe('running');
+    await inDefault.cancel();
+    expect((await inDefault.wait()).state).toBe('stopped');
+    expect(runner.watchStats().informers).toBe(0);
+    await eventually(() => server.openWatches() === 0);
+  });
+
+  it('keeps the watches of a namespace open for watchIdleMs after its last run, so back-to-back runs share them', async () => {
+    const { runner } = await setup({ watchIdleMs: 600_000 });
+    expect((await (await runner.run(kubeRequest(ids()), ctx)).wait()).state).toBe('finished');
+    const before = runner.watchStats();
+    expect(before.informers).toBe(2);
+    expect((await (await runner.run(kubeRequest(ids()), ctx)).wait()).state).toBe('finished');
+    expect(runner.watchStats().lists).toBe(before.lists);
+  });
+
   it('a 403 names the missing permission', async () => {
     const { runner, server } = await setup();
     server.injectFault({ method: 'POST', path: /\/apis\/batch\/v1\/namespaces\/ml\/jobs$/, status: 403 });

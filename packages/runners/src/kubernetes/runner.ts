@@ -50,7 +50,7 @@ export interface KubernetesRunner extends Runner {
 export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): KubernetesRunner {
   const opts = parseKubernetesRunnerOptions(options);
   const logger = childLogger(opts.logger, { runner: 'kubernetes' });
-  const monitor: Monitor = createMonitor({ logger, backoff: opts.watchBackoffMs, timeoutSeconds: opts.watchTimeoutSeconds });
+  const monitor: Monitor = createMonitor({ logger, backoff: opts.watchBackoffMs, timeoutSeconds: opts.watchTimeoutSeconds, idleStopMs: opts.watchIdleMs });
   const clusters = new Map<string, Cluster>();
   let closed = false;
 

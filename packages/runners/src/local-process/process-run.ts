@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
@@ -15,6 +14,7 @@ import {
 import { readLogTail } from './log-file.js';
 import { createTailBuffer } from './log-tail.js';
 import { groupExists, signalGroup } from './process-group.js';
+import type { SpawnedProcess, Spawner } from './spawner.js';
 
 /** Order of states; a run never moves backwards, so listeners see a non-decreasing sequence. */
 const RANK: Record<RunState, number> = {
@@ -43,6 +43,10 @@ export interface ProcessRunOptions {
   maxLogTailBytes: number;
   logTailLines: number;
   logger: Logger;
+  /** Starts the process (off the agent's event loop). */
+  spawner: Spawner;
+  /** Called once, synchronously, as soon as the process has a pid (before any `onSettled`). */
+  onStarted(run: ProcessRun): void;
   /** Called once, when the run reached its terminal state. */
   onSettled(run: ProcessRun): void;
 }
@@ -56,10 +60,10 @@ export interface ProcessRun extends SubmittedRun {
 
 /**
  * Spawns the request's entry point in its own process group, writes its output to the log stream
- * and to `onLog` listeners, and tracks its state. Throws a LaunchError only when `spawn` itself
+ * and to `onLog` listeners, and tracks its state. Rejects with a LaunchError only when `spawn` itself
  * throws; a command that is missing or not executable ends as a `failed` run instead.
  */
-export function startProcessRun(options: ProcessRunOptions): ProcessRun {
+export async function startProcessRun(options: ProcessRunOptions): Promise<ProcessRun> {
   const { request, logPath, logStream, logger } = options;
   const [command, ...entryArgs] = request.entryPoint as [string, ...string[]];
 
@@ -82,16 +86,25 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
   let paused = false;
   let resolveWait!: (status: RunStatus) => void;
   const terminal = new Promise<RunStatus>((resolve) => (resolveWait = resolve));
+  // Settling waits until the run object exists and the runner knows it (a fast process can end first).
+  let markBuilt!: () => void;
+  const built = new Promise<void>((resolve) => (markBuilt = resolve));
 
-  let child: ChildProcess;
+  logStream.on('error', (error) => {
+    // A full disk must not stall the job: keep streaming to listeners and the in-memory tail.
+    logBroken = true;
+    logger.warn({ err: error, logPath }, 'writing the run log failed; later output is not saved to the file');
+    resume();
+  });
+
+  // No shell: arguments reach the program verbatim, so nothing in a spec can inject commands.
+  const child: SpawnedProcess = options.spawner.spawn(
+    { command, args: [...entryArgs, ...request.args], ...(request.workingDir !== undefined ? { cwd: request.workingDir } : {}), env: request.env },
+    { onSpawn, onError, onData, onExit, onClose },
+  );
+  let pid: number | undefined;
   try {
-    // No shell: arguments reach the program verbatim, so nothing in a spec can inject commands.
-    child = spawn(command, [...entryArgs, ...request.args], {
-      cwd: request.workingDir,
-      env: request.env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    pid = await child.started;
   } catch (error) {
     logStream.destroy();
     throw new LaunchError({
@@ -103,9 +116,10 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
       cause: error,
     });
   }
-  const pid = child.pid;
 
-  const copy = (status: RunStatus): RunStatus => ({ ...status, messages: [...status.messages] });
+  function copy(status: RunStatus): RunStatus {
+    return { ...status, messages: [...status.messages] };
+  }
 
   function publish(next: RunStatus): void {
     if (RANK[next.state] < RANK[current.state]) return;
@@ -129,26 +143,17 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
     }
   }
 
-  logStream.on('error', (error) => {
-    // A full disk must not stall the job: keep streaming to listeners and the in-memory tail.
-    logBroken = true;
-    logger.warn({ err: error, logPath }, 'writing the run log failed; later output is not saved to the file');
-    resume();
-  });
-
   function resume(): void {
     if (!paused) return;
     paused = false;
-    child.stdout?.resume();
-    child.stderr?.resume();
+    child.resume();
   }
 
-  const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+  function onData(stream: 'stdout' | 'stderr', chunk: Buffer): void {
     // Back-pressure: a job that writes faster than the disk waits instead of filling our memory.
     if (!logBroken && !logStream.write(chunk) && !paused) {
       paused = true;
-      child.stdout?.pause();
-      child.stderr?.pause();
+      child.pause();
       logStream.once('drain', resume);
     }
     tail.push(chunk);
@@ -156,38 +161,35 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
       const text = decoders[stream].write(chunk);
       if (text) emitLog({ stream, text });
     }
-  };
-  child.stdout?.on('data', onData('stdout'));
-  child.stderr?.on('data', onData('stderr'));
+  }
 
-  child.once('spawn', () => {
+  function onSpawn(): void {
+    const pid = child.pid;
     logger.debug({ pid, command, argCount: entryArgs.length + request.args.length }, 'local process started');
     publish({ state: cancelled ? 'stopping' : 'running', messages: [] });
-  });
-  child.on('error', (error: NodeJS.ErrnoException) => {
+  }
+  function onError(error: NodeJS.ErrnoException): void {
+    const pid = child.pid;
     // Without a pid this is the spawn failing (ENOENT, EACCES) and 'close' follows.
     if (pid === undefined) spawnError ??= error;
     else logger.warn({ err: error, pid }, 'local process error');
-  });
-  child.once('exit', (code, signal) => {
+  }
+  function onExit(code: number | null, signal: NodeJS.Signals | null): void {
     exit = { code, signal };
     if (!closed) armDrain();
-  });
-  child.once('close', (code, signal) => {
+  }
+  function onClose(code: number | null, signal: NodeJS.Signals | null): void {
     closed = true;
     if (drainTimer) clearTimeout(drainTimer);
     exit ??= { code, signal };
     void settle();
-  });
+  }
 
   function armDrain(): void {
     if (closed || drainTimer) return;
     // While a cancel waits for its SIGKILL, stragglers are still expected to die; drain after that.
     if (cancelled && !killSent) return;
-    drainTimer = setTimeout(() => {
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-    }, STDIO_DRAIN_MS);
+    drainTimer = setTimeout(() => child.destroyStdio(), STDIO_DRAIN_MS);
   }
 
   function escalate(): void {
@@ -210,6 +212,7 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
   async function settle(): Promise<void> {
     if (settled) return;
     settled = true;
+    await built;
     if (logListeners.size > 0) {
       for (const stream of ['stdout', 'stderr'] as const) {
         const text = decoders[stream].end();
@@ -284,6 +287,8 @@ export function startProcessRun(options: ProcessRunOptions): ProcessRun {
       signalGroup(pid, 'SIGKILL');
     },
   };
+  options.onStarted(run);
+  markBuilt();
   return run;
 }
 

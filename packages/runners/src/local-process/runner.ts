@@ -5,6 +5,10 @@ import { logFilePath, openLogStream } from './log-file.js';
 import { parseLocalProcessRunnerOptions, type LocalProcessRunnerOptions } from './options.js';
 import { createProcessGroupGuard, type ProcessGroupGuard } from './orphan-guard.js';
 import { startProcessRun, type ProcessRun } from './process-run.js';
+import { createSpawner } from './spawner.js';
+
+/** How long the spawner thread outlives the last run it started (a busy agent keeps it; an idle one frees it). */
+const SPAWNER_IDLE_MS = 30_000;
 
 /** A runner for jobs that run as processes on the agent's machine. */
 export interface LocalProcessRunner extends Runner {
@@ -32,6 +36,8 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
   const live = new Set<ProcessRun>();
   let logDirReady: Promise<void> | undefined;
   let closing = false;
+  // Runs whose process is being spawned: not yet in `live`, so close() waits for them first.
+  const starting = new Set<Promise<ProcessRun>>();
 
   // The last resort against orphans when the agent exits without cancelling (crash, bare exit()).
   const onProcessExit = () => {
@@ -39,6 +45,8 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
   };
   // Against the deaths no exit handler sees (kill -9): a watchdog process that outlives the agent.
   const guard: ProcessGroupGuard | undefined = config.orphanGuard ? createProcessGroupGuard({ graceMs: config.killGracePeriodMs }) : undefined;
+  // fork() and the wait for exec() happen on a worker thread: the event loop goes on claiming and reporting jobs.
+  const spawner = createSpawner({ idleMs: SPAWNER_IDLE_MS });
   const track = (run: ProcessRun) => {
     if (config.killOnExit && live.size === 0) process.on('exit', onProcessExit);
     live.add(run);
@@ -133,7 +141,7 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
         throw new LaunchError({ code: 'run.aborted', stage: 'run', retryable: true, message: 'run submission was aborted' });
       }
       const logger = childLogger(ctx.logger ?? config.logger, { runner: 'local-process', runId: request.runId });
-      const run = startProcessRun({
+      const started = startProcessRun({
         request,
         logPath,
         logStream,
@@ -141,18 +149,24 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
         maxLogTailBytes: config.maxLogTailBytes,
         logTailLines: config.logTailLines,
         logger,
+        spawner,
+        onStarted: track,
         onSettled: untrack,
       });
-      track(run);
-      return run;
+      starting.add(started);
+      const forget = () => void starting.delete(started);
+      started.then(forget, forget);
+      return started;
     },
 
     async close() {
       closing = true;
+      await Promise.allSettled([...starting]);
       const runs = [...live];
       await Promise.all(runs.map((run) => run.cancel()));
       await Promise.all(runs.map((run) => run.wait()));
       guard?.close();
+      await spawner.close();
     },
   };
 }
