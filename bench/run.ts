@@ -43,6 +43,8 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'gcs-upload', group: 'other', aliases: ['gcs'], load: () => import('./gcs-upload.js') },
   { name: 's3-upload', group: 'other', aliases: ['s3'], load: () => import('./s3-upload.js') },
   { name: 'build-context', group: 'other', aliases: ['context', 'pack'], load: () => import('./build-context.js') },
+  { name: 'build-cache-hit', group: 'other', aliases: ['cache-hit'], load: () => import('./build-cache-hit.js') },
+  { name: 'docker-build-vs-cli', group: 'other', aliases: ['docker-build'], load: () => import('./docker-build-vs-cli.js') },
   {
     name: 'wandb-latency',
     group: 'other',
@@ -66,6 +68,8 @@ const BENCHMARKS: Benchmark[] = [
     ],
   },
   { name: 'redaction', group: 'other', aliases: ['redact'], load: () => import('./redaction.js') },
+  { name: 'wandb-job-resolve', group: 'other', aliases: ['job-resolve', 'jobs'], load: () => import('./wandb-job-resolve.js') },
+  { name: 'cloud-idle-rss', group: 'other', aliases: ['cloud-idle'], load: () => import('./cloud-idle-rss.js') },
   { name: 'queue-scale', group: 'other', aliases: ['scale'], load: () => import('./queue-scale.js') },
   {
     name: 'kubernetes',

@@ -38,12 +38,17 @@ export function contextStorePlan(config: AgentConfig, env: Record<string, string
   return undefined;
 }
 
+/** The store URI as shown: a query (an Azure SAS token) and user info are never printed. */
+export function shownStoreUri(uri: string): string {
+  return uri.replace(/\?.*$/s, '?<redacted>').replace(/^(\w+:\/\/)[^/@]*@/, '$1<redacted>@');
+}
+
 /** The line `config check` and start-up print for the store (no SDK is loaded). */
 export function describeContextStore(plan: ContextStorePlan | undefined): string {
   if (!plan) return 'context store: none (no builder.build-context-store and no WANDB_LAUNCH_KANIKO_PVC_NAME)';
   if (plan.kind === 'pvc') return `context store: PVC ${plan.pvcName} (${STORE_NAMES.pvc}, from ${plan.from}), mounted in the agent at ${plan.mountPath} and in build pods at /context`;
   const credentials = { aws: 'the AWS default credential chain', gcp: 'Application Default Credentials', azure: 'DefaultAzureCredential' }[plan.cloud];
-  return `context store: ${plan.uri} (${STORE_NAMES[plan.kind]}, from ${plan.from}); credentials from ${credentials}`;
+  return `context store: ${shownStoreUri(plan.uri)} (${STORE_NAMES[plan.kind]}, from ${plan.from}); credentials from ${credentials}`;
 }
 
 /**
@@ -67,7 +72,7 @@ export async function createContextStore(plan: ContextStorePlan, environments: E
   } catch (error) {
     const cause = LaunchError.isInstance(error) ? error : undefined;
     throw configError(
-      `${plan.from} ${JSON.stringify(plan.kind === 'pvc' ? plan.pvcName : plan.uri)} cannot be used: ${error instanceof Error ? error.message : String(error)}`,
+      `${plan.from} ${JSON.stringify(plan.kind === 'pvc' ? plan.pvcName : shownStoreUri(plan.uri))} cannot be used: ${(error instanceof Error ? error.message : String(error)).split(plan.kind === 'pvc' ? plan.pvcName : plan.uri).join(plan.kind === 'pvc' ? plan.pvcName : shownStoreUri(plan.uri))}`,
       cause?.hint ?? 'fix builder.build-context-store (or the environment block for its cloud)',
       error,
     );

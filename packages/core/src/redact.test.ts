@@ -20,6 +20,22 @@ describe('Redactor', () => {
     expect(r.redact('nothing to hide')).toBe('nothing to hide');
   });
 
+  it('masks the signature of a signed URL (Azure SAS, S3/GCS presigned, a token in a query) and keeps the rest readable', () => {
+    const r = new Redactor();
+    expect(r.redact('store https://acct.blob.core.windows.net/ctx?sv=2022-11-02&sp=rw&sig=AbC%2Bd/EF= is refused')).toBe(
+      `store https://acct.blob.core.windows.net/ctx?sv=2022-11-02&sp=rw&sig=${REDACTED} is refused`,
+    );
+    expect(r.redact('GET /b/o?X-Amz-Credential=AK%2F1&X-Amz-Signature=deadbeef&X-Amz-Security-Token=tok#x')).toBe(
+      `GET /b/o?X-Amz-Credential=AK%2F1&X-Amz-Signature=${REDACTED}&X-Amz-Security-Token=${REDACTED}#x`,
+    );
+    expect(r.redactValue({ uri: 'gs://b/o?X-Goog-Signature=0a1b&alt=media', other: '?access_token=ya29.x' })).toEqual({
+      uri: `gs://b/o?X-Goog-Signature=${REDACTED}&alt=media`,
+      other: `?access_token=${REDACTED}`,
+    });
+    // Not a query parameter: left alone.
+    expect(r.redact('the signature= field and tokens=3')).toBe('the signature= field and tokens=3');
+  });
+
   it('treats names with KEY, PASSWORD, SECRET, TOKEN or CREDENTIALS anywhere as secret', () => {
     for (const name of ['WANDB_API_KEY', 'KEY_ID', 'MY_KEYFILE', 'DB_PASSWORD', 'CLIENT_SECRET_X', 'GH_TOKEN', 'GOOGLE_CREDENTIALS']) {
       expect(isSecretEnvName(name), name).toBe(true);

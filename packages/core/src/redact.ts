@@ -23,6 +23,8 @@ const KEY_PATTERNS: RegExp[] = [
   /\b([A-Z0-9_]*(?:API_KEY|PASSWORD|SECRET|TOKEN))=([^\s"']+)/g,
   // JSON-ish fields: "_wandb_api_key": "…", "password": "…"
   /("(?:_wandb_api_key|api_?key|apiKey|password|secret|token)"\s*:\s*")([^"]*)(")/gi,
+  // Signed URLs: an Azure SAS, S3 and GCS presigned URLs, OAuth tokens in a query. The URL stays readable.
+  /([?&](?:sig|signature|x-amz-signature|x-amz-security-token|x-goog-signature|access_token|token)=)([^&\s"'#]+)/gi,
 ];
 
 export const REDACTED = '[REDACTED]';
@@ -155,6 +157,7 @@ export class Redactor {
     }
     out = out.replace(KEY_PATTERNS[0]!, (_m, name: string) => `${name}=${REDACTED}`);
     out = out.replace(KEY_PATTERNS[1]!, (_m, pre: string, _v: string, post: string) => `${pre}${REDACTED}${post}`);
+    out = out.replace(KEY_PATTERNS[2]!, (_m, pre: string) => `${pre}${REDACTED}`);
     return out;
   }
 
