@@ -256,6 +256,24 @@ describe('embedded queue', () => {
       expect(LaunchError.isInstance(error) && error.code).toBe('queue.claim_lost');
     });
 
+    it('a heartbeat that lands while the item is being finished is moot, not a lost claim', async () => {
+      const q = open({ autoRenew: false });
+      const { id: agent } = await q.register(agentInfo(['q']));
+      const errors: unknown[] = [];
+      // The heartbeat starts a few microtasks after finish(), so it meets every step of finishing once.
+      for (let delay = 0; delay < 40; delay++) {
+        await q.enqueue({ queue: 'q', spec: { delay } });
+        const item = (await q.pop('q', agent))!;
+        await q.ack(item, `run-${delay}`);
+        const finished = q.finish(item, { state: 'finished', exitCode: 0, runId: `run-${delay}` });
+        for (let i = 0; i < delay; i++) await Promise.resolve();
+        const beat = q.heartbeat(agent, [item]).catch((e: unknown) => errors.push(e));
+        await Promise.all([finished, beat]);
+        expect((await q.get(item.id))?.state).toBe('finished');
+      }
+      expect(errors).toEqual([]);
+    });
+
     it('never requeues an item whose end was recorded, even if the move to done/ did not happen', async () => {
       let t = Date.parse('2030-01-01T00:00:00Z');
       const q = open({ leaseMs: 1000, now: () => t });

@@ -63,6 +63,8 @@ interface Held {
   record: StoredRecord;
   /** Serialises writes of this item's file so that a later write never lands before an earlier one. */
   chain: Promise<void>;
+  /** The item's end is written and its file moved to `done/`: writes queued behind that (a renewal, a heartbeat) are moot. */
+  ended?: boolean;
 }
 
 /** File operations in flight at once for bulk work (list, lease renewal). */
@@ -147,11 +149,12 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   /** Rewrites a held item's file from its in-memory record, in order, after checking the claim still stands. */
   const writeHeld = (h: Held, fsync = false): Promise<void> => {
     const next = h.chain.then(async () => {
+      if (h.ended) return;
       try {
         await stat(h.path);
       } catch (error) {
         if (errno(error) === 'ENOENT') {
-          held.delete(h.record.id);
+          if (held.get(h.record.id) === h) held.delete(h.record.id);
           throw lost(h);
         }
         throw error;
@@ -165,7 +168,8 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   /** Writes a held item's end state, then moves it to `done/` (recovery completes the move after a crash). */
   const settle = async (h: Held) => {
     await writeHeld(h, durable);
-    held.delete(h.record.id);
+    h.ended = true;
+    if (held.get(h.record.id) === h) held.delete(h.record.id);
     await rename(h.path, join(paths.done(h.queue), queuedFile(h.name.base)));
     schedulePrune();
   };
