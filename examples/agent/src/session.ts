@@ -14,7 +14,7 @@ import { selectBuildSetup } from './select-builder.js';
 import { selectRunners } from './select-runners.js';
 import { selectJobResolver } from './select-job-resolver.js';
 import { selectSource, type SelectedSource } from './select-source.js';
-import { createLaunchMetrics, startHealthServer, type HealthServer } from './health/index.js';
+import type { HealthServer } from './health/index.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from './usage.js';
 import { VERSION } from './version.js';
 
@@ -71,7 +71,9 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   for (const line of build.lines) out.write(line);
   const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger, dockerProbe: build.probe });
   const jobResolver = await selectJobResolver({ kind: selected.kind, config, origins: options.origins, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, logger, redactor });
-  const metrics = options.health ? createLaunchMetrics({ processMetrics: options.health.processMetrics }) : undefined;
+  // prom-client (about 13 MiB) loads only when health and metrics are on.
+  const healthModule = options.health ? await import('./health/index.js') : undefined;
+  const metrics = options.health ? healthModule!.createLaunchMetrics({ processMetrics: options.health.processMetrics }) : undefined;
   const agentOptions = agentOptionsFromConfig(config);
   const agent = createAgent({
     ...agentOptions,
@@ -98,7 +100,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   });
   // Listening before the agent starts: /readyz says 503 while it registers, and every job is counted.
   const health = options.health
-    ? await startHealthServer({
+    ? await healthModule!.startHealthServer({
         port: options.health.port,
         host: options.health.host,
         agent,
