@@ -265,8 +265,9 @@ describe('health server endpoints', () => {
     const health = await startHealthServer({ agent: idleAgent(), port: 0, processMetrics: true });
     try {
       const samples = parseMetrics(await (await fetch(`${health.url}/metrics`)).text());
-      expect(metric(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
-      expect(samples.some((s) => s.name === 'nodejs_heap_size_used_bytes')).toBe(true);
+      // CPU time is counted from the registration on, in the kernel's ticks: a short, idle test may see 0 of it.
+      expect(samples.filter((s) => s.name === 'process_cpu_user_seconds_total').map((s) => s.value >= 0)).toEqual([true]);
+      expect(metric(samples, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
     } finally {
       await health.close();
     }
