@@ -6,7 +6,7 @@ import { LaunchError, parseAgentConfig, silentLogger, type AgentConfig } from '@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerEngineAddress, pingDockerEngine } from './docker-engine.js';
 import { isConfigProblem } from './load-config.js';
-import { describeBuildSetup, planBuildSetup, selectBuildSetup } from './select-builder.js';
+import { checkContextStore, describeBuildSetup, planBuildSetup, selectBuildSetup } from './select-builder.js';
 import { containerRunner } from './select-container-runner.js';
 import { contextStorePlan } from './select-context-store.js';
 
@@ -169,6 +169,17 @@ describe('kaniko, clouds and context stores', () => {
       'registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com/launch (Amazon ECR (ecr), from builder.destination); credentials from the AWS default credential chain (ECR GetAuthorizationToken)',
       'context store: s3://my-bucket/contexts (Amazon S3, from builder.build-context-store); credentials from the AWS default credential chain',
     ]);
+  });
+
+  it('config check makes the store as run does: a malformed or SAS-carrying store URI is an error, a good one passes', async () => {
+    const store = (uri: string, extra: Record<string, unknown> = {}) =>
+      checkContextStore(config({ ...extra, builder: { type: 'kaniko', destination: 'registry.local/launch', 'build-context-store': uri } }), kube(), dir);
+    expect(await store('gs://Bad_Bucket/ctx', { environment: { type: 'gcp', region: 'us-central1', project: 'p' } })).toMatch(/^error: .*Bad_Bucket/);
+    const sas = await store('https://acct.blob.core.windows.net/contexts?sv=2022-11-02&sig=SECRETSIGNATURE', { environment: { type: 'azure' } });
+    expect(sas).toMatch(/^error: /);
+    expect(sas).not.toContain('SECRETSIGNATURE');
+    expect(await store('gs://good-bucket/ctx', { environment: { type: 'gcp', region: 'us-central1', project: 'p' } })).toBeUndefined();
+    expect(await store('s3://good-bucket/ctx', { environment: { type: 'aws', region: 'us-east-1' } })).toBeUndefined();
   });
 
   it('config check for the seed\'s GCP and Azure examples', () => {

@@ -116,6 +116,28 @@ export interface SelectedBuilder {
  * ({@link selectRegistry}); cloud packages are loaded only for the cloud a registry, a store or the
  * environment block names.
  */
+/**
+ * For `config check`: the kaniko context store made as `run` makes it (its cloud package loaded, its URI
+ * parsed, its cloud environment's settings checked; no request is sent), so a store `run` refuses is an
+ * error here too. Undefined when there is nothing to check or it is fine; else the error line.
+ */
+export async function checkContextStore(config: AgentConfig, env: Record<string, string | undefined>, homedir?: string): Promise<string | undefined> {
+  let plan: ReturnType<typeof planBuildSetup>;
+  try {
+    plan = planBuildSetup(config, env, homedir);
+  } catch {
+    return undefined; // describeBuildSetup reports it
+  }
+  if (plan.type !== 'kaniko' || !plan.contextStore || plan.contextStore.kind === 'pvc') return undefined;
+  try {
+    await createContextStore(plan.contextStore, createEnvironmentLoader(config, env));
+    return undefined;
+  } catch (error) {
+    if (!LaunchError.isInstance(error)) throw error;
+    return `error: ${error.message}${error.hint ? ` (hint: ${error.hint})` : ''}`;
+  }
+}
+
 export async function selectBuildSetup(s: BuilderSelection): Promise<SelectedBuilder> {
   const plan = planBuildSetup(s.config, s.env, s.homedir);
   const where = describeEngine(plan.engine);

@@ -5,7 +5,7 @@ import { asConfigError, loadConfig } from '../load-config.js';
 import { colorEnabled, palette } from '../output/color.js';
 import { renderConfig } from '../output/config-view.js';
 import { cliRedactor } from '../redaction.js';
-import { describeBuildSetup } from '../select-builder.js';
+import { checkContextStore, describeBuildSetup } from '../select-builder.js';
 import { chooseSourceKind } from '../select-source.js';
 import { intFlag, parseCommandArgs, UsageError } from '../usage.js';
 
@@ -96,6 +96,8 @@ export async function configCommand(argv: string[], io: Io): Promise<number> {
   io.stdout.write(redactor.redact(`${head}\n${warnings ? warnings + '\n' : ''}\n${renderConfig(config, loaded.origins, c)}`) + '\n');
   // Which builder, registry and runner for images `run` would use, and every configured key it cannot use.
   const build = describeBuildSetup(config, io.env);
+  const store = await checkContextStore(loaded.config, io.env, io.homedir);
+  if (store) build.push(store);
   if (build.length > 0) io.stdout.write(redactor.redact(`\n${build.join('\n')}`) + '\n');
   return build.some((l) => l.startsWith('error:')) ? 2 : 0;
 }
