@@ -4,10 +4,10 @@ import { resolveEndpoint } from './engine.js';
 import { createLocalContainerRunner } from './runner.js';
 
 describe('local-container runner options', () => {
-  it('declares its contract: local-container and local, adopt, not remote, needs an image', () => {
+  it('declares its contract: local-container and local, adopt, not remote, needs an image, mounts code', () => {
     const runner = createLocalContainerRunner({ logDir: '/tmp/launch-unused', socketPath: '/tmp/launch-unused.sock' });
     expect(runner.resources).toEqual(['local-container', 'local']);
-    expect(runner.capabilities).toEqual({ adopt: true, remote: false, needsImage: true });
+    expect(runner.capabilities).toEqual({ adopt: true, remote: false, needsImage: true, mountsCode: true });
   });
 
   it('refuses a misspelt option, naming it and suggesting the right one', () => {

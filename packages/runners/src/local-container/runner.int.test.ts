@@ -59,6 +59,7 @@ describe.runIf(available)('local-container runner on a real Docker Engine', () =
     return run;
   }
 
+  const capabilitiesOf = (runner: LocalContainerRunner) => runner.capabilities;
   const containersOf = (itemId: string) => docker.listContainers({ all: true, filters: { label: [`${LABEL.itemId}=${itemId}`] } });
 
   function rejection(p: Promise<unknown>): Promise<LaunchError> {
@@ -111,6 +112,30 @@ describe.runIf(available)('local-container runner on a real Docker Engine', () =
     const dict = await submit(runner, request('echo "$FROM_DICT"', { resourceArgs: { env: { FROM_DICT: 'dict-value' } } }));
     await dict.wait();
     expect(await dict.logs()).toContain('dict-value');
+  });
+
+  it('mounts a W&B job\'s code where the request says, beside the resource_args volumes, and runs in its working directory', async () => {
+    const runner = newRunner();
+    const code = await mkdtemp(join(dir, 'code-'));
+    await writeFile(join(code, 'train.sh'), 'echo "trained in $(pwd)"; cat data.txt; echo result > out.txt\n');
+    await writeFile(join(code, 'data.txt'), 'from the code\n');
+    const shared = await mkdtemp(join(dir, 'vol-'));
+    const run = await submit(
+      runner,
+      request('', {
+        entryPoint: ['sh', 'train.sh'],
+        code: { dir: code, mountPath: '/mnt/wandb' },
+        workingDir: '/mnt/wandb',
+        resourceArgs: { v: [`${shared}:/data`] },
+      }),
+    );
+    const status = await run.wait();
+    const out = await run.logs();
+    expect(status.state, out).toBe('finished');
+    expect(out).toContain('trained in /mnt/wandb\nfrom the code\n');
+    // The run wrote beside its code (the agent gives each run its own copy).
+    expect(await readFile(join(code, 'out.txt'), 'utf8')).toBe('result\n');
+    expect(capabilitiesOf(runner).mountsCode).toBe(true);
   });
 
   it('labels the container with item, run and agent, names it from the item, and removes it at the end (rm default)', async () => {
