@@ -28,20 +28,22 @@ export interface WandbClientOptions {
   redactor?: Redactor;
 }
 
+/** The `retry` option of the W&B clients (queue client, job resolver). */
+export const retryOptionsSchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).optional(),
+    baseDelayMs: z.number().min(0).optional(),
+    maxDelayMs: z.number().min(0).optional(),
+    maxRetryAfterMs: z.number().min(0).optional(),
+  })
+  .strict();
+
 const optionsSchema = z
   .object({
     baseUrl: z.string().min(1).optional(),
     keySource: z.enum(['config', 'env', 'netrc']).optional(),
     timeoutMs: z.number().int().positive().optional(),
-    retry: z
-      .object({
-        maxAttempts: z.number().int().min(1).optional(),
-        baseDelayMs: z.number().min(0).optional(),
-        maxDelayMs: z.number().min(0).optional(),
-        maxRetryAfterMs: z.number().min(0).optional(),
-      })
-      .strict()
-      .optional(),
+    retry: retryOptionsSchema.optional(),
     caCertFile: z.string().min(1).optional(),
   })
   .passthrough();

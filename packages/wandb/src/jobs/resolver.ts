@@ -16,6 +16,7 @@ import {
   type ResolveJobRequest,
 } from '@launch/core';
 import { z } from 'zod';
+import { retryOptionsSchema } from '../client.js';
 import { resolveRetry, type RetryOptions } from '../retry.js';
 import { describeKeySource, resolveWandbSettings, type KeySource } from '../settings.js';
 import { createWandbDispatcher } from '../tls.js';
@@ -66,15 +67,7 @@ const optionsSchema = z
     baseUrl: z.string().min(1).optional(),
     keySource: z.enum(['config', 'env', 'netrc']).optional(),
     timeoutMs: z.number().int().positive().optional(),
-    retry: z
-      .object({
-        maxAttempts: z.number().int().min(1).optional(),
-        baseDelayMs: z.number().min(0).optional(),
-        maxDelayMs: z.number().min(0).optional(),
-        maxRetryAfterMs: z.number().min(0).optional(),
-      })
-      .strict()
-      .optional(),
+    retry: retryOptionsSchema.optional(),
     caCertFile: z.string().min(1).optional(),
     // process.env is not a plain object (zod's record refuses it): any object whose values are read as strings.
     env: z.custom<Record<string, string | undefined>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of environment variables').optional(),
