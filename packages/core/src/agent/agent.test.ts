@@ -529,6 +529,19 @@ describe('createAgent loop', () => {
     await waitFor(() => ops(source, 'finish').length === 5, { timeoutMs: 5_000, what: 'five jobs without waiting for polls' });
   });
 
+  it('does not pop again when a job ends while slots are free: jobs ending one by one cost no pops before the poll interval', async () => {
+    const source = createMemoryQueue({ pollIntervalMs: 60_000, notify: false });
+    for (let i = 0; i < 4; i++) source.enqueue('q', job({ name: `j${i}` }));
+    // The jobs end one by one, 40 ms apart, on an agent with free slots: a wake per ending used to pop each time.
+    const runner = createScriptedRunner({ script: (r) => [{ state: 'running', ms: 40 * (1 + Number(r.spec.name!.slice(1))) }, { state: 'finished', exitCode: 0 }] });
+    await start({ source, runners: [runner], maxJobs: 10 }).start();
+    await waitFor(() => ops(source, 'finish').length === 4, { what: 'four jobs' });
+    await new Promise((r) => setTimeout(r, 100));
+    // 1 (an item, so the next round is wide) + 8 (3 items, 5 empty) + 1 (the narrow round after it); without
+    // the fix each ending job added one.
+    expect(ops(source, 'pop')).toHaveLength(10);
+  });
+
   it('sleeps until the source notifies work', async () => {
     const source = createMemoryQueue({ pollIntervalMs: 60_000 });
     const agent = start({ source, runners: [createScriptedRunner({})] });

@@ -109,6 +109,15 @@ export function createAgent(options: AgentOptions): Agent {
     pendingWake = true;
     wakeLoop();
   };
+  // Whether the next turn of the loop pops whatever the time: at start, when the source says an item
+  // arrived, after a turn that took items, and when a job frees a slot of a full agent. Other wakes (a job
+  // ending while slots were free, a heartbeat) pop only once the poll interval has passed since the last pop,
+  // so a burst of jobs ending one by one costs no extra pops.
+  let popDue = true;
+  const wakeToPop = () => {
+    popDue = true;
+    wake();
+  };
 
   // --- agent status: reported on change (throttled) and kept alive every other poll, as W&B does ---
   let lastStatus: AgentStatus | undefined;
@@ -156,10 +165,12 @@ export function createAgent(options: AgentOptions): Agent {
       .then(() => {
         // The job is over: its secrets leave the matcher (its last events and reports were redacted).
         jobs.get(itemId)?.secrets?.release();
+        const wasFull = counts().regular >= opts.maxJobs;
         jobs.delete(itemId);
         startWaitingSchedulers();
         reportStatus();
-        wake();
+        if (wasFull && counts().regular < opts.maxJobs) wakeToPop();
+        else wake();
       });
   };
 
@@ -199,6 +210,7 @@ export function createAgent(options: AgentOptions): Agent {
     let lastControlCheck = 0;
     let lastKeepAlive = clock.now();
     let lastHeartbeat = clock.now();
+    let lastPopAt = clock.now();
     while (!stopping) {
       pendingWake = false;
       wakeLoop = () => {};
@@ -227,7 +239,9 @@ export function createAgent(options: AgentOptions): Agent {
       }
       let took = false;
       const free = opts.maxJobs - counts().regular;
-      if (free > 0) {
+      if (free > 0 && (popDue || now - lastPopAt >= opts.pollIntervalMs)) {
+        popDue = false;
+        lastPopAt = now;
         // One pop per turn, as W&B; while pops keep returning items and slots are free, claim several at
         // once (each pop is a chain of file or API calls, and serial claims leave the agent idle between
         // them). An idle agent therefore makes one pop per queue per poll, whatever max_jobs is.
@@ -259,17 +273,21 @@ export function createAgent(options: AgentOptions): Agent {
         }
         if (!items.some(Boolean) && jobs.size === 0) emitter.emit('agent:idle', {});
       } else {
-        // Every slot is busy: no pop this turn, but the loop is alive (health checks listen for this).
+        // Every slot is busy, or no pop is due: no pop this turn, but the loop is alive (health checks
+        // listen for this).
         emitter.emit('agent:poll', { pops: 0, items: 0, durationMs: 0 });
       }
       if (stopping) break;
       if (took && counts().regular < opts.maxJobs) {
         // Yield to the event loop so timers and I/O run between back-to-back pops.
+        popDue = true;
         await new Promise<void>((r) => setImmediate(r));
         continue;
       }
-      let delay = opts.pollIntervalMs;
-      if (source.heartbeat && jobs.size > 0) delay = Math.min(delay, opts.monitorIntervalMs);
+      // Sleep until the next pop is due (a full agent is woken when a slot frees), or the next heartbeat.
+      const after = clock.now();
+      let delay = counts().regular < opts.maxJobs ? Math.max(0, lastPopAt + opts.pollIntervalMs - after) : opts.pollIntervalMs;
+      if (source.heartbeat && jobs.size > 0) delay = Math.min(delay, Math.max(0, lastHeartbeat + opts.monitorIntervalMs - after));
       await sleep(delay);
     }
   };
@@ -341,7 +359,7 @@ export function createAgent(options: AgentOptions): Agent {
         }
       }
       if (stopping) return;
-      if (source.capabilities.notify && source.subscribe) unsubscribe = source.subscribe(wake);
+      if (source.capabilities.notify && source.subscribe) unsubscribe = source.subscribe(wakeToPop);
       phase = 'POLLING';
       reportStatus(true);
       loopDone = loop().catch((e: unknown) => {
