@@ -18,7 +18,7 @@ import { startAgentProcess } from './lib/agent-process.js';
 import { sleep, wallMs } from './lib/clock.js';
 import { commandSpec, openBenchQueue } from './lib/queue.js';
 import { runIfMain, writeResult } from './lib/results.js';
-import { distribution, round } from './lib/stats.js';
+import { distribution } from './lib/stats.js';
 import { formatTable, verdict } from './lib/table.js';
 
 const JOBS = Number(process.env.BENCH_LATENCY_JOBS ?? 250);

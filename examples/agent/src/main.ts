@@ -6,7 +6,7 @@ import { enqueueCommand } from './commands/enqueue.js';
 import { queueCommand } from './commands/queue.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
-import { processIo, type Io } from './io.js';
+import type { Io } from './io.js';
 import { asConfigError, ConfigError } from './load-config.js';
 import { cliRedactor } from './redaction.js';
 import { EXIT_FAILURE, EXIT_USAGE, UsageError } from './usage.js';

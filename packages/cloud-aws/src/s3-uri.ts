@@ -1,4 +1,4 @@
-import { describeValue, LaunchValidationError } from '@launch/core';
+import { describeValue, firstControlCharacter, LaunchValidationError } from '@launch/core';
 
 /** A parsed `s3://bucket/prefix` location. */
 export interface S3Location {
@@ -49,16 +49,16 @@ export function parseS3Uri(uri: string, path = 'uri'): S3Location {
  * Characters refused in keys: control characters, and those AWS advises to avoid or that kaniko or
  * a shell would read differently (`\ { } ^ % \` [ ] " < > # | ?`).
  */
-const REFUSED = /[\u0000-\u001f\u007f\\{}^%`[\]"<>#|?]/;
+const REFUSED = /[\\{}^%`[\]"<>#|?]/;
 
 /** Why `key` cannot be used as an object key (or key prefix), or undefined when it can. */
 export function keyProblemOf(key: string): string | undefined {
   if (key === '') return 'is empty';
   if (key.startsWith('/')) return 'starts with "/"';
-  const refused = REFUSED.exec(key);
-  if (refused) {
-    const ch = refused[0];
-    const shown = /[\u0000-\u001f\u007f]/.test(ch) ? `control character U+${ch.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}` : `"${ch}"`;
+  const control = firstControlCharacter(key);
+  const refused = control ?? REFUSED.exec(key)?.[0];
+  if (refused !== undefined) {
+    const shown = control !== undefined ? `control character U+${control.charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}` : `"${refused}"`;
     return `contains ${shown}, which S3 keys here may not hold (refused: control characters and \\ { } ^ % \` [ ] " < > # | ?)`;
   }
   if (key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) return 'has an empty, "." or ".." path segment';

@@ -1,4 +1,4 @@
-import { describeValue, LaunchValidationError } from '@launch/core';
+import { describeValue, firstControlCharacter, LaunchValidationError } from '@launch/core';
 
 /** A `gs://bucket/prefix` location. */
 export interface GcsLocation {
@@ -40,7 +40,7 @@ export function bucketProblemOf(bucket: string): string | undefined {
 export function objectNameProblemOf(name: string): string | undefined {
   if (name === '') return 'is empty';
   if (Buffer.byteLength(name, 'utf8') > 1024) return 'is longer than 1024 bytes';
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'has a control character';
+  if (firstControlCharacter(name) !== undefined) return 'has a control character';
   if (/[#?[\]*\\]/.test(name)) return 'has one of # ? [ ] * \\ (GCS tools treat them as wildcards or URL parts)';
   if (name.startsWith('/')) return 'starts with "/"';
   if (name.split('/').some((s) => s === '' || s === '.' || s === '..')) return 'has an empty, "." or ".." path segment';

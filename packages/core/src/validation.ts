@@ -102,3 +102,12 @@ export function closest(word: string, candidates: Iterable<string>): string | un
   }
   return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
 }
+
+/** The first control character (U+0000–U+001F, U+007F) of `text`, or undefined when it has none. */
+export function firstControlCharacter(text: string): string | undefined {
+  for (const ch of text) {
+    const code = ch.charCodeAt(0);
+    if (code <= 0x1f || code === 0x7f) return ch;
+  }
+  return undefined;
+}

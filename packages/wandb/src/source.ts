@@ -9,7 +9,6 @@ import {
   type AgentRegistration,
   type AgentStatus,
   type FailureReport,
-  type Logger,
   type QueueItem,
   type QueueSource,
   type RunRef,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { LaunchError } from '@launch/core';
 import { pipeline, Readable, Transform, Writable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { abortedError, contextError, throwIfAborted } from './errors.js';

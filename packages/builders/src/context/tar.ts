@@ -23,7 +23,6 @@ export interface TarHeader {
 const TYPEFLAG: Record<TarEntryType, string> = { file: '0', dir: '5', symlink: '2' };
 const MAX_OCTAL_SIZE = 0o77777777777; // 11 octal digits
 
-// eslint-disable-next-line no-control-regex
 const ASCII = /^[\x20-\x7e]*$/;
 
 function writeString(block: Buffer, offset: number, length: number, value: string): void {

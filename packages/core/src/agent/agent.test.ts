@@ -521,7 +521,7 @@ describe('createAgent loop', () => {
     expect(agent.snapshot().status).toBe('STOPPED');
   });
 
-  it('polls again the moment a job ends instead of waiting for the poll interval', async () => {
+  it('polls again the moment a job frees a slot of a full agent instead of waiting for the poll interval', async () => {
     // A one-minute poll interval and no notifications: only the wake-on-slot-free can drain the queue in time.
     const source = createMemoryQueue({ pollIntervalMs: 60_000, notify: false });
     for (let i = 0; i < 5; i++) source.enqueue('q', job());
@@ -676,7 +676,7 @@ describe('createAgent loop', () => {
     const fails = ops(source, 'fail') as Extract<(typeof source.calls)[number], { op: 'fail' }>[];
     for (const f of fails) {
       expect(f.failure.stage).toBe('agent');
-      expect(f.failure.message).toMatch(/launch spec is invalid:\n  - .*(expected|found)/);
+      expect(f.failure.message).toMatch(/launch spec is invalid:\n {2}- .*(expected|found)/);
       expect(f.failure.message.length).toBeLessThan(2_000);
     }
     expect(runner.requests).toHaveLength(0);

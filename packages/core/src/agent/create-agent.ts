@@ -20,7 +20,7 @@ const MAX_CONCURRENT_POPS = 8;
  * queues served round robin, `max_jobs`/`max_schedulers` caps, ack before run, failures reported with
  * their stage, start timeout, stop requests, preemption requeue. Unlike W&B's fixed 10 s sleep, the
  * loop waits for the source's notification or its poll interval, and polls again at once after taking
- * a job (while slots are free) and the moment a job ends.
+ * a job (while slots are free) and the moment a job frees a slot of a full agent.
  *
  * @example
  * ```ts

@@ -210,7 +210,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
   /** Writes `next` over `existing`, keeping server-owned fields; for the main resource, status changes are dropped. */
   const update = (r: ResourceInfo, existing: KubeObject, body: Json, options: WriteOptions, verb: 'write' | 'patch' = 'write'): KubeObject => {
     ensureKind(r, body);
-    let next = decode(r, body, options, verb);
+    const next = decode(r, body, options, verb);
     const name = existing.metadata.name!;
     if (next.metadata?.name !== undefined && next.metadata.name !== name) {
       throw badRequest(`the name of the object (${next.metadata.name}) does not match the name on the URL (${name})`);

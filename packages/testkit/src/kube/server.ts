@@ -122,15 +122,14 @@ interface ResourceRoute {
 }
 type Route = ResourceRoute | { kind: 'json'; body: Json } | { kind: 'text'; body: string };
 
-function verbs(r: ResourceInfo): string[] {
-  return ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
-}
+/** Every resource served answers every verb. */
+const VERBS = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
 function resourceList(registry: ResourceRegistry, group: string, version: string): Json {
   const resources: Json[] = [];
   for (const r of registry.all()) {
     if (r.group !== group || r.version !== version) continue;
-    resources.push({ name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: verbs(r) });
+    resources.push({ name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: [...VERBS] });
     if (r.statusSubresource) {
       resources.push({ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] });
     }
