@@ -18,7 +18,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    linterOptions: { reportUnusedDisableDirectives: 'warn' },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
       // An unused name is dead code or a bug (a value computed and never used); `_name` keeps one on purpose.
       '@typescript-eslint/no-unused-vars': [

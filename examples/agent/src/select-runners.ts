@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import type { AgentConfig, Logger, Runner } from '@launch/core';
+import { isAbsolute, join } from 'node:path';
+import { LaunchError, type AgentConfig, type Logger, type Runner } from '@launch/core';
 import { createLocalProcessRunner } from '@launch/runners/local-process';
 import type { EngineProbe } from './docker-engine.js';
 import { containerRunner } from './select-container-runner.js';
@@ -37,18 +37,61 @@ export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
     // orphanGuard: local jobs die with the agent even under kill -9 (a watchdog process kills their groups).
     createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, orphanGuard: true, logger: s.logger }),
   ];
+  const codePvc = codePvcFromEnv(s.env);
   if (kubernetesAvailable(s.env, s.homedir)) {
     // Loaded only here: the Kubernetes client costs ~70 MiB of memory an agent without a cluster never needs.
     const { createKubernetesRunner } = await import('@launch/runners/kubernetes');
     runners.push(
-      createKubernetesRunner({
+      asConfigProblem(() =>
+        createKubernetesRunner({
         // Adoption after a restart finds Jobs by this name, so it must outlive the process: the Helm
         // release name is stable across pod restarts, a pod's hostname is not.
         agentName: s.env.LAUNCH_AGENT_NAME ?? s.env.WANDB_RELEASE_NAME ?? hostname(),
         secureMode: s.config.secure_mode ?? false,
+        ...(codePvc ? { codePvc } : {}),
         logger: s.logger,
-      }),
+        }),
+      ),
     );
+  } else if (codePvc) {
+    s.logger.warn({ claim: codePvc.name }, 'WANDB_LAUNCH_CODE_PVC_NAME is set but no kube config was found: the code PVC is unused');
   }
   return runners;
+}
+
+/** Options the runner refuses come from the user's environment (the code PVC's name): a config error, exit 2. */
+function asConfigProblem<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (!LaunchError.isInstance(error) || error.code !== 'runner.invalid_options') throw error;
+    throw new LaunchError({ code: 'config.kubernetes', message: error.message, hint: error.hint ?? 'check WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH', cause: error });
+  }
+}
+
+/**
+ * W&B's code PVC for base-image jobs without a builder (`WANDB_LAUNCH_CODE_PVC_NAME`, and where the agent has it
+ * mounted, `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH`): both or neither. W&B falls back to an init container when one is
+ * missing, which this agent does not build, so a lone variable is refused rather than ignored.
+ */
+export function codePvcFromEnv(env: Record<string, string | undefined>): { name: string; mountPath: string } | undefined {
+  const name = env.WANDB_LAUNCH_CODE_PVC_NAME || undefined;
+  const mountPath = env.WANDB_LAUNCH_CODE_PVC_MOUNT_PATH || undefined;
+  if (!name && !mountPath) return undefined;
+  if (!name || !mountPath) {
+    const [set, unset] = name ? ['WANDB_LAUNCH_CODE_PVC_NAME', 'WANDB_LAUNCH_CODE_PVC_MOUNT_PATH'] : ['WANDB_LAUNCH_CODE_PVC_MOUNT_PATH', 'WANDB_LAUNCH_CODE_PVC_NAME'];
+    throw new LaunchError({
+      code: 'config.code_pvc',
+      message: `${set} is set but ${unset} is not`,
+      hint: 'set both (the PVC holding job code, and where it is mounted in the agent) or neither',
+    });
+  }
+  if (!isAbsolute(mountPath)) {
+    throw new LaunchError({
+      code: 'config.code_pvc',
+      message: `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH: expected an absolute directory (where the agent has the code PVC mounted), found ${JSON.stringify(mountPath)}`,
+      hint: 'set it to the mount path of the PVC in the agent, e.g. /mnt/launch-code',
+    });
+  }
+  return { name, mountPath };
 }

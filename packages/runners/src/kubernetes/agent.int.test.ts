@@ -8,7 +8,7 @@ import { LABEL, labelValue } from './labels.js';
 import { createKubernetesRunner, type KubernetesRunner } from './runner.js';
 import { COREWEAVE_ARGS } from './test-fixtures.js';
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 let server: KubeTestServer;
 let queue: EmbeddedQueue;

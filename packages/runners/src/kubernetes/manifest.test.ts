@@ -3,7 +3,7 @@ import { ANNOTATION, LABEL, labelValue } from './labels.js';
 import { buildJobManifest, buildServiceManifest, FINALIZER, FORCED_SECURITY_CONTEXT, resolveNamespace } from './manifest.js';
 import { COREWEAVE_ARGS, kubeRequest } from './test-fixtures.js';
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 describe('buildJobManifest (Job path)', () => {
   it('applies W&B defaults, labels, a name per queue item, the finalizer, image, env and the forced securityContext', () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LaunchError, type RunRequest } from '@launch/core';
+import { addCodeMount, CODE_ANNOTATION } from './code-mount.js';
 import { ANNOTATION, CREATED_BY, dnsSafe, LABEL, labelValue } from './labels.js';
 import { isPodSpec } from './secure.js';
 
@@ -34,6 +35,11 @@ export interface BuildManifestInput {
   ownedSecrets?: string[];
   /** Auxiliary objects made for this run (`additional_services`), deleted when it ends. */
   services?: { apiVersion: string; kind: string; namespace: string; name: string }[];
+  /**
+   * Where the run's code is on the code PVC, for a request with `code`: the pod mounts `subPath` of the claim at
+   * `request.code.mountPath` (in the first container of each pod template) and works in `request.workingDir`.
+   */
+  code?: { claimName: string; subPath: string };
 }
 
 /**
@@ -223,6 +229,14 @@ export function buildJobManifest(input: BuildManifestInput): Obj {
       }
     }
   });
+  if (request.code && input.code) {
+    addCodeMount(
+      templates,
+      { ...input.code, mountPath: request.code.mountPath, ...(request.workingDir !== undefined ? { workingDir: request.workingDir } : {}) },
+      (ti) => (plain ? 'spec.template.spec' : `pod template ${ti + 1}'s spec`),
+    );
+    annotations[CODE_ANNOTATION] = `${input.code.claimName}/${input.code.subPath}`;
+  }
   return manifest;
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Logger, Registry } from '@launch/core';
 import { loggerOption, parseRunnerOptions } from '../options.js';
+import { codePvcSchema } from './code-mount.js';
 
 const isRegistry = (value: unknown): value is Registry =>
   typeof value === 'object' &&
@@ -51,6 +52,12 @@ export const kubernetesRunnerOptionsSchema = z
      * so back-to-back runs share them; then they are closed until a run uses the namespace again. Default 30 000 ms.
      */
     watchIdleMs: z.number().int().min(0).default(30_000),
+    /**
+     * W&B's `WANDB_LAUNCH_CODE_PVC_NAME` / `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH`: a W&B job's code run on a base image (no
+     * builder) is copied onto this PersistentVolumeClaim, mounted at `mountPath` on the agent's machine, and the run's
+     * pod mounts the run's directory of it. Without it such runs fail with `run.cannot_mount_code`.
+     */
+    codePvc: codePvcSchema.optional(),
     logger: loggerOption,
   })
   .strict();

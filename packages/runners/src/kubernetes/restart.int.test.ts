@@ -116,7 +116,7 @@ it('an agent down longer than the Jobs\' TTL: the finalizer keeps each outcome, 
 
   // While no agent runs, every Job finishes and its TTL (60 s, scaled to 0.6 s) runs out: the API server marks it
   // for deletion, and only the agent's finalizer keeps it. Wait until that is so for all three.
-  const jobs = () => server!.listObjects('/apis/batch/v1/namespaces/default/jobs') as Array<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const jobs = () => server!.listObjects('/apis/batch/v1/namespaces/default/jobs') as Array<Record<string, any>>;
   const deadline = Date.now() + 30_000;
   while (!(jobs().length === 3 && jobs().every((j) => j.metadata.deletionTimestamp && (j.status?.conditions ?? []).some((c: { type: string }) => c.type === 'Complete')))) {
     if (Date.now() > deadline) throw new Error(`jobs did not finish and expire: ${JSON.stringify(jobs().map((j) => [j.metadata.name, j.metadata.deletionTimestamp, j.status]))}`);

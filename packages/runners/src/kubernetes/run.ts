@@ -1,8 +1,10 @@
 import { isTerminal, type Diagnosis, type LogChunk, type Logger, type RunState, type RunStatus, type SubmittedRun } from '@launch/core';
 import { isConflict, isNotFound, kubeError, statusCode } from './api-errors.js';
+import { CODE_ANNOTATION, parseCodeAnnotation, removeCodeWhenIdle, type CodePvc } from './code-mount.js';
 import type { Cluster } from './cluster.js';
 import { diagnosisLine, diagnosePod, podExitCode } from './diagnose.js';
 import type { WatchEventType } from './informer.js';
+import { LABEL, labelValue } from './labels.js';
 import { FINALIZER, JOB_KIND, type KindRef } from './manifest.js';
 import { createLogStream, type LogStream } from './log-stream.js';
 import type { Monitor } from './monitor.js';
@@ -30,6 +32,11 @@ export interface RunTrackerInit {
   streamLogs?: boolean;
   monitor: Monitor;
   logger: Logger;
+  /**
+   * The runner's code PVC: the run's code directory on it (from `submitted`, else the object's `launch.dev/code`
+   * annotation) is removed once the run has ended and none of its pods is still going.
+   */
+  code?: CodePvc;
 }
 
 const MAX_MESSAGES = 50;
@@ -49,8 +56,11 @@ const dependentsRemain = (obj: Obj) => Array.isArray(obj?.metadata?.finalizers) 
 export interface RunTracker {
   /** Starts routing watch events to this run; resolves once the watches have listed. */
   readonly synced: Promise<void>;
-  /** Sets the backend object's name (known once created) and returns the SubmittedRun. */
-  submitted(name: string): SubmittedRun;
+  /**
+   * Sets the backend object's name (known once created) and returns the SubmittedRun. `codeSubPath`: the run's code
+   * directory on the code PVC, when this call made it (else it is read from the object's annotation).
+   */
+  submitted(name: string, codeSubPath?: string): SubmittedRun;
   /** Forgets the run without cleanup (creation failed). */
   detach(): void;
 }
@@ -77,6 +87,7 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   const logListeners = new Set<(chunk: LogChunk) => void>();
   let logStream: LogStream | undefined;
   const waiters: ((s: RunStatus) => void)[] = [];
+  let codeSubPath: string | undefined;
 
   const status = (): RunStatus =>
     terminal ?? {
@@ -223,6 +234,21 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     }
   };
 
+  /** Pods of this run that may still read its code (not yet Succeeded or Failed). */
+  const livePods = async (): Promise<number> => {
+    const list = (await cluster.core.listNamespacedPod({
+      namespace,
+      labelSelector: `${LABEL.itemId}=${init.itemLabel},${LABEL.agent}=${labelValue(init.agentName)}`,
+    })) as Obj;
+    const items: Obj[] = Array.isArray(list?.items) ? list.items : [];
+    return items.filter((p) => p?.status?.phase !== 'Succeeded' && p?.status?.phase !== 'Failed').length;
+  };
+
+  const releaseCode = async () => {
+    if (!init.code || !codeSubPath) return;
+    await removeCodeWhenIdle({ root: init.code.mountPath, subPath: codeSubPath, livePods, logger });
+  };
+
   const finalize = (final: RunState, message?: string) => {
     if (terminal || finalizing) return;
     finalizing = true;
@@ -252,6 +278,7 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
       if (diagnosis && final !== 'finished') s.diagnosis = diagnosis;
       if (logTail !== undefined && final === 'failed') s.logTail = logTail;
       await cleanup();
+      await releaseCode();
       // Let the log stream deliver what the container wrote last, then close it.
       await logStream?.close();
       untrack();
@@ -264,6 +291,7 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   const onObject = (type: WatchEventType, obj: Obj) => {
     if (name && obj?.metadata?.name !== name) return;
     lastObject = type === 'DELETED' ? undefined : obj;
+    if (init.code && codeSubPath === undefined) codeSubPath = parseCodeAnnotation(obj?.metadata?.annotations?.[CODE_ANNOTATION], init.code.name);
     if (terminal || finalizing) return;
     if (type === 'DELETED') {
       if (cancelRequested) return finalize('stopped');
@@ -327,8 +355,9 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     detach() {
       untrack();
     },
-    submitted(objectName) {
+    submitted(objectName, subPath) {
       name = objectName;
+      if (subPath !== undefined) codeSubPath = subPath;
       if (run) return run;
       run = {
         id: objectName,

@@ -1,12 +1,12 @@
-import { LaunchError, type RunStatus, type SubmittedRun } from '@launch/core';
+import { LaunchError } from '@launch/core';
 import { startKubeTestServer, type KubeletStep, type KubeTestServer } from '@launch/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LABEL } from './labels.js';
 import { FINALIZER, objectName } from './manifest.js';
 import { createKubernetesRunner, type KubernetesRunner } from './runner.js';
-import { kubeRequest } from './test-fixtures.js';
+import { kubeRequest, until } from './test-fixtures.js';
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
 
 const ctx = { logger: { debug() {}, info() {}, warn() {}, error() {} } };
 let server: KubeTestServer | undefined;
@@ -31,20 +31,6 @@ const ids = () => {
   return { runId: `run${n}x${Date.now().toString(36)}`, itemId: `item-${n}-${Math.random().toString(36).slice(2)}=` };
 };
 
-function until(run: SubmittedRun, pred: (s: RunStatus) => boolean, timeoutMs = 10_000): Promise<RunStatus> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timed out waiting for a status')), timeoutMs);
-    const check = (s: RunStatus) => {
-      if (pred(s)) {
-        clearTimeout(t);
-        off();
-        resolve(s);
-      }
-    };
-    const off = run.onStatus(check);
-    void run.status().then(check);
-  });
-}
 
 async function eventually<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -272,7 +258,9 @@ describe('kubernetes runner on the test server', () => {
     const resourceArgs = {
       spec: { template: { spec: { hostNetwork: false, initContainers: [{ name: 'i', image: 'x' }], containers: [{ command: ['sh'] }], volumes: [{ name: 'v', hostPath: { path: '/' } }] } } },
     };
-    const error = (await runner.run(kubeRequest({ ...ids(), resourceArgs, entryPoint: ['python'] }), ctx).catch((e: unknown) => e)) as LaunchError;
+    const base = kubeRequest();
+    const spec = { ...base.spec, overrides: { entry_point: ['python'] } };
+    const error = (await runner.run(kubeRequest({ ...ids(), spec, resourceArgs, entryPoint: ['python'] }), ctx).catch((e: unknown) => e)) as LaunchError;
     for (const path of [
       'spec.template.spec.hostNetwork',
       'spec.template.spec.initContainers',
@@ -283,6 +271,14 @@ describe('kubernetes runner on the test server', () => {
       expect(error.message).toContain(path);
     }
     expect(jobs()).toEqual([]);
+  });
+
+  it('secure mode runs a job\'s own entry point (not an override of the item), as W&B does', async () => {
+    const { runner, server } = await setup({ secureMode: true });
+    server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ succeed: true }]);
+    const run = await runner.run(kubeRequest({ ...ids(), entryPoint: ['python', 'train.py'] }), ctx);
+    expect((await run.wait()).state).toBe('finished');
+    expect(jobs()[0]!.spec.template.spec.containers[0].command).toEqual(['python', 'train.py']);
   });
 
   it('never creates two Jobs for one queue item, and adopts the jobs of a restarted agent', async () => {

@@ -3,6 +3,7 @@ import { parseRunRequest } from '../run-request.js';
 import { findOrphans } from './adopt.js';
 import { isConflict, isNotFound, kubeError } from './api-errors.js';
 import { loadCluster, type Cluster } from './cluster.js';
+import { cannotMountCode, codeSubPath, copyCode, removeCode } from './code-mount.js';
 import { ANNOTATION, labelValue } from './labels.js';
 import { buildJobManifest, buildServiceManifest, FINALIZER, JOB_KIND, kindRef, manifestKind, resolveNamespace, runLabels, VOLCANO_KIND, type KindRef } from './manifest.js';
 import { createMonitor, type Monitor } from './monitor.js';
@@ -75,11 +76,14 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     serviceConfigs(request).forEach((config, i) => {
       for (const issue of findKubernetesIssues(config)) issues.push({ ...issue, path: `additional_services[${i}].config${issue.path ? `.${issue.path}` : ''}` });
     });
-    if (opts.secureMode && request.entryPoint.length > 0) {
+    // The item's own override is refused; the job's entry point and the agent's install wrapper of a base-image
+    // job are not overrides.
+    const override = request.spec.overrides?.entry_point ?? [];
+    if (opts.secureMode && override.length > 0) {
       issues.push({
         path: 'overrides.entry_point',
         expected: 'no entry point override (secure_mode)',
-        found: `an array of ${request.entryPoint.length}`,
+        found: `an array of ${override.length}`,
         message: 'overriding the entry point is not allowed in secure_mode',
       });
     }
@@ -124,6 +128,13 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     let manifest: Obj | undefined;
     try {
       manifest = buildJobManifest(manifestInput);
+      if (request.code && opts.codePvc) {
+        const code = { claimName: opts.codePvc.name, subPath: codeSubPath(String((manifest.metadata as Obj).name)) };
+        manifest = buildJobManifest({ ...manifestInput, code });
+      } else if (request.code) {
+        const error = cannotMountCode();
+        issues.push({ path: 'code', expected: 'a code PVC to copy the job\'s code to (codePvc)', found: 'no codePvc', message: error.message });
+      }
     } catch (error) {
       if (!LaunchError.isInstance(error)) throw error;
       issues.push({ path: '', expected: 'a manifest the runner can build', found: error.code, message: error.message });
@@ -163,6 +174,8 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         hint: 'pass agentName to createKubernetesRunner',
       });
     }
+    if (request.code && !opts.codePvc) throw cannotMountCode();
+    const codePvc = request.code ? opts.codePvc : undefined;
     const args = request.resourceArgs as Obj;
     const services = serviceConfigs(request);
     const issues = securityIssues(request);
@@ -170,7 +183,12 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     {
       // Checked against its kind's schema before the cluster is touched: a field the API server would drop is refused
       // here (the namespace and secret names do not change what is valid).
-      const draftInput = { request, agentName, namespace: resolveNamespace(args, opts.namespace) };
+      const draftInput = {
+        request,
+        agentName,
+        namespace: resolveNamespace(args, opts.namespace),
+        ...(codePvc ? { code: { claimName: codePvc.name, subPath: 'draft' } } : {}),
+      };
       const invalid = schemaIssues(buildJobManifest(draftInput), services.map((config, i) => buildServiceManifest(config, draftInput, i)));
       if (invalid.length > 0) throw invalidManifestError(invalid, 'resource_args.kubernetes');
     }
@@ -199,8 +217,11 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     const ownedSecrets = [...(perRunKey && apiKeySecret ? [apiKeySecret] : []), ...(pullSecret ? [pullSecret] : [])];
 
     // Build first: a manifest error must not leave secrets behind.
-    const manifestInput = { request, agentName, namespace, apiKeySecret, pullSecret, ownedSecrets };
-    const objectName = String((buildJobManifest(manifestInput).metadata as Obj).name);
+    const baseInput = { request, agentName, namespace, apiKeySecret, pullSecret, ownedSecrets };
+    const objectName = String((buildJobManifest(baseInput).metadata as Obj).name);
+    // The run's own directory on the code PVC: a fresh name per submission, so no two runs ever share one.
+    const code = codePvc ? { claimName: codePvc.name, subPath: codeSubPath(objectName) } : undefined;
+    const manifestInput = { ...baseInput, ...(code ? { code } : {}) };
 
     const created: ObjectRef[] = [];
     const tracker = createRunTracker({
@@ -219,6 +240,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
       streamLogs: opts.streamLogs,
       monitor,
       logger: log,
+      ...(opts.codePvc ? { code: opts.codePvc } : {}),
     });
     try {
       // The watches list before anything is created: a missing permission or CRD fails here with nothing left
@@ -252,7 +274,14 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     }
 
     const made: string[] = [];
+    let copied = false;
     try {
+      if (code && codePvc && request.code) {
+        // Before anything is created in the cluster: the pod must find its code complete when it starts.
+        const dest = await copyCode(request.code.dir, codePvc.mountPath, code.subPath);
+        copied = true;
+        log.info({ dir: dest, claim: codePvc.name, subPath: code.subPath }, 'copied the job\'s code to the code PVC');
+      }
       const labels = runLabels(request, agentName);
       if (perRunKey && apiKeySecret) {
         await createApiKeySecret({ cluster: c, namespace, name: apiKeySecret, labels, apiKey: request.env.WANDB_API_KEY! });
@@ -297,16 +326,22 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
           });
         }
         log.info({ name }, 'the queue item already has a job (409 from the API server): following it');
+        if (copied && code && codePvc) {
+          // That Job has its own copy of the code (named in its annotation); this one is not used.
+          copied = false;
+          await removeCode(codePvc.mountPath, code.subPath).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not remove an unused copy of the code'));
+        }
         return tracker.submitted(name);
       }
       const name = String(result?.metadata?.name ?? '');
       log.info({ name, namespace, kind: `${kind.apiVersion} ${kind.kind}` }, 'kubernetes job created');
-      return tracker.submitted(name);
+      return tracker.submitted(name, code?.subPath);
     } catch (error) {
       tracker.detach();
       await Promise.allSettled([
         ...made.map((s) => deleteSecret(c, namespace, s)),
         ...created.map((r) => deleteServiceObject(c, r)),
+        ...(copied && code && codePvc ? [removeCode(codePvc.mountPath, code.subPath)] : []),
       ]);
       throw error;
     }
@@ -318,7 +353,8 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     // W&B shows the Kubernetes runner's warnings under the stage `Kubernetes`.
     warningStage: 'Kubernetes',
     resources: ['kubernetes'],
-    capabilities: { adopt: true, remote: true, needsImage: true },
+    // Code is mounted from the code PVC (codePvc); without one, a run with code fails with `run.cannot_mount_code`.
+    capabilities: { adopt: true, remote: true, needsImage: true, mountsCode: true },
     run,
     plan,
     async adopt(agentName, ctx) {
@@ -344,6 +380,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
           streamLogs: opts.streamLogs,
           monitor,
           logger: childLogger(logger, { itemId: o.itemId, runId: o.runId, adopted: true }),
+          ...(opts.codePvc ? { code: opts.codePvc } : {}),
         });
         return tracker.submitted(o.name);
       });

@@ -1,4 +1,4 @@
-import type { RunRequest } from '@launch/core';
+import type { RunRequest, RunStatus, SubmittedRun } from '@launch/core';
 
 /** A RunRequest as the agent builds it for a kubernetes job (tests only). */
 export function kubeRequest(overrides: Partial<RunRequest> = {}): RunRequest {
@@ -54,3 +54,19 @@ export const COREWEAVE_ARGS = {
     backoffLimit: 1,
   },
 };
+
+/** The first status of `run` that `pred` accepts (the current one or a later one), or a timeout error. */
+export function until(run: SubmittedRun, pred: (s: RunStatus) => boolean, timeoutMs = 10_000): Promise<RunStatus> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timed out waiting for a status')), timeoutMs);
+    const check = (s: RunStatus) => {
+      if (pred(s)) {
+        clearTimeout(t);
+        off();
+        resolve(s);
+      }
+    };
+    const off = run.onStatus(check);
+    void run.status().then(check);
+  });
+}
