@@ -12,7 +12,10 @@ export default defineConfig({
       { find: /^@launch\/runners\/kubernetes$/, replacement: here('./packages/runners/src/kubernetes/index.ts') },
       { find: /^@launch\/runners\/local-container$/, replacement: here('./packages/runners/src/local-container/index.ts') },
       { find: /^@launch\/wandb\/settings$/, replacement: here('./packages/wandb/src/settings-entry.ts') },
-      ...['core', 'runners', 'builders', 'registries', 'wandb', 'testkit', 'cloud-aws', 'cloud-gcp', 'cloud-azure'].map((pkg) => ({ find: new RegExp(`^@launch/${pkg}$`), replacement: src(pkg) })),
+      ...['core', 'runners', 'builders', 'registries', 'wandb', 'testkit', 'cloud-aws', 'cloud-gcp', 'cloud-azure'].map((pkg) => ({
+        find: new RegExp(`^@launch/${pkg}$`),
+        replacement: src(pkg),
+      })),
     ],
   },
   test: {

@@ -85,7 +85,10 @@ async function child(file: string, serviceUrl: string, blockSizeMiB: number, con
 
 function runChild(file: string, serviceUrl: string, blockSizeMiB: number, concurrency: number): Promise<ChildFigures> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here, '--child', file, serviceUrl, String(blockSizeMiB), String(concurrency)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here, '--child', file, serviceUrl, String(blockSizeMiB), String(concurrency)], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));

@@ -46,7 +46,28 @@ function prng(seed: number): () => number {
 export function generateTree(dir: string, totalBytes: number, seed = 42): { files: number; bytes: number } {
   const next = prng(seed);
   // Pools the files are cut from: text-like (compresses ~3x) and binary-like (random walk of float32s, compresses little).
-  const words = ['import', 'torch', 'def', 'return', 'self', 'model', 'train', 'loss', 'epoch', 'batch', 'config', '=', '(', ')', ':', '\n', '    ', 'wandb', 'log', 'lr'];
+  const words = [
+    'import',
+    'torch',
+    'def',
+    'return',
+    'self',
+    'model',
+    'train',
+    'loss',
+    'epoch',
+    'batch',
+    'config',
+    '=',
+    '(',
+    ')',
+    ':',
+    '\n',
+    '    ',
+    'wandb',
+    'log',
+    'lr',
+  ];
   const text = Buffer.alloc(8 * MiB);
   for (let i = 0; i < text.length; ) {
     const word = (next() % 3 === 0 ? String(next() % 10_000) : words[next() % words.length]!) + ' ';
@@ -216,8 +237,20 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
       ...figures,
       targets: BUILD_CONTEXT_TARGETS,
       summary: [
-        { benchmark: 'build-context', figure: `pack+hash throughput vs tar | gzip -1 (${figures.treeMiB} MiB)`, value: String(figures.throughputRatio), target: `≥ ${BUILD_CONTEXT_TARGETS.throughputRatio}`, met: ratioMet },
-        { benchmark: 'build-context', figure: 'packer peak RSS growth', value: `${figures.rssGrowthMiB} MiB`, target: `≤ ${BUILD_CONTEXT_TARGETS.rssGrowthMiB} MiB`, met: rssMet },
+        {
+          benchmark: 'build-context',
+          figure: `pack+hash throughput vs tar | gzip -1 (${figures.treeMiB} MiB)`,
+          value: String(figures.throughputRatio),
+          target: `≥ ${BUILD_CONTEXT_TARGETS.throughputRatio}`,
+          met: ratioMet,
+        },
+        {
+          benchmark: 'build-context',
+          figure: 'packer peak RSS growth',
+          value: `${figures.rssGrowthMiB} MiB`,
+          target: `≤ ${BUILD_CONTEXT_TARGETS.rssGrowthMiB} MiB`,
+          met: rssMet,
+        },
       ],
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);

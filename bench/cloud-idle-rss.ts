@@ -114,14 +114,24 @@ async function blockControl(dir: string): Promise<{ blocked: string[]; exitCode:
   const trace = join(dir, 'control.trace');
   writeFileSync(trace, '');
   const cfg = join(dir, 'ecr.yaml');
-  writeFileSync(cfg, 'environment:\n  type: aws\n  region: us-east-1\nbuilder:\n  type: docker\n  destination: 123456789012.dkr.ecr.us-east-1.amazonaws.com/launch\n');
+  writeFileSync(
+    cfg,
+    'environment:\n  type: aws\n  region: us-east-1\nbuilder:\n  type: docker\n  destination: 123456789012.dkr.ecr.us-east-1.amazonaws.com/launch\n',
+  );
   const stateDir = mkdtempSync(join(dir, 'state-'));
   const preload = writePreload(dir, 'block', trace, join(dir, 'control.cjs'), []);
-  const child = spawn(process.execPath, ['--import', preload, cliPath, 'run', '-c', cfg, '--state-dir', stateDir, '--exit-when-idle'], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, NO_COLOR: '1', DOCKER_HOST: 'unix:///nonexistent/docker.sock' }, stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(process.execPath, ['--import', preload, cliPath, 'run', '-c', cfg, '--state-dir', stateDir, '--exit-when-idle'], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, NO_COLOR: '1', DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const exitCode = await new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   clearTimeout(timer);
-  const blocked = readFileSync(trace, 'utf8').split('\n').filter((l) => l.startsWith('BLOCKED ')).map((l) => l.slice(8));
+  const blocked = readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('BLOCKED '))
+    .map((l) => l.slice(8));
   return { blocked, exitCode };
 }
 
@@ -143,7 +153,10 @@ async function runOnce(variant: Variant, roundNo: number, dir: string): Promise<
   const trace = join(dir, `${variant}-${roundNo}.trace`);
   const cjs = join(dir, `${variant}-${roundNo}.cjs`);
   writeFileSync(trace, '');
-  const args = variant === 'plain' ? [] : ['--import', writePreload(dir, variant === 'unreachable' ? 'block' : 'trace', trace, cjs, variant === 'eager' ? eagerModules() : [])];
+  const args =
+    variant === 'plain'
+      ? []
+      : ['--import', writePreload(dir, variant === 'unreachable' ? 'block' : 'trace', trace, cjs, variant === 'eager' ? eagerModules() : [])];
   const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', HOME: dir };
   for (const key of Object.keys(env)) if (/^(?:WANDB_|AWS_|GOOGLE_|AZURE_|KUBECONFIG)/.test(key)) delete env[key];
   const child = spawn(process.execPath, [...args, cliPath, 'run', '--state-dir', stateDir], { cwd: repoRoot, env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -236,13 +249,21 @@ export async function run(): Promise<Record<string, unknown>> {
         },
       ];
     }),
-  ) as Record<Variant, { rssMiB: { median: number; min: number; max: number }; esmModules?: number; cjsModules?: number; cloudModules?: number; blockedImports?: string[] }>;
+  ) as Record<
+    Variant,
+    { rssMiB: { median: number; min: number; max: number }; esmModules?: number; cjsModules?: number; cloudModules?: number; blockedImports?: string[] }
+  >;
   const installed = summary.installed;
   const unreachable = summary.unreachable;
   const deltaPercent = round(((installed.rssMiB.median - unreachable.rssMiB.median) / unreachable.rssMiB.median) * 100, 1);
   const eagerPercent = round(((summary.eager.rssMiB.median - unreachable.rssMiB.median) / unreachable.rssMiB.median) * 100, 1);
   const controlOk = control.blocked.includes('@launch/cloud-aws') && control.exitCode === 2;
-  const sameModules = controlOk && installed.cloudModules === 0 && unreachable.blockedImports!.length === 0 && installed.esmModules === unreachable.esmModules && installed.cjsModules === unreachable.cjsModules;
+  const sameModules =
+    controlOk &&
+    installed.cloudModules === 0 &&
+    unreachable.blockedImports!.length === 0 &&
+    installed.esmModules === unreachable.esmModules &&
+    installed.cjsModules === unreachable.cjsModules;
   const rssMet = Math.abs(deltaPercent) <= CLOUD_IDLE_TARGET.rssDeltaPercent;
 
   process.stdout.write(
@@ -252,7 +273,15 @@ export async function run(): Promise<Record<string, unknown>> {
         ['variant', 'RSS MiB (median)', 'min–max', 'ESM modules', 'CJS modules', 'cloud modules', 'blocked imports'],
         ...variants.map((v) => {
           const s = summary[v];
-          return [v, s.rssMiB.median, `${s.rssMiB.min}–${s.rssMiB.max}`, s.esmModules ?? '-', s.cjsModules ?? '-', s.cloudModules ?? '-', s.blockedImports ? s.blockedImports.length : '-'];
+          return [
+            v,
+            s.rssMiB.median,
+            `${s.rssMiB.min}–${s.rssMiB.max}`,
+            s.esmModules ?? '-',
+            s.cjsModules ?? '-',
+            s.cloudModules ?? '-',
+            s.blockedImports ? s.blockedImports.length : '-',
+          ];
         }),
       ]),
       '',
@@ -287,8 +316,20 @@ export async function run(): Promise<Record<string, unknown>> {
   return {
     ...result,
     summary: [
-      { benchmark: 'cloud-idle-rss', figure: 'cloud modules loaded with no cloud configured', value: String(installed.cloudModules), target: '0', met: sameModules },
-      { benchmark: 'cloud-idle-rss', figure: 'idle RSS, packages installed vs unreachable', value: `${deltaPercent} %`, target: `±${CLOUD_IDLE_TARGET.rssDeltaPercent} %`, met: rssMet },
+      {
+        benchmark: 'cloud-idle-rss',
+        figure: 'cloud modules loaded with no cloud configured',
+        value: String(installed.cloudModules),
+        target: '0',
+        met: sameModules,
+      },
+      {
+        benchmark: 'cloud-idle-rss',
+        figure: 'idle RSS, packages installed vs unreachable',
+        value: `${deltaPercent} %`,
+        target: `±${CLOUD_IDLE_TARGET.rssDeltaPercent} %`,
+        met: rssMet,
+      },
     ],
   };
 }

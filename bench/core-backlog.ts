@@ -48,14 +48,17 @@ export async function run(): Promise<Record<string, unknown>> {
   const result = {
     description: `backlog of ${JOBS} trivial jobs with max_jobs 1 through the agent binary`,
     method:
-      'the bench process enqueues every job first (not timed); then node examples/agent/dist/cli.js run --max-jobs 1 --exit-when-idle drains the queue; jobs/s = jobs / (last item:finished − agent:registered), from the agent\'s JSON progress lines',
+      "the bench process enqueues every job first (not timed); then node examples/agent/dist/cli.js run --max-jobs 1 --exit-when-idle drains the queue; jobs/s = jobs / (last item:finished − agent:registered), from the agent's JSON progress lines",
     ...f,
     target: { jobsPerSecond: BACKLOG_TARGET_PER_SECOND },
     met,
     durationMs: Date.now() - started,
   };
   writeResult('core-backlog', result);
-  return { ...result, summary: [{ benchmark: 'core-backlog', figure: 'jobs/s, max_jobs 1', value: `${f.jobsPerSecond}/s`, target: `≥ ${BACKLOG_TARGET_PER_SECOND}/s`, met }] };
+  return {
+    ...result,
+    summary: [{ benchmark: 'core-backlog', figure: 'jobs/s, max_jobs 1', value: `${f.jobsPerSecond}/s`, target: `≥ ${BACKLOG_TARGET_PER_SECOND}/s`, met }],
+  };
 }
 
 runIfMain(import.meta.url, run);

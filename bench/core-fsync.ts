@@ -50,13 +50,18 @@ export async function run(): Promise<Record<string, unknown>> {
       'Core 5: the embedded queue with fsync on (default) and off, library agent process (built packages, no CLI output); runs ordered on, off, off, on',
       formatTable([
         ['latency run', 'jobs', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'enqueue call p50 ms'],
-        ...latency.map((l) => [`fsync ${l.fsync ? 'on' : 'off'}`, l.jobs, l.latencyMs.p50, l.latencyMs.p90, l.latencyMs.p99, l.latencyMs.max, l.stepsMs['enqueue call (write + fsync)']!.p50]),
+        ...latency.map((l) => [
+          `fsync ${l.fsync ? 'on' : 'off'}`,
+          l.jobs,
+          l.latencyMs.p50,
+          l.latencyMs.p90,
+          l.latencyMs.p99,
+          l.latencyMs.max,
+          l.stepsMs['enqueue call (write + fsync)']!.p50,
+        ]),
       ]),
       formatTable(backlogRows([...backlog, ...parallel])),
-      formatTable([
-        ['mean of 2 runs', 'fsync on', 'fsync off', 'off vs on'],
-        ...Object.entries(means).map(([k, m]) => [k, m.on, m.off, changes[k]!]),
-      ]),
+      formatTable([['mean of 2 runs', 'fsync on', 'fsync off', 'off vs on'], ...Object.entries(means).map(([k, m]) => [k, m.on, m.off, changes[k]!])]),
       '',
     ].join('\n'),
   );

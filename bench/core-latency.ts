@@ -108,7 +108,18 @@ export async function run(): Promise<Record<string, unknown>> {
     durationMs: Date.now() - started,
   };
   writeResult('core-latency', result);
-  return { ...result, summary: [{ benchmark: 'core-latency', figure: 'p50 / p99 latency', value: `${l.p50} / ${l.p99} ms`, target: `≤ ${LATENCY_TARGETS.p50Ms} / ≤ ${LATENCY_TARGETS.p99Ms} ms`, met }] };
+  return {
+    ...result,
+    summary: [
+      {
+        benchmark: 'core-latency',
+        figure: 'p50 / p99 latency',
+        value: `${l.p50} / ${l.p99} ms`,
+        target: `≤ ${LATENCY_TARGETS.p50Ms} / ≤ ${LATENCY_TARGETS.p99Ms} ms`,
+        met,
+      },
+    ],
+  };
 }
 
 runIfMain(import.meta.url, run);

@@ -79,8 +79,7 @@ export async function run(): Promise<Record<string, unknown>> {
   );
   const result = {
     description: `${JOBS} trivial jobs with max_jobs -1 through the agent binary, against xargs -P`,
-    method:
-      `the bench process enqueues every job first (not timed); node examples/agent/dist/cli.js run --max-jobs -1 --exit-when-idle drains it; jobs/s = jobs / (last item:finished − agent:registered). Baseline: seq ${JOBS} | xargs -P {nproc=${cores}, 0} -n1 true, timed before and after the agent run; the fastest of the four is the baseline. Also for reference: bench/lib/node-spawn.mjs (one Node event loop spawning true with the runner's spawn options, ${NODE_SPAWN_PARALLELISM} at once), the ceiling of child_process on this machine`,
+    method: `the bench process enqueues every job first (not timed); node examples/agent/dist/cli.js run --max-jobs -1 --exit-when-idle drains it; jobs/s = jobs / (last item:finished − agent:registered). Baseline: seq ${JOBS} | xargs -P {nproc=${cores}, 0} -n1 true, timed before and after the agent run; the fastest of the four is the baseline. Also for reference: bench/lib/node-spawn.mjs (one Node event loop spawning true with the runner's spawn options, ${NODE_SPAWN_PARALLELISM} at once), the ceiling of child_process on this machine`,
     agent: f,
     xargs,
     baseline: best,

@@ -157,7 +157,11 @@ async function removeAllButBase(socketPath: string, baseImage: string): Promise<
   throw new Error('bench: images were left after five removal passes');
 }
 
-const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
+const median = (values: number[]) =>
+  percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 
 function numberArg(argv: string[], name: string, fallback: number): number {
   const i = argv.indexOf(name);
@@ -182,7 +186,13 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
     writeFileSync(join(context, 'Dockerfile'), benchDockerfile(engine.baseImage));
     const dockerConfig = join(work, 'docker-config');
     mkdirSync(dockerConfig);
-    const cliEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: work, DOCKER_HOST: `unix://${engine.socketPath}`, DOCKER_BUILDKIT: '0', DOCKER_CONFIG: dockerConfig };
+    const cliEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: work,
+      DOCKER_HOST: `unix://${engine.socketPath}`,
+      DOCKER_BUILDKIT: '0',
+      DOCKER_CONFIG: dockerConfig,
+    };
     const builder = createDockerBuilder({ socketPath: engine.socketPath });
     // --gzip: also ours with the context gzipped at level 1 (what the builder sent to a local engine before this benchmark).
     const withGzip = argv.includes('--gzip');
@@ -242,7 +252,11 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
         cliMinMs: Math.round(Math.min(...c)),
         ratio: round(median(o) / median(c), 2),
         ...(withGzip
-          ? { gzipMs: times[mode].gzip.map(Math.round), gzipMedianMs: Math.round(median(times[mode].gzip)), gzipRatio: round(median(times[mode].gzip) / median(c), 2) }
+          ? {
+              gzipMs: times[mode].gzip.map(Math.round),
+              gzipMedianMs: Math.round(median(times[mode].gzip)),
+              gzipRatio: round(median(times[mode].gzip) / median(c), 2),
+            }
           : {}),
       };
     };
@@ -255,11 +269,31 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
         `docker build: ${round(tree.bytes / MiB, 1)} MiB context, ${tree.files + 1} files, ${rounds} rounds per mode, alternating; docker CLI ${cliVersion}, DOCKER_BUILDKIT=0`,
         formatTable([
           ['', 'ours median ms', 'docker build median ms', 'ours min', 'cli min', 'ratio', 'target', ''],
-          ['cold (no cache)', cold.oursMedianMs, cold.cliMedianMs, cold.oursMinMs, cold.cliMinMs, cold.ratio, `≤ ${DOCKER_BUILD_TARGETS.ratio}`, verdict(coldMet)],
-          ['warm (code changed)', warm.oursMedianMs, warm.cliMedianMs, warm.oursMinMs, warm.cliMinMs, warm.ratio, `≤ ${DOCKER_BUILD_TARGETS.ratio}`, verdict(warmMet)],
+          [
+            'cold (no cache)',
+            cold.oursMedianMs,
+            cold.cliMedianMs,
+            cold.oursMinMs,
+            cold.cliMinMs,
+            cold.ratio,
+            `≤ ${DOCKER_BUILD_TARGETS.ratio}`,
+            verdict(coldMet),
+          ],
+          [
+            'warm (code changed)',
+            warm.oursMedianMs,
+            warm.cliMedianMs,
+            warm.oursMinMs,
+            warm.cliMinMs,
+            warm.ratio,
+            `≤ ${DOCKER_BUILD_TARGETS.ratio}`,
+            verdict(warmMet),
+          ],
         ]),
         ...(withGzip
-          ? [`ours with gzipLevel 1, median ms (ratio to docker build): cold ${cold.gzipMedianMs} (${cold.gzipRatio}), warm ${warm.gzipMedianMs} (${warm.gzipRatio})`]
+          ? [
+              `ours with gzipLevel 1, median ms (ratio to docker build): cold ${cold.gzipMedianMs} (${cold.gzipRatio}), warm ${warm.gzipMedianMs} (${warm.gzipRatio})`,
+            ]
           : []),
         '',
       ].join('\n'),
@@ -273,8 +307,20 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
       warm,
       targets: DOCKER_BUILD_TARGETS,
       summary: [
-        { benchmark: 'docker-build-vs-cli', figure: `cold build, ours / docker build (median of ${rounds})`, value: String(cold.ratio), target: `≤ ${DOCKER_BUILD_TARGETS.ratio}`, met: coldMet },
-        { benchmark: 'docker-build-vs-cli', figure: `warm build, ours / docker build (median of ${rounds})`, value: String(warm.ratio), target: `≤ ${DOCKER_BUILD_TARGETS.ratio}`, met: warmMet },
+        {
+          benchmark: 'docker-build-vs-cli',
+          figure: `cold build, ours / docker build (median of ${rounds})`,
+          value: String(cold.ratio),
+          target: `≤ ${DOCKER_BUILD_TARGETS.ratio}`,
+          met: coldMet,
+        },
+        {
+          benchmark: 'docker-build-vs-cli',
+          figure: `warm build, ours / docker build (median of ${rounds})`,
+          value: String(warm.ratio),
+          target: `≤ ${DOCKER_BUILD_TARGETS.ratio}`,
+          met: warmMet,
+        },
       ],
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);

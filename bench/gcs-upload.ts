@@ -87,7 +87,11 @@ function runChild(args: string[]): Promise<ChildFigures> {
     // No developer credentials reach the child: ADC variables are dropped and the metadata server is never probed.
     const env: Record<string, string | undefined> = { ...process.env, METADATA_SERVER_DETECTION: 'none' };
     for (const k of ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT']) delete env[k];
-    const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here, '--child', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env });
+    const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here, '--child', ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
     let out = '';
     let err = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));

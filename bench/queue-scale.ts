@@ -29,9 +29,11 @@ const LEGACY = 1000;
 
 async function lanes<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
@@ -63,10 +65,25 @@ export async function run(): Promise<Record<string, unknown>> {
       ids.push(id);
       const at = new Date(clock).toISOString();
       const record = {
-        v: 1, id, queue: 'q', priority: 'medium', state: 'finished', enqueuedAt: at,
+        v: 1,
+        id,
+        queue: 'q',
+        priority: 'medium',
+        state: 'finished',
+        enqueuedAt: at,
         spec: { resource: 'local-process', overrides: { entry_point: ['python', 'train.py', '--lr', '0.1'] }, env: { SEED: String(i) } },
-        claimedBy: 'host-abcd1234', claimedPid: 4242, claimedHost: 'host', claimedAt: at, leaseUntil: at, ackedAt: at,
-        runId: `run${i}`, warnings: [], finishedAt: at, runState: 'finished', exitCode: 0, attempts: 1,
+        claimedBy: 'host-abcd1234',
+        claimedPid: 4242,
+        claimedHost: 'host',
+        claimedAt: at,
+        leaseUntil: at,
+        ackedAt: at,
+        runId: `run${i}`,
+        warnings: [],
+        finishedAt: at,
+        runState: 'finished',
+        exitCode: 0,
+        attempts: 1,
       };
       files.push({ path: join(paths.done('q'), `${base}.json`), text: JSON.stringify(record) });
     }
@@ -75,7 +92,17 @@ export async function run(): Promise<Record<string, unknown>> {
       const id = randomId(12);
       legacyIds.push(id);
       const ms = start - 3600_000 + i;
-      const record = { v: 1, id, queue: 'q', priority: 'medium', state: 'finished', enqueuedAt: new Date(ms).toISOString(), spec: {}, warnings: [], attempts: 1 };
+      const record = {
+        v: 1,
+        id,
+        queue: 'q',
+        priority: 'medium',
+        state: 'finished',
+        enqueuedAt: new Date(ms).toISOString(),
+        spec: {},
+        warnings: [],
+        attempts: 1,
+      };
       files.push({ path: join(paths.done('q'), `2-${String(ms).padStart(14, '0')}-000000-${id}.json`), text: JSON.stringify(record) });
     }
     const fill = await timed(() =>
@@ -93,9 +120,21 @@ export async function run(): Promise<Record<string, unknown>> {
     for (let i = 0; i < 10; i++) queued.push((await queue.enqueue({ queue: 'q', spec: { i } })).id);
 
     const pick = (list: string[], i: number) => list[(i * 7919) % list.length]!;
-    const getDone = await samples(200, (i) => queue.get(pick(ids, i)).then((r) => { if (r?.state !== 'finished') throw new Error('get(id) missed a finished item'); }));
-    const getQueued = await samples(200, (i) => queue.get(pick(queued, i)).then((r) => { if (r?.state !== 'queued') throw new Error('get(id) missed a queued item'); }));
-    const getScan = await samples(5, (i) => queue.get(pick(legacyIds, i)).then((r) => { if (r?.state !== 'finished') throw new Error('get(old id) missed'); }));
+    const getDone = await samples(200, (i) =>
+      queue.get(pick(ids, i)).then((r) => {
+        if (r?.state !== 'finished') throw new Error('get(id) missed a finished item');
+      }),
+    );
+    const getQueued = await samples(200, (i) =>
+      queue.get(pick(queued, i)).then((r) => {
+        if (r?.state !== 'queued') throw new Error('get(id) missed a queued item');
+      }),
+    );
+    const getScan = await samples(5, (i) =>
+      queue.get(pick(legacyIds, i)).then((r) => {
+        if (r?.state !== 'finished') throw new Error('get(old id) missed');
+      }),
+    );
     const countsBefore = await samples(5, () => queue.counts());
     const listBefore = await timed(() => queue.list());
 
@@ -148,8 +187,20 @@ export async function run(): Promise<Record<string, unknown>> {
       listAfter: { records: listAfter.value.length, ms: round(listAfter.ms, 1) },
       getFinishedAfterMs: d(getDoneAfter),
       summary: [
-        { benchmark: 'queue-scale', figure: `get(id) p50 with ${ITEMS} finished: by name / full scan`, value: `${d(getDone).p50} / ${d(getScan).p50} ms`, target: '', met: undefined },
-        { benchmark: 'queue-scale', figure: 'status list(): before / after retention', value: `${round(listBefore.ms, 0)} ms (${listBefore.value.length}) / ${round(listAfter.ms, 0)} ms (${listAfter.value.length})`, target: '', met: undefined },
+        {
+          benchmark: 'queue-scale',
+          figure: `get(id) p50 with ${ITEMS} finished: by name / full scan`,
+          value: `${d(getDone).p50} / ${d(getScan).p50} ms`,
+          target: '',
+          met: undefined,
+        },
+        {
+          benchmark: 'queue-scale',
+          figure: 'status list(): before / after retention',
+          value: `${round(listBefore.ms, 0)} ms (${listBefore.value.length}) / ${round(listAfter.ms, 0)} ms (${listAfter.value.length})`,
+          target: '',
+          met: undefined,
+        },
         { benchmark: 'queue-scale', figure: 'pop p50 idle / during prune', value: `${d(popIdle).p50} / ${d(popDuring).p50} ms`, target: '', met: undefined },
       ],
     };

@@ -77,8 +77,20 @@ const BENCHMARKS: Benchmark[] = [
     aliases: ['k8s'],
     load: () => import('./kubernetes.js'),
     summarize: (r) => [
-      { benchmark: 'kubernetes', figure: `API requests per job (${String(r.jobs)} jobs)`, value: String(r.apiRequestsPerJob), target: '≤ 5', met: Number(r.apiRequestsPerJob) <= 5 },
-      { benchmark: 'kubernetes', figure: 'agent peak RSS / CPU', value: `${String(r.agentPeakRssMiB)} MiB / ${String(r.agentCpuSeconds)} s`, target: '', met: undefined },
+      {
+        benchmark: 'kubernetes',
+        figure: `API requests per job (${String(r.jobs)} jobs)`,
+        value: String(r.apiRequestsPerJob),
+        target: '≤ 5',
+        met: Number(r.apiRequestsPerJob) <= 5,
+      },
+      {
+        benchmark: 'kubernetes',
+        figure: 'agent peak RSS / CPU',
+        value: `${String(r.agentPeakRssMiB)} MiB / ${String(r.agentCpuSeconds)} s`,
+        target: '',
+        met: undefined,
+      },
     ],
   },
 ];

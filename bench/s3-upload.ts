@@ -63,7 +63,15 @@ async function child(file: string, endpoint: string, partSizeMiB: number, queueS
   const { createS3ContextStore } = await import('../packages/cloud-aws/src/index.js');
   const noop = () => {};
   const logger = { debug: noop, info: noop, warn: noop, error: noop };
-  const store = createS3ContextStore({ uri: `s3://${BUCKET}/bench`, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, endpoint, forcePathStyle: true, partSizeMiB, queueSize });
+  const store = createS3ContextStore({
+    uri: `s3://${BUCKET}/bench`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    endpoint,
+    forcePathStyle: true,
+    partSizeMiB,
+    queueSize,
+  });
   await store.verify({ logger });
   const warm = join(tmpdir(), `s3-upload-warm-${process.pid}`);
   // Two parts and a bit: the warm-up goes through the multipart path, so its code is loaded before the baseline.
@@ -82,7 +90,10 @@ async function child(file: string, endpoint: string, partSizeMiB: number, queueS
 
 function runChild(file: string, endpoint: string, partSizeMiB: number, queueSize: number): Promise<ChildFigures> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here, '--child', file, endpoint, String(partSizeMiB), String(queueSize)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', here, '--child', file, endpoint, String(partSizeMiB), String(queueSize)], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));

@@ -118,7 +118,10 @@ async function child(url: string, apiKey: string, cacheDir: string, job: string,
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   let lines = 0;
   const t0 = performance.now();
-  const cold = (await resolver.resolve(request(() => lines++), { logger })) as { codeDir: string };
+  const cold = (await resolver.resolve(
+    request(() => lines++),
+    { logger },
+  )) as { codeDir: string };
   const coldMs = performance.now() - t0;
   clearInterval(sampler);
   const maxRss = process.resourceUsage().maxRSS * 1024;
@@ -166,7 +169,12 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
       job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'src/pkg0/module0.py'] }, runtime: '3.11' },
     });
     const warm = await server.publishCode({ entity: 'tester', project: 'bench', name: 'source-warm', files: { 'train.py': "print('warm')\n" } });
-    await server.publishJob({ entity: 'tester', project: 'bench', name: 'job-warm', job: { source_type: 'artifact', source: { artifact: artifactIdString(warm), entrypoint: ['python', 'train.py'] } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'bench',
+      name: 'job-warm',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(warm), entrypoint: ['python', 'train.py'] } },
+    });
     const job = 'tester/bench/job-source-bench-train.py:latest';
     const cacheDir = join(dir, 'cache');
     const r = await runChild([server.url, server.apiKey, cacheDir, job, 'tester/bench/job-warm:latest']);
@@ -214,9 +222,27 @@ export async function run(argv: string[] = process.argv.slice(2)): Promise<Recor
       ...figures,
       targets: WANDB_JOB_RESOLVE_TARGETS,
       summary: [
-        { benchmark: 'wandb-job-resolve', figure: `cold resolution, ${figures.artifactMiB} MiB code artifact`, value: `${figures.coldMs} ms`, target: '', met: undefined },
-        { benchmark: 'wandb-job-resolve', figure: 'cached resolution p50, no download', value: `${cached.p50} ms, ${figures.downloadsWhenCached} downloads`, target: `≤ ${WANDB_JOB_RESOLVE_TARGETS.cachedMs} ms, 0`, met: cachedMet },
-        { benchmark: 'wandb-job-resolve', figure: 'peak RSS growth while downloading', value: `${figures.rssGrowthMiB} MiB`, target: `≤ ${WANDB_JOB_RESOLVE_TARGETS.rssGrowthMiB} MiB`, met: rssMet },
+        {
+          benchmark: 'wandb-job-resolve',
+          figure: `cold resolution, ${figures.artifactMiB} MiB code artifact`,
+          value: `${figures.coldMs} ms`,
+          target: '',
+          met: undefined,
+        },
+        {
+          benchmark: 'wandb-job-resolve',
+          figure: 'cached resolution p50, no download',
+          value: `${cached.p50} ms, ${figures.downloadsWhenCached} downloads`,
+          target: `≤ ${WANDB_JOB_RESOLVE_TARGETS.cachedMs} ms, 0`,
+          met: cachedMet,
+        },
+        {
+          benchmark: 'wandb-job-resolve',
+          figure: 'peak RSS growth while downloading',
+          value: `${figures.rssGrowthMiB} MiB`,
+          target: `≤ ${WANDB_JOB_RESOLVE_TARGETS.rssGrowthMiB} MiB`,
+          met: rssMet,
+        },
       ],
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);

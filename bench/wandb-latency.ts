@@ -89,7 +89,12 @@ async function latencyCase(pollIntervalMs: number, jobs: number, windowMs: numbe
       // `date +%s%N` in the job itself: the moment the process runs, in the same clock.
       await enqueuer.enqueue({
         queue: QUEUE,
-        spec: { entity: ENTITY, project: 'bench', resource: 'local-process', overrides: { entry_point: ['sh', '-c', `date +%s%N > ${join(dir, `start-${i}`)}`] } },
+        spec: {
+          entity: ENTITY,
+          project: 'bench',
+          resource: 'local-process',
+          overrides: { entry_point: ['sh', '-c', `date +%s%N > ${join(dir, `start-${i}`)}`] },
+        },
       });
     }
     const files = offsets.map((_, i) => join(dir, `start-${i}`));
@@ -135,12 +140,23 @@ async function burstCase(jobs: number, pollIntervalMs: number): Promise<BurstRes
     for (let i = 0; i < jobs; i++) {
       await enqueuer.enqueue({
         queue: QUEUE,
-        spec: { uri: 'placeholder-uri-scheduler', entity: ENTITY, project: 'bench', resource: 'local-process', overrides: { entry_point: ['sh', '-c', `date +%s%N > ${join(dir, `start-${i}`)}`] } },
+        spec: {
+          uri: 'placeholder-uri-scheduler',
+          entity: ENTITY,
+          project: 'bench',
+          resource: 'local-process',
+          overrides: { entry_point: ['sh', '-c', `date +%s%N > ${join(dir, `start-${i}`)}`] },
+        },
       });
     }
     const enqueued = Date.now();
     const files = Array.from({ length: jobs }, (_, i) => join(dir, `start-${i}`));
-    await waitUntil(() => files.every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''), pollIntervalMs * 3 + 30_000, 'every burst job to start', 20);
+    await waitUntil(
+      () => files.every((f) => existsSync(f) && readFileSync(f, 'utf8').trim() !== ''),
+      pollIntervalMs * 3 + 30_000,
+      'every burst job to start',
+      20,
+    );
     const lastStart = Math.max(...files.map((f) => Number(BigInt(readFileSync(f, 'utf8').trim()) / 1_000_000n)));
     const firstPop = h.requests.find((r) => r.operation === 'popFromRunQueue' && r.at >= enqueued)!.at;
     const items = h.items();
@@ -198,7 +214,7 @@ export async function run(): Promise<Record<string, unknown>> {
     name: 'wandb-latency',
     description: 'enqueue → process-start latency through the W&B Launch test server (real HTTP, createAgent, local-process runner)',
     method:
-      'jobs enqueued at uniformly random moments over a window with max_jobs -1; latency = the job process\'s own start time (date +%s%N) minus the time just before pushToRunQueueByName; the four cases run concurrently on separate servers to bound run time',
+      "jobs enqueued at uniformly random moments over a window with max_jobs -1; latency = the job process's own start time (date +%s%N) minus the time just before pushToRunQueueByName; the four cases run concurrently on separate servers to bound run time",
     latency: [fast, standard],
     idle: [idleFast, idleStandard],
     burst,
@@ -207,7 +223,15 @@ export async function run(): Promise<Record<string, unknown>> {
   };
   const rows = [
     ['poll interval', 'jobs', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'mean ms'],
-    ...[fast, standard].map((l) => [`${l.pollIntervalMs / 1000} s`, String(l.jobs), String(l.p50Ms), String(l.p90Ms), String(l.p99Ms), String(l.maxMs), String(l.meanMs)]),
+    ...[fast, standard].map((l) => [
+      `${l.pollIntervalMs / 1000} s`,
+      String(l.jobs),
+      String(l.p50Ms),
+      String(l.p90Ms),
+      String(l.p99Ms),
+      String(l.maxMs),
+      String(l.meanMs),
+    ]),
   ];
   const lines = [
     'W&B source: enqueue → process start',
@@ -215,7 +239,10 @@ export async function run(): Promise<Record<string, unknown>> {
     '',
     'Idle agent, GraphQL requests per minute',
     ...[idleFast, idleStandard].map(
-      (i) => `  poll ${i.pollIntervalMs / 1000} s: ${i.requestsPerMinute}/min (${Object.entries(i.byOperation).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+      (i) =>
+        `  poll ${i.pollIntervalMs / 1000} s: ${i.requestsPerMinute}/min (${Object.entries(i.byOperation)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')})`,
     ),
     '',
     `Burst of ${burst.jobs} placeholder-uri local-process jobs (max_jobs -1): first pop → last process start ${burst.firstPopToLastStartMs} ms, ${burst.pops} pops, ${burst.acks} acks, ${burst.itemsPoppedTwice} items popped twice`,

@@ -113,8 +113,15 @@ describe('W&B values files install unchanged', () => {
 
   it('reads the seed’s useExternalWandbSecret: "" as false (the chart makes the key secrets)', async () => {
     const objects = await helm.template({ valuesFiles: ciValuesFiles.filter((f) => f.endsWith('coreweave-values.yaml')) });
-    expect(find(objects, 'Secret', 'wandb-api-key-rel').map((s) => s.metadata.namespace).sort()).toEqual(['tenant-ml-launch', 'tenant-ml-training']);
-    expect(deployment(objects).spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1].values).toEqual(['LAS1']);
+    expect(
+      find(objects, 'Secret', 'wandb-api-key-rel')
+        .map((s) => s.metadata.namespace)
+        .sort(),
+    ).toEqual(['tenant-ml-launch', 'tenant-ml-training']);
+    expect(
+      deployment(objects).spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[1]
+        .values,
+    ).toEqual(['LAS1']);
   });
 
   it('takes W&B’s list form of additionalEnvVars and additionalSecretEnvVars', async () => {
@@ -149,7 +156,13 @@ describe('the agent pod', () => {
   it('is hardened: non-root uid 1000, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp', async () => {
     const objects = await helm.template();
     const pod = deployment(objects).spec.template.spec;
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     const c = pod.containers[0];
     expect(c.securityContext).toEqual({
       runAsNonRoot: true,
@@ -250,7 +263,10 @@ describe('the agent pod', () => {
     expect(ssh.data.config).toContain('Host github.com');
     expect(ssh.data.config).toContain('IdentityFile /home/launch_agent/.ssh/id_repo1');
     const volumes = deployment(objects).spec.template.spec.volumes;
-    expect(volumes.find((v: { name: string }) => v.name === 'git-ssh-key-secret-1').secret).toMatchObject({ secretName: 'gitlab-deploy-key', defaultMode: 0o440 });
+    expect(volumes.find((v: { name: string }) => v.name === 'git-ssh-key-secret-1').secret).toMatchObject({
+      secretName: 'gitlab-deploy-key',
+      defaultMode: 0o440,
+    });
   });
 
   it('mounts the kaniko PVC without a root init container and passes the kaniko variables', async () => {
@@ -297,19 +313,35 @@ describe('checksum annotations on the pod template', () => {
 });
 
 describe('RBAC', () => {
-  const rulesOf = (role: KubeObject) => role.rules.map((r: { apiGroups: string[]; resources: string[]; verbs: string[] }) => `${r.apiGroups.join(',') || 'core'}:${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`);
+  const rulesOf = (role: KubeObject) =>
+    role.rules.map(
+      (r: { apiGroups: string[]; resources: string[]; verbs: string[] }) =>
+        `${r.apiGroups.join(',') || 'core'}:${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`,
+    );
 
   it('grants one Role and RoleBinding per target namespace, bound to the agent’s service account', async () => {
     const objects = await helm.template({ valuesFiles: ciValuesFiles.filter((f) => f.endsWith('target-namespaces-values.yaml')) });
     const expected = ['launch-system', 'team-a', 'team-b', 'team-c'];
-    expect(find(objects, 'Role').map((r) => r.metadata.namespace).sort()).toEqual(expected);
-    expect(find(objects, 'RoleBinding').map((r) => r.metadata.namespace).sort()).toEqual(expected);
+    expect(
+      find(objects, 'Role')
+        .map((r) => r.metadata.namespace)
+        .sort(),
+    ).toEqual(expected);
+    expect(
+      find(objects, 'RoleBinding')
+        .map((r) => r.metadata.namespace)
+        .sort(),
+    ).toEqual(expected);
     for (const rb of find(objects, 'RoleBinding')) {
       expect(rb.subjects).toEqual([{ kind: 'ServiceAccount', name: 'wandb-launch-serviceaccount-rel', namespace: 'launch-system' }]);
       expect(rb.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'launch-agent-rel' });
       one(objects, 'Role', rb.roleRef.name, rb.metadata.namespace);
     }
-    expect(find(objects, 'Secret', 'wandb-api-key-rel').map((s) => s.metadata.namespace).sort()).toEqual(expected);
+    expect(
+      find(objects, 'Secret', 'wandb-api-key-rel')
+        .map((s) => s.metadata.namespace)
+        .sort(),
+    ).toEqual(expected);
     expect(objects.some((o) => o.kind.startsWith('Cluster'))).toBe(false);
     // Kubeflow and JobSet when asked, Volcano not.
     const rules = rulesOf(one(objects, 'Role', 'launch-agent-rel', 'team-b'));
@@ -347,7 +379,14 @@ describe('RBAC', () => {
   });
 
   it('two releases in one namespace share no object name', async () => {
-    const values = { 'agent.apiKey': KEY, gitCreds: 'https://u:p@h', azureStorageAccessKey: 'k', additionalSecretEnvVars: { T: 'x' }, 'metrics.enabled': true, 'metrics.serviceMonitor.enabled': true };
+    const values = {
+      'agent.apiKey': KEY,
+      gitCreds: 'https://u:p@h',
+      azureStorageAccessKey: 'k',
+      additionalSecretEnvVars: { T: 'x' },
+      'metrics.enabled': true,
+      'metrics.serviceMonitor.enabled': true,
+    };
     const a = await helm.template({ release: 'alpha', setJson: values });
     const b = await helm.template({ release: 'beta', setJson: values });
     const names = (objs: KubeObject[]) => new Set(objs.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`));
@@ -384,7 +423,11 @@ describe('values.schema.json', () => {
   it.each([
     ['agent.startTimeout', ['--set', 'agent.startTimeout=soon'], 'agent.startTimeout: Invalid type. Expected: integer, given: string'],
     ['volcano', ['--set-string', 'volcano=yes'], 'volcano: Invalid type. Expected: boolean, given: string'],
-    ['additionalTargetNamespaces', ['--set', 'additionalTargetNamespaces=ml'], 'additionalTargetNamespaces: Invalid type. Expected: [array,null], given: string'],
+    [
+      'additionalTargetNamespaces',
+      ['--set', 'additionalTargetNamespaces=ml'],
+      'additionalTargetNamespaces: Invalid type. Expected: [array,null], given: string',
+    ],
     ['agent.resources', ['--set-json', 'agent.resources=["1cpu"]'], 'agent.resources: Invalid type. Expected: [object,null], given: array'],
     ['agent.imagePullPolicy', ['--set', 'agent.imagePullPolicy=Sometimes'], 'agent.imagePullPolicy'],
     ['health.port', ['--set', 'health.port=0'], 'health.port'],

@@ -77,7 +77,7 @@ export async function startHelm(): Promise<Helm> {
 function exec(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<HelmResult> {
   return new Promise((resolve) => {
     execFile(file, args, { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : 1) : 0;
+      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) || (error && code !== 0 ? error.message : '') });
     });
   });
@@ -151,7 +151,9 @@ export async function objectProblems(obj: KubeObject): Promise<string[]> {
 }
 
 export function find(objects: KubeObject[], kind: string, name?: string, namespace?: string): KubeObject[] {
-  return objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name) && (namespace === undefined || o.metadata.namespace === namespace));
+  return objects.filter(
+    (o) => o.kind === kind && (name === undefined || o.metadata.name === name) && (namespace === undefined || o.metadata.namespace === namespace),
+  );
 }
 
 export function one(objects: KubeObject[], kind: string, name?: string, namespace?: string): KubeObject {

@@ -15,7 +15,9 @@ import { repoRoot } from './helm.js';
 
 const docker = dockerService();
 const cli = join(repoRoot, 'examples/agent/dist/cli.js');
-const built = ['examples/agent/dist/cli.js', ...['core', 'runners', 'builders', 'wandb'].map((p) => `packages/${p}/dist/index.js`)].every((f) => existsSync(join(repoRoot, f)));
+const built = ['examples/agent/dist/cli.js', ...['core', 'runners', 'builders', 'wandb'].map((p) => `packages/${p}/dist/index.js`)].every((f) =>
+  existsSync(join(repoRoot, f)),
+);
 const enabled =
   serviceAvailable('the Docker engine', docker !== undefined) &&
   serviceAvailable('the built agent (run `npx -y pnpm@10 build` first)', built) &&
@@ -98,7 +100,10 @@ async function makeNodeBase(): Promise<void> {
     if (path) put(path, path.slice(1));
   }
   put('/bin/busybox', 'bin/busybox');
-  const applets = (await run('/bin/busybox', ['--list'])).split('\n').map((s) => s.trim()).filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== 'busybox');
+  const applets = (await run('/bin/busybox', ['--list']))
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((a) => /^[a-z0-9_.[-]+$/.test(a) && a !== 'busybox');
   for (const a of applets) symlinkSync('busybox', join(root, 'bin', a));
   mkdirSync(join(root, 'usr/bin'), { recursive: true });
   symlinkSync('/bin/busybox', join(root, 'usr/bin/env'));
@@ -184,8 +189,14 @@ describe.runIf(enabled)('the agent image', () => {
   afterAll(async () => {
     if (!client) return;
     for (const c of containers) await c.remove({ force: true }).catch(() => undefined);
-    await client.getImage(tag).remove({ force: true }).catch(() => undefined);
-    await client.getImage(baseTag).remove({ force: true }).catch(() => undefined);
+    await client
+      .getImage(tag)
+      .remove({ force: true })
+      .catch(() => undefined);
+    await client
+      .getImage(baseTag)
+      .remove({ force: true })
+      .catch(() => undefined);
     if (work) rmSync(work, { recursive: true, force: true });
   }, 120_000);
 
@@ -197,7 +208,10 @@ describe.runIf(enabled)('the agent image', () => {
     expect(info.Config.WorkingDir).toBe('/home/launch_agent');
     expect(Object.keys(info.Config.ExposedPorts ?? {})).toEqual(['8080/tcp']);
 
-    const c = await startContainer({ entrypoint: ['sh', '-c'], cmd: ['id -u; id -g; grep ":1000:" /etc/passwd; ls -d "$HOME/.config" 2>&1; test -w / && echo root-writable || echo root-read-only'] });
+    const c = await startContainer({
+      entrypoint: ['sh', '-c'],
+      cmd: ['id -u; id -g; grep ":1000:" /etc/passwd; ls -d "$HOME/.config" 2>&1; test -w / && echo root-writable || echo root-read-only'],
+    });
     expect((await c.wait()).StatusCode).toBe(0);
     expect((await output(c)).trim().split('\n')).toEqual([
       '1000',
@@ -247,8 +261,15 @@ describe.runIf(enabled)('the agent image', () => {
   const hasHealthPort = built && readFileSync(cli, 'utf8').includes('health-port');
   it.runIf(hasHealthPort)('serves /healthz and /readyz on --health-port, as the chart probes them', async () => {
     const port = await freePort();
-    const c = await startContainer({ cmd: ['run', '--state-dir', '/home/launch_agent/state', '--health-port', String(port), '--health-host', '127.0.0.1'], network: 'host' });
-    const healthz = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, { timeoutMs: 60_000, intervalMs: 200, what: '/healthz' });
+    const c = await startContainer({
+      cmd: ['run', '--state-dir', '/home/launch_agent/state', '--health-port', String(port), '--health-host', '127.0.0.1'],
+      network: 'host',
+    });
+    const healthz = await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: '/healthz',
+    });
     expect(healthz).toBe(true);
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, { timeoutMs: 60_000, intervalMs: 200, what: '/readyz' });
     await c.kill({ signal: 'SIGTERM' });

@@ -30,7 +30,10 @@ interface Rule {
 
 beforeAll(async () => {
   helm = await startHelm();
-  rendered = await helm.template({ release: RELEASE, setJson: { namespace: AGENT_NS, additionalTargetNamespaces: ['ml', 'default'], 'agent.apiKey': KEY, volcano: true } });
+  rendered = await helm.template({
+    release: RELEASE,
+    setJson: { namespace: AGENT_NS, additionalTargetNamespaces: ['ml', 'default'], 'agent.apiKey': KEY, volcano: true },
+  });
   server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, timeScale: 0.01, namespaces: TARGETS });
   // Apply what the chart makes that the test server serves (it has no RBAC or policy kinds).
   for (const obj of rendered.filter((o) => ['ConfigMap', 'Secret', 'ServiceAccount'].includes(o.kind))) {
@@ -55,7 +58,9 @@ afterAll(async () => {
 /** The runner as the binary builds it in the pod the chart makes: env LAUNCH_AGENT_NAME and WANDB_RELEASE_NAME. */
 function chartRunner(): KubernetesRunner {
   const env = Object.fromEntries(
-    find(rendered, 'Deployment')[0]!.spec.template.spec.containers[0].env.filter((e: { value?: string }) => e.value !== undefined).map((e: { name: string; value: string }) => [e.name, e.value]),
+    find(rendered, 'Deployment')[0]!
+      .spec.template.spec.containers[0].env.filter((e: { value?: string }) => e.value !== undefined)
+      .map((e: { name: string; value: string }) => [e.name, e.value]),
   );
   const runner = createKubernetesRunner({
     kubeconfigPath: server.kubeconfigPath,
@@ -120,14 +125,23 @@ function attributes(r: KubeRecordedRequest): { verb: string; group: string; reso
   const collection = name === undefined;
   const verb = r.watch
     ? 'watch'
-    : ({ GET: collection ? 'list' : 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: collection ? 'deletecollection' : 'delete' } as Record<string, string>)[r.method]!;
+    : (
+        { GET: collection ? 'list' : 'get', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: collection ? 'deletecollection' : 'delete' } as Record<
+          string,
+          string
+        >
+      )[r.method]!;
   return { verb, group, resource: sub ? `${resource}/${sub}` : resource, ...(namespace ? { namespace } : {}) };
 }
 
 function granted(a: NonNullable<ReturnType<typeof attributes>>): boolean {
   if (!a.namespace) return false; // nothing cluster-wide is granted
   const role = find(rendered, 'Role', `launch-agent-${RELEASE}`, a.namespace)[0];
-  return (role?.rules as Rule[] | undefined)?.some((rule) => rule.apiGroups.includes(a.group) && rule.resources.includes(a.resource) && rule.verbs.includes(a.verb)) ?? false;
+  return (
+    (role?.rules as Rule[] | undefined)?.some(
+      (rule) => rule.apiGroups.includes(a.group) && rule.resources.includes(a.resource) && rule.verbs.includes(a.verb),
+    ) ?? false
+  );
 }
 
 describe('the chart’s RBAC covers what the Kubernetes runner calls', () => {
@@ -153,7 +167,11 @@ describe('the chart’s RBAC covers what the Kubernetes runner calls', () => {
           namespace: 'ml',
           apiVersion: 'batch.volcano.sh/v1alpha1',
           kind: 'Job',
-          spec: { minAvailable: 1, schedulerName: 'volcano', tasks: [{ name: 'main', replicas: 1, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm' }] } } }] },
+          spec: {
+            minAvailable: 1,
+            schedulerName: 'volcano',
+            tasks: [{ name: 'main', replicas: 1, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm' }] } } }],
+          },
         },
       }),
       ctx,
@@ -195,12 +213,26 @@ describe('the chart’s RBAC covers what the Kubernetes runner calls', () => {
     const attrs = made.map(attributes).filter((a) => a !== undefined);
     // The runner did reach every kind of call the Role grants…
     const seen = new Set(attrs.map((a) => `${a.group}/${a.resource}:${a.verb}`));
-    for (const call of ['batch/jobs:create', 'batch/jobs:list', 'batch/jobs:watch', 'batch/jobs:delete', '/pods:list', '/pods:watch', '/pods/log:get', 'batch.volcano.sh/jobs:create', '/services:create', '/services:delete']) {
+    for (const call of [
+      'batch/jobs:create',
+      'batch/jobs:list',
+      'batch/jobs:watch',
+      'batch/jobs:delete',
+      '/pods:list',
+      '/pods:watch',
+      '/pods/log:get',
+      'batch.volcano.sh/jobs:create',
+      '/services:create',
+      '/services:delete',
+    ]) {
       expect(seen, call).toContain(call);
     }
     // …and every request it made in a namespace is granted there; the only refused ones are the cluster-wide lists.
     const refused = attrs.filter((a) => !granted(a)).map((a) => `${a.verb} ${a.group}/${a.resource} in ${a.namespace ?? '(cluster)'}`);
-    expect([...new Set(refused)].every((r) => r.startsWith('list ') && r.endsWith('in (cluster)')), refused.join('\n')).toBe(true);
+    expect(
+      [...new Set(refused)].every((r) => r.startsWith('list ') && r.endsWith('in (cluster)')),
+      refused.join('\n'),
+    ).toBe(true);
     expect(refused.length).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -5,7 +5,17 @@ import { agentOptionsFromConfig, registrationConfig } from './agent-options.js';
 describe('agentOptionsFromConfig', () => {
   it('maps config keys to AgentOptions in the agent units', () => {
     const config = parseAgentConfig(
-      { entity: 'team', max_jobs: -1, max_schedulers: 2, stopped_run_timeout: 30, start_timeout: 0, poll_interval: 2.5, max_resume_count: 1, kill_grace_period: 3, secure_mode: true },
+      {
+        entity: 'team',
+        max_jobs: -1,
+        max_schedulers: 2,
+        stopped_run_timeout: 30,
+        start_timeout: 0,
+        poll_interval: 2.5,
+        max_resume_count: 1,
+        kill_grace_period: 3,
+        secure_mode: true,
+      },
       'test config',
     );
     expect(agentOptionsFromConfig(config)).toEqual({

@@ -12,16 +12,7 @@ export function agentOptionsFromConfig(
   config: AgentConfig,
 ): Pick<
   AgentOptions,
-  | 'entity'
-  | 'maxJobs'
-  | 'maxSchedulers'
-  | 'stoppedRunTimeout'
-  | 'startTimeout'
-  | 'pollIntervalMs'
-  | 'maxResumeCount'
-  | 'apiKey'
-  | 'baseUrl'
-  | 'secureMode'
+  'entity' | 'maxJobs' | 'maxSchedulers' | 'stoppedRunTimeout' | 'startTimeout' | 'pollIntervalMs' | 'maxResumeCount' | 'apiKey' | 'baseUrl' | 'secureMode'
 > {
   return {
     entity: config.entity ?? undefined,

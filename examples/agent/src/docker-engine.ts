@@ -27,14 +27,14 @@ export function dockerEngineAddress(env: Record<string, string | undefined>): Do
     throw new LaunchError({
       code: 'config.docker_host',
       message: `DOCKER_HOST is invalid: expected unix:///path/to/docker.sock or tcp://host:port, found ${JSON.stringify(value.slice(0, 200))}`,
-      hint: 'set DOCKER_HOST to the engine\'s unix socket or plain-TCP address, or unset it to use /var/run/docker.sock',
+      hint: "set DOCKER_HOST to the engine's unix socket or plain-TCP address, or unset it to use /var/run/docker.sock",
     });
   }
   if (value.startsWith('tcp://') && env.DOCKER_TLS_VERIFY) {
     throw new LaunchError({
       code: 'config.docker_host',
       message: `DOCKER_TLS_VERIFY is set for DOCKER_HOST ${value}, but this agent talks to the Docker Engine without TLS`,
-      hint: 'use the engine\'s unix socket (DOCKER_HOST=unix:///var/run/docker.sock), or unset DOCKER_TLS_VERIFY for a plain-TCP engine',
+      hint: "use the engine's unix socket (DOCKER_HOST=unix:///var/run/docker.sock), or unset DOCKER_TLS_VERIFY for a plain-TCP engine",
     });
   }
   return { dockerHost: value, from: 'DOCKER_HOST' };

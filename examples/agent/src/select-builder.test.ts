@@ -32,7 +32,9 @@ describe('planBuildSetup', () => {
     expect(error.message).toContain('no kube config ($KUBECONFIG, ~/.kube/config)');
     expect(isConfigProblem(error)).toBe(true);
     // A KUBECONFIG naming a file that does not exist is no cluster either.
-    expect(thrown(() => planBuildSetup(config({ builder: { type: 'kaniko', 'build-context-store': 's3://b/p' } }), { KUBECONFIG: join(empty, 'nope') }, empty)).code).toBe('config.builder_no_cluster');
+    expect(
+      thrown(() => planBuildSetup(config({ builder: { type: 'kaniko', 'build-context-store': 's3://b/p' } }), { KUBECONFIG: join(empty, 'nope') }, empty)).code,
+    ).toBe('config.builder_no_cluster');
     await rm(empty, { recursive: true, force: true });
   });
 
@@ -57,7 +59,10 @@ describe('planBuildSetup', () => {
   });
 
   it('says the registry block is unused when builder.destination decides, as in W&B', () => {
-    const plan = planBuildSetup(config({ builder: { type: 'docker', destination: '127.0.0.1:5000/a' }, registry: { type: 'oci', uri: '127.0.0.1:5000/b' } }), {});
+    const plan = planBuildSetup(
+      config({ builder: { type: 'docker', destination: '127.0.0.1:5000/a' }, registry: { type: 'oci', uri: '127.0.0.1:5000/b' } }),
+      {},
+    );
     expect(plan.warnings).toContain('the registry block is not used: builder.destination decides where images are pushed (as in W&B)');
   });
 
@@ -91,14 +96,25 @@ describe('selectBuildSetup', () => {
   });
 
   it('gives the docker builder the registry of builder.destination', async () => {
-    const s = await selectBuildSetup({ config: config({ builder: { type: 'docker', destination: '127.0.0.1:5000/team/app' } }), env: { HOME: '/nonexistent' }, logger: silentLogger, probe: up });
+    const s = await selectBuildSetup({
+      config: config({ builder: { type: 'docker', destination: '127.0.0.1:5000/team/app' } }),
+      env: { HOME: '/nonexistent' },
+      logger: silentLogger,
+      probe: up,
+    });
     expect(s.registry?.name).toBe('oci');
     expect(s.registry?.uri).toBe('127.0.0.1:5000/team/app');
-    expect(s.lines).toContain('launch: registry: 127.0.0.1:5000/team/app (OCI registry, from builder.destination); no credentials for this host in the Docker config: anonymous');
+    expect(s.lines).toContain(
+      'launch: registry: 127.0.0.1:5000/team/app (OCI registry, from builder.destination); no credentials for this host in the Docker config: anonymous',
+    );
   });
 
   it('uses no registry for noop, even with one configured', async () => {
-    const s = await selectBuildSetup({ config: config({ builder: { type: 'noop' }, registry: { type: 'oci', uri: '127.0.0.1:5000/x' } }), env: {}, logger: silentLogger });
+    const s = await selectBuildSetup({
+      config: config({ builder: { type: 'noop' }, registry: { type: 'oci', uri: '127.0.0.1:5000/x' } }),
+      env: {},
+      logger: silentLogger,
+    });
     expect(s.registry).toBeUndefined();
     expect(s.lines.some((l) => l.includes('the registry block is not used'))).toBe(true);
   });
@@ -111,7 +127,9 @@ describe('describeBuildSetup', () => {
       'builder: docker if the Docker engine at unix socket /var/run/docker.sock answers at start-up, else noop (no builder block)',
       'registry: none: built images stay in the Docker engine (no builder.destination or registry.uri)',
     ]);
-    expect(describeBuildSetup(config({ builder: { type: 'docker', destination: '127.0.0.1:5000/t/a', platform: 'linux/arm64' } }), { HOME: '/nonexistent' })).toEqual([
+    expect(
+      describeBuildSetup(config({ builder: { type: 'docker', destination: '127.0.0.1:5000/t/a', platform: 'linux/arm64' } }), { HOME: '/nonexistent' }),
+    ).toEqual([
       'environment: none: no cloud credentials are loaded',
       'builder: docker (builder.type) on the Docker engine at unix socket /var/run/docker.sock',
       'platform: linux/arm64 (builder.platform)',
@@ -131,7 +149,15 @@ describe('kaniko, clouds and context stores', () => {
     kubeconfig = join(dir, 'kubeconfig');
     await writeFile(
       kubeconfig,
-      ['apiVersion: v1', 'kind: Config', 'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]', 'users: [{name: u, user: {token: t}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', 'current-context: x', ''].join('\n'),
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]',
+        'users: [{name: u, user: {token: t}}]',
+        'contexts: [{name: x, context: {cluster: c, user: u}}]',
+        'current-context: x',
+        '',
+      ].join('\n'),
     );
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
@@ -144,7 +170,12 @@ describe('kaniko, clouds and context stores', () => {
     expect(plan('gs://bucket/ctx')).toMatchObject({ kind: 'gcs', cloud: 'gcp' });
     expect(plan('https://acct.blob.core.windows.net/contexts/launch')).toMatchObject({ kind: 'azure-blob', cloud: 'azure' });
     const pvcEnv = { WANDB_LAUNCH_KANIKO_PVC_NAME: 'kaniko-pvc' };
-    expect(contextStorePlan(parseAgentConfig({ builder: { type: 'kaniko' } }, 'test config', { env: pvcEnv }), pvcEnv)).toEqual({ kind: 'pvc', pvcName: 'kaniko-pvc', mountPath: '/kaniko', from: 'WANDB_LAUNCH_KANIKO_PVC_NAME' });
+    expect(contextStorePlan(parseAgentConfig({ builder: { type: 'kaniko' } }, 'test config', { env: pvcEnv }), pvcEnv)).toEqual({
+      kind: 'pvc',
+      pvcName: 'kaniko-pvc',
+      mountPath: '/kaniko',
+      from: 'WANDB_LAUNCH_KANIKO_PVC_NAME',
+    });
     // The store URI wins over the PVC, as in W&B.
     expect(plan('s3://bucket/ctx', pvcEnv)?.kind).toBe('s3');
     // Core's config check refuses other URIs; a caller that skips it still gets a config error.
@@ -154,11 +185,16 @@ describe('kaniko, clouds and context stores', () => {
     expect(isConfigProblem(error)).toBe(true);
   });
 
-  it('config check says which environment, builder, registry and store a kaniko config uses (the seed\'s AWS example)', () => {
+  it("config check says which environment, builder, registry and store a kaniko config uses (the seed's AWS example)", () => {
     const lines = describeBuildSetup(
       config({
         environment: { type: 'aws', region: 'us-east-1' },
-        builder: { type: 'kaniko', destination: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch', 'build-context-store': 's3://my-bucket/contexts', 'build-job-name': 'wandb-image-build' },
+        builder: {
+          type: 'kaniko',
+          destination: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch',
+          'build-context-store': 's3://my-bucket/contexts',
+          'build-job-name': 'wandb-image-build',
+        },
       }),
       kube(),
       dir,
@@ -182,37 +218,64 @@ describe('kaniko, clouds and context stores', () => {
     expect(await store('s3://good-bucket/ctx', { environment: { type: 'aws', region: 'us-east-1' } })).toBeUndefined();
   });
 
-  it('config check for the seed\'s GCP and Azure examples', () => {
+  it("config check for the seed's GCP and Azure examples", () => {
     const gcp = describeBuildSetup(
-      config({ environment: { type: 'gcp', region: 'us-central1' }, builder: { type: 'kaniko', destination: 'us-central1-docker.pkg.dev/my-project/launch/img', 'build-context-store': 'gs://my-bucket/contexts' } }),
+      config({
+        environment: { type: 'gcp', region: 'us-central1' },
+        builder: { type: 'kaniko', destination: 'us-central1-docker.pkg.dev/my-project/launch/img', 'build-context-store': 'gs://my-bucket/contexts' },
+      }),
       kube(),
       dir,
     );
     expect(gcp[0]).toBe('environment: gcp (Google Cloud, region us-central1, from environment.type); credentials from Application Default Credentials');
     expect(gcp[2]).toContain('(Google Artifact Registry (gar), from builder.destination)');
-    expect(gcp[3]).toBe('context store: gs://my-bucket/contexts (Google Cloud Storage, from builder.build-context-store); credentials from Application Default Credentials');
+    expect(gcp[3]).toBe(
+      'context store: gs://my-bucket/contexts (Google Cloud Storage, from builder.build-context-store); credentials from Application Default Credentials',
+    );
     expect(gcp.some((l) => l.startsWith('warning:') || l.startsWith('error:'))).toBe(false);
     const azure = describeBuildSetup(
-      config({ environment: { type: 'azure' }, builder: { type: 'kaniko', destination: 'myacr.azurecr.io/launch', 'build-context-store': 'https://acct.blob.core.windows.net/contexts' } }),
+      config({
+        environment: { type: 'azure' },
+        builder: { type: 'kaniko', destination: 'myacr.azurecr.io/launch', 'build-context-store': 'https://acct.blob.core.windows.net/contexts' },
+      }),
       kube(),
       dir,
     );
     expect(azure[0]).toBe('environment: azure (Azure, from environment.type); credentials from DefaultAzureCredential');
     expect(azure[2]).toContain('(Azure Container Registry (acr), from builder.destination)');
-    expect(azure[3]).toBe('context store: https://acct.blob.core.windows.net/contexts (Azure Blob Storage, from builder.build-context-store); credentials from DefaultAzureCredential');
+    expect(azure[3]).toBe(
+      'context store: https://acct.blob.core.windows.net/contexts (Azure Blob Storage, from builder.build-context-store); credentials from DefaultAzureCredential',
+    );
     expect(azure.some((l) => l.startsWith('warning:') || l.startsWith('error:'))).toBe(false);
   });
 
   it('names an environment nothing uses, and builder.platform with kaniko', () => {
-    const plan = planBuildSetup(config({ environment: { type: 'gcp', region: 'us-central1' }, builder: { type: 'docker', destination: '127.0.0.1:5000/a' } }), {});
+    const plan = planBuildSetup(
+      config({ environment: { type: 'gcp', region: 'us-central1' }, builder: { type: 'docker', destination: '127.0.0.1:5000/a' } }),
+      {},
+    );
     expect(plan.warnings).toContain('environment (gcp) is not used: neither the registry nor a kaniko build context store is on gcp');
-    const used = planBuildSetup(config({ environment: { type: 'aws', region: 'us-east-1' }, builder: { type: 'kaniko', destination: '127.0.0.1:5000/a', 'build-context-store': 's3://b/p', platform: 'linux/amd64' } }), kube(), dir);
-    expect(used.warnings).toEqual(['builder.platform is not used: the kaniko builder builds for the cluster\'s platform']);
+    const used = planBuildSetup(
+      config({
+        environment: { type: 'aws', region: 'us-east-1' },
+        builder: { type: 'kaniko', destination: '127.0.0.1:5000/a', 'build-context-store': 's3://b/p', platform: 'linux/amd64' },
+      }),
+      kube(),
+      dir,
+    );
+    expect(used.warnings).toEqual(["builder.platform is not used: the kaniko builder builds for the cluster's platform"]);
   });
 
   it('makes the kaniko builder with the S3 store and the OCI registry', async () => {
     const s = await selectBuildSetup({
-      config: config({ builder: { type: 'kaniko', destination: '127.0.0.1:5000/team/app', 'build-context-store': 's3://bucket/ctx', 'kaniko-config': { spec: { backoffLimit: 0 } } } }),
+      config: config({
+        builder: {
+          type: 'kaniko',
+          destination: '127.0.0.1:5000/team/app',
+          'build-context-store': 's3://bucket/ctx',
+          'kaniko-config': { spec: { backoffLimit: 0 } },
+        },
+      }),
       env: { ...kube(), AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' },
       homedir: dir,
       logger: silentLogger,
@@ -221,21 +284,35 @@ describe('kaniko, clouds and context stores', () => {
     expect(s.builder.name).toBe('kaniko');
     expect(s.contextStore?.name).toBe('s3');
     expect(s.registry?.name).toBe('oci');
-    expect(s.lines[0]).toBe('launch: builder kaniko (builder.type: kaniko): build Jobs named wandb-launch-container-build-<run id> with gcr.io/kaniko-project/executor:v1.11.0, in the cluster of the kube config');
-    expect(s.lines).toContain('launch: context store: s3://bucket/ctx (Amazon S3, from builder.build-context-store); credentials from the AWS default credential chain');
+    expect(s.lines[0]).toBe(
+      'launch: builder kaniko (builder.type: kaniko): build Jobs named wandb-launch-container-build-<run id> with gcr.io/kaniko-project/executor:v1.11.0, in the cluster of the kube config',
+    );
+    expect(s.lines).toContain(
+      'launch: context store: s3://bucket/ctx (Amazon S3, from builder.build-context-store); credentials from the AWS default credential chain',
+    );
   });
 
   it('makes the kaniko builder on the PVC of WANDB_LAUNCH_KANIKO_PVC_NAME', async () => {
     const env = { ...kube(), WANDB_LAUNCH_KANIKO_PVC_NAME: 'kaniko-pvc', WANDB_LAUNCH_KANIKO_PVC_MOUNT_PATH: join(dir, 'pvc') };
-    const s = await selectBuildSetup({ config: parseAgentConfig({ builder: { type: 'kaniko', destination: '127.0.0.1:5000/team/app' } }, 'test config', { env }), env, homedir: dir, logger: silentLogger, probe: down });
+    const s = await selectBuildSetup({
+      config: parseAgentConfig({ builder: { type: 'kaniko', destination: '127.0.0.1:5000/team/app' } }, 'test config', { env }),
+      env,
+      homedir: dir,
+      logger: silentLogger,
+      probe: down,
+    });
     expect(s.builder.name).toBe('kaniko');
     expect(s.contextStore?.name).toBe('pvc');
-    expect(s.lines).toContain(`launch: context store: PVC kaniko-pvc (a PersistentVolumeClaim, from WANDB_LAUNCH_KANIKO_PVC_NAME), mounted in the agent at ${join(dir, 'pvc')} and in build pods at /context`);
+    expect(s.lines).toContain(
+      `launch: context store: PVC kaniko-pvc (a PersistentVolumeClaim, from WANDB_LAUNCH_KANIKO_PVC_NAME), mounted in the agent at ${join(dir, 'pvc')} and in build pods at /context`,
+    );
   });
 
   it('turns a bad kaniko option into a config error naming it', async () => {
     const error = await selectBuildSetup({
-      config: config({ builder: { type: 'kaniko', destination: '127.0.0.1:5000/team/app', 'build-context-store': 's3://bucket/ctx', 'build-job-name': 'Not_A_Label' } }),
+      config: config({
+        builder: { type: 'kaniko', destination: '127.0.0.1:5000/team/app', 'build-context-store': 's3://bucket/ctx', 'build-job-name': 'Not_A_Label' },
+      }),
       env: { ...kube(), AWS_REGION: 'us-east-1' },
       homedir: dir,
       logger: silentLogger,

@@ -1,5 +1,14 @@
 import { homedir as osHomedir } from 'node:os';
-import { DEFAULT_BUILD_JOB_NAME, DEFAULT_KANIKO_IMAGE, LaunchError, type AgentConfig, type Builder, type ContextStore, type Logger, type Registry } from '@launch/core';
+import {
+  DEFAULT_BUILD_JOB_NAME,
+  DEFAULT_KANIKO_IMAGE,
+  LaunchError,
+  type AgentConfig,
+  type Builder,
+  type ContextStore,
+  type Logger,
+  type Registry,
+} from '@launch/core';
 import { createDockerBuilder, createKanikoBuilder, createNoopBuilder } from '@launch/builders';
 import { describeEngine, dockerEngineAddress, pingDockerEngine, type DockerEngineAddress, type EngineProbe } from './docker-engine.js';
 import { describeRegistryPlan, registryCloud, registryPlan, selectRegistry } from './select-registry.js';
@@ -21,8 +30,9 @@ export interface BuildPlan {
 function refuseKanikoWithoutCluster(): LaunchError {
   return new LaunchError({
     code: 'config.builder_no_cluster',
-    message: 'builder.type is kaniko, but there is no Kubernetes cluster to run build Jobs in: no kube config ($KUBECONFIG, ~/.kube/config) and not in a pod (KUBERNETES_SERVICE_HOST)',
-    hint: 'set KUBECONFIG to the cluster\'s kube config (the one the Kubernetes runner uses), run the agent in the cluster, or use builder.type docker',
+    message:
+      'builder.type is kaniko, but there is no Kubernetes cluster to run build Jobs in: no kube config ($KUBECONFIG, ~/.kube/config) and not in a pod (KUBERNETES_SERVICE_HOST)',
+    hint: "set KUBECONFIG to the cluster's kube config (the one the Kubernetes runner uses), run the agent in the cluster, or use builder.type docker",
   });
 }
 
@@ -31,7 +41,7 @@ function refuseKanikoWithoutStore(): LaunchError {
   return new LaunchError({
     code: 'config.builder_no_context_store',
     message: 'builder.type is kaniko, but there is no build context store: no builder.build-context-store and no WANDB_LAUNCH_KANIKO_PVC_NAME',
-    hint: 'set builder.build-context-store (s3://…, gs://… or https://<account>.blob.core.windows.net/<container>) or WANDB_LAUNCH_KANIKO_PVC_NAME (the chart\'s kanikoPvcName)',
+    hint: "set builder.build-context-store (s3://…, gs://… or https://<account>.blob.core.windows.net/<container>) or WANDB_LAUNCH_KANIKO_PVC_NAME (the chart's kanikoPvcName)",
   });
 }
 
@@ -54,20 +64,23 @@ export function planBuildSetup(config: AgentConfig, env: Record<string, string |
     if (!kubernetesAvailable(env, homedir)) throw refuseKanikoWithoutCluster();
     contextStore = contextStorePlan(config, env);
     if (!contextStore) throw refuseKanikoWithoutStore();
-    if (b?.platform) warnings.push('builder.platform is not used: the kaniko builder builds for the cluster\'s platform');
+    if (b?.platform) warnings.push("builder.platform is not used: the kaniko builder builds for the cluster's platform");
   }
   const builderName = type === 'auto' ? 'the docker builder' : `the ${type} builder`;
   if (b && type !== 'kaniko') {
     for (const key of KANIKO_KEYS) {
       if (b[key] !== undefined) warnings.push(`builder.${key} is used only by kaniko builds: ${builderName} ignores it`);
     }
-    if (b['build-job-name'] !== undefined && b['build-job-name'] !== DEFAULT_BUILD_JOB_NAME) warnings.push(`builder.build-job-name is used only by kaniko builds: ${builderName} ignores it`);
-    if (b['kaniko-image'] !== undefined && b['kaniko-image'] !== DEFAULT_KANIKO_IMAGE) warnings.push(`builder.kaniko-image is used only by kaniko builds: ${builderName} ignores it`);
+    if (b['build-job-name'] !== undefined && b['build-job-name'] !== DEFAULT_BUILD_JOB_NAME)
+      warnings.push(`builder.build-job-name is used only by kaniko builds: ${builderName} ignores it`);
+    if (b['kaniko-image'] !== undefined && b['kaniko-image'] !== DEFAULT_KANIKO_IMAGE)
+      warnings.push(`builder.kaniko-image is used only by kaniko builds: ${builderName} ignores it`);
   }
   if (type === 'noop') {
     if (b?.destination) warnings.push('builder.destination is not used: the noop builder builds and pushes nothing');
     if (b?.platform) warnings.push('builder.platform is not used: the noop builder builds nothing');
-    if (config.registry) warnings.push('the registry block is not used: the noop builder checks and pushes no images, and the runners take the image a job names');
+    if (config.registry)
+      warnings.push('the registry block is not used: the noop builder checks and pushes no images, and the runners take the image a job names');
   } else if (b?.destination && config.registry && config.registry.type !== 'local') {
     // W&B: the destination replaces the registry block inside the builder; its runners use the block
     // for Kubernetes pull secrets only, which ours take from the cluster instead.
@@ -152,7 +165,9 @@ export async function selectBuildSetup(s: BuilderSelection): Promise<SelectedBui
     kind = 'kaniko';
     // The engine is still asked once: the local-container runner is offered only when it answers.
     probe ??= await pingDockerEngine(plan.engine);
-    lines.push(`launch: builder kaniko (builder.type: kaniko): build Jobs named ${s.config.builder?.['build-job-name'] ?? DEFAULT_BUILD_JOB_NAME}-<run id> with ${s.config.builder?.['kaniko-image'] ?? DEFAULT_KANIKO_IMAGE}, in the cluster of the kube config`);
+    lines.push(
+      `launch: builder kaniko (builder.type: kaniko): build Jobs named ${s.config.builder?.['build-job-name'] ?? DEFAULT_BUILD_JOB_NAME}-<run id> with ${s.config.builder?.['kaniko-image'] ?? DEFAULT_KANIKO_IMAGE}, in the cluster of the kube config`,
+    );
   } else {
     probe ??= await pingDockerEngine(plan.engine);
     if (plan.type === 'docker') {

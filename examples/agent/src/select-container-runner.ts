@@ -27,7 +27,10 @@ export async function containerRunner(s: ContainerRunnerSelection): Promise<Runn
   const engine = dockerEngineAddress(s.env);
   const probe = s.probe ?? (await pingDockerEngine(engine));
   if (!probe.reachable) {
-    s.logger.warn({ reason: probe.reason }, `no Docker engine at ${describeEngine(engine)}: resource local runs as a local process, local-container is not offered`);
+    s.logger.warn(
+      { reason: probe.reason },
+      `no Docker engine at ${describeEngine(engine)}: resource local runs as a local process, local-container is not offered`,
+    );
     return undefined;
   }
   return createLocalContainerRunner({

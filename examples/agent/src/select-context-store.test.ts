@@ -18,7 +18,9 @@ describe('the kaniko context store', () => {
   it('describes each kind without loading anything', () => {
     expect(describeContextStore(undefined)).toBe('context store: none (no builder.build-context-store and no WANDB_LAUNCH_KANIKO_PVC_NAME)');
     const plan = contextStorePlan(config({ builder: { type: 'kaniko', 'build-context-store': 'gs://b/p' } }), {});
-    expect(describeContextStore(plan)).toBe('context store: gs://b/p (Google Cloud Storage, from builder.build-context-store); credentials from Application Default Credentials');
+    expect(describeContextStore(plan)).toBe(
+      'context store: gs://b/p (Google Cloud Storage, from builder.build-context-store); credentials from Application Default Credentials',
+    );
   });
 
   it('makes the S3 store with the shared AWS environment, the GCS and Azure stores from their packages', async () => {

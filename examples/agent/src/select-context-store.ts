@@ -46,7 +46,8 @@ export function shownStoreUri(uri: string): string {
 /** The line `config check` and start-up print for the store (no SDK is loaded). */
 export function describeContextStore(plan: ContextStorePlan | undefined): string {
   if (!plan) return 'context store: none (no builder.build-context-store and no WANDB_LAUNCH_KANIKO_PVC_NAME)';
-  if (plan.kind === 'pvc') return `context store: PVC ${plan.pvcName} (${STORE_NAMES.pvc}, from ${plan.from}), mounted in the agent at ${plan.mountPath} and in build pods at /context`;
+  if (plan.kind === 'pvc')
+    return `context store: PVC ${plan.pvcName} (${STORE_NAMES.pvc}, from ${plan.from}), mounted in the agent at ${plan.mountPath} and in build pods at /context`;
   const credentials = { aws: 'the AWS default credential chain', gcp: 'Application Default Credentials', azure: 'DefaultAzureCredential' }[plan.cloud];
   return `context store: ${shownStoreUri(plan.uri)} (${STORE_NAMES[plan.kind]}, from ${plan.from}); credentials from ${credentials}`;
 }

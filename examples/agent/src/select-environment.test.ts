@@ -10,7 +10,9 @@ describe('the cloud environment', () => {
     expect(configuredCloud(config({ environment: { type: 'azure' } }))).toBe('azure');
     expect(configuredCloud(config({ environment: { type: 'local' } }))).toBeUndefined();
     expect(configuredCloud(config({}))).toBeUndefined();
-    expect(describeEnvironment(config({ environment: { type: 'local' } }))).toBe('environment: none (environment.type: local): no cloud credentials are loaded');
+    expect(describeEnvironment(config({ environment: { type: 'local' } }))).toBe(
+      'environment: none (environment.type: local): no cloud credentials are loaded',
+    );
     expect(describeEnvironment(config({ environment: { type: 'gcp', region: 'us-central1' } }))).toBe(
       'environment: gcp (Google Cloud, region us-central1, from environment.type); credentials from Application Default Credentials',
     );
@@ -18,7 +20,11 @@ describe('the cloud environment', () => {
 
   it('takes AWS endpoints from the SDK variables, the service one before AWS_ENDPOINT_URL', () => {
     expect(awsEndpoints({ AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:2' })).toEqual({ s3: 'http://127.0.0.1:2' });
-    expect(awsEndpoints({ AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_ECR: 'http://127.0.0.1:3' })).toEqual({ s3: 'http://127.0.0.1:1', ecr: 'http://127.0.0.1:3', sts: 'http://127.0.0.1:1' });
+    expect(awsEndpoints({ AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_ECR: 'http://127.0.0.1:3' })).toEqual({
+      s3: 'http://127.0.0.1:1',
+      ecr: 'http://127.0.0.1:3',
+      sts: 'http://127.0.0.1:1',
+    });
     expect(awsEndpoints({ AWS_ENDPOINT_URL_S3: '' })).toEqual({});
   });
 

@@ -73,7 +73,11 @@ export function createEnvironmentLoader(config: AgentConfig, env: Record<string,
     if (type === 'aws') {
       const { createAwsEnvironment } = await import('@launch/cloud-aws');
       const endpoints = awsEndpoints(env);
-      return createAwsEnvironment({ ...(region ? { region } : {}), env: plain, ...(Object.keys(endpoints).length > 0 ? { endpoints } : {}) }) as CloudEnvironments[T];
+      return createAwsEnvironment({
+        ...(region ? { region } : {}),
+        env: plain,
+        ...(Object.keys(endpoints).length > 0 ? { endpoints } : {}),
+      }) as CloudEnvironments[T];
     }
     if (type === 'gcp') {
       const { createGcpEnvironment } = await import('@launch/cloud-gcp');

@@ -22,7 +22,11 @@ export interface SelectJobResolverOptions {
  */
 export async function selectJobResolver(o: SelectJobResolverOptions): Promise<(JobResolver & { close?(): Promise<void> }) | undefined> {
   if (o.kind !== 'wandb') {
-    const settings = resolveWandbSettings({ config: { api_key: o.config.api_key ?? null, base_url: o.config.base_url ?? null }, env: o.env, homedir: o.homedir });
+    const settings = resolveWandbSettings({
+      config: { api_key: o.config.api_key ?? null, base_url: o.config.base_url ?? null },
+      env: o.env,
+      homedir: o.homedir,
+    });
     if (!settings.apiKey) return undefined;
   }
   const { createWandbJobResolver } = await import('@launch/wandb');

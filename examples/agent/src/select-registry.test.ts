@@ -21,7 +21,9 @@ async function rejected(p: Promise<unknown>): Promise<LaunchError> {
 
 describe('registryPlan', () => {
   it('prefers builder.destination, then registry.uri, then the ECR parts; local means none', () => {
-    expect(registryPlan(config({ builder: { type: 'docker', destination: 'reg.example.com/a' }, registry: { type: 'oci', uri: 'other.example.com/b' } }))).toEqual({
+    expect(
+      registryPlan(config({ builder: { type: 'docker', destination: 'reg.example.com/a' }, registry: { type: 'oci', uri: 'other.example.com/b' } })),
+    ).toEqual({
       uri: 'reg.example.com/a',
       from: 'builder.destination',
       type: 'oci',
@@ -52,7 +54,9 @@ describe('selectRegistry', () => {
     expect(s.registry?.name).toBe('oci');
     expect(s.registry?.needsPullSecret).toBe(true);
     expect(await s.registry!.credentials({ logger: { debug() {}, info() {}, warn() {}, error() {} } })).toEqual({ username: 'robot', password: 's3cret-pw' });
-    expect(s.lines).toEqual(['registry: reg.example.com/team/app (OCI registry, from builder.destination); credentials from the Docker config (DOCKER_CONFIG or ~/.docker/config.json)']);
+    expect(s.lines).toEqual([
+      'registry: reg.example.com/team/app (OCI registry, from builder.destination); credentials from the Docker config (DOCKER_CONFIG or ~/.docker/config.json)',
+    ]);
     expect(s.lines.join('\n')).not.toContain('s3cret');
   });
 
@@ -62,7 +66,10 @@ describe('selectRegistry', () => {
   });
 
   it('loads the ECR registry from @launch/cloud-aws for an ECR host', async () => {
-    const s = await selectRegistry({ config: config({ builder: { type: 'docker', destination: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml' } }), env: {} });
+    const s = await selectRegistry({
+      config: config({ builder: { type: 'docker', destination: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml' } }),
+      env: {},
+    });
     expect(s.registry?.name).toBe('ecr');
     expect(s.lines[0]).toContain('Amazon ECR (ecr), from builder.destination');
   });
@@ -77,7 +84,16 @@ describe('selectRegistry', () => {
 
   it('takes a GAR registry of registry.* parts without a project, the project from the credentials', async () => {
     const key = join(home, 'sa.json');
-    await writeFile(key, JSON.stringify({ type: 'service_account', project_id: 'keyproj-42', client_email: 'a@keyproj-42.iam.gserviceaccount.com', private_key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n', token_uri: 'http://127.0.0.1:1/token' }));
+    await writeFile(
+      key,
+      JSON.stringify({
+        type: 'service_account',
+        project_id: 'keyproj-42',
+        client_email: 'a@keyproj-42.iam.gserviceaccount.com',
+        private_key: '-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n',
+        token_uri: 'http://127.0.0.1:1/token',
+      }),
+    );
     const c = config({ registry: { type: 'gcr', region: 'us-central1', repository: 'repo', 'image-name': 'img' } });
     expect(registryPlan(c)).toMatchObject({ type: 'gar', garParts: { region: 'us-central1', repository: 'repo', imageName: 'img' } });
     const s = await selectRegistry({ config: c, env: { GOOGLE_APPLICATION_CREDENTIALS: key } });
@@ -99,7 +115,11 @@ describe('selectRegistry', () => {
   });
 
   it('passes AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL to the AWS environment, the service one first', () => {
-    expect(awsEndpoints({ AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:2' })).toEqual({ s3: 'http://127.0.0.1:2', ecr: 'http://127.0.0.1:1', sts: 'http://127.0.0.1:1' });
+    expect(awsEndpoints({ AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:2' })).toEqual({
+      s3: 'http://127.0.0.1:2',
+      ecr: 'http://127.0.0.1:1',
+      sts: 'http://127.0.0.1:1',
+    });
     expect(awsEndpoints({})).toEqual({});
   });
 });

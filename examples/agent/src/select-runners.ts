@@ -44,12 +44,12 @@ export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
     runners.push(
       asConfigProblem(() =>
         createKubernetesRunner({
-        // Adoption after a restart finds Jobs by this name, so it must outlive the process: the Helm
-        // release name is stable across pod restarts, a pod's hostname is not.
-        agentName: s.env.LAUNCH_AGENT_NAME ?? s.env.WANDB_RELEASE_NAME ?? hostname(),
-        secureMode: s.config.secure_mode ?? false,
-        ...(codePvc ? { codePvc } : {}),
-        logger: s.logger,
+          // Adoption after a restart finds Jobs by this name, so it must outlive the process: the Helm
+          // release name is stable across pod restarts, a pod's hostname is not.
+          agentName: s.env.LAUNCH_AGENT_NAME ?? s.env.WANDB_RELEASE_NAME ?? hostname(),
+          secureMode: s.config.secure_mode ?? false,
+          ...(codePvc ? { codePvc } : {}),
+          logger: s.logger,
         }),
       ),
     );
@@ -65,7 +65,12 @@ function asConfigProblem<T>(make: () => T): T {
     return make();
   } catch (error) {
     if (!LaunchError.isInstance(error) || error.code !== 'runner.invalid_options') throw error;
-    throw new LaunchError({ code: 'config.kubernetes', message: error.message, hint: error.hint ?? 'check WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH', cause: error });
+    throw new LaunchError({
+      code: 'config.kubernetes',
+      message: error.message,
+      hint: error.hint ?? 'check WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH',
+      cause: error,
+    });
   }
 }
 
@@ -79,7 +84,9 @@ export function codePvcFromEnv(env: Record<string, string | undefined>): { name:
   const mountPath = env.WANDB_LAUNCH_CODE_PVC_MOUNT_PATH || undefined;
   if (!name && !mountPath) return undefined;
   if (!name || !mountPath) {
-    const [set, unset] = name ? ['WANDB_LAUNCH_CODE_PVC_NAME', 'WANDB_LAUNCH_CODE_PVC_MOUNT_PATH'] : ['WANDB_LAUNCH_CODE_PVC_MOUNT_PATH', 'WANDB_LAUNCH_CODE_PVC_NAME'];
+    const [set, unset] = name
+      ? ['WANDB_LAUNCH_CODE_PVC_NAME', 'WANDB_LAUNCH_CODE_PVC_MOUNT_PATH']
+      : ['WANDB_LAUNCH_CODE_PVC_MOUNT_PATH', 'WANDB_LAUNCH_CODE_PVC_NAME'];
     throw new LaunchError({
       code: 'config.code_pvc',
       message: `${set} is set but ${unset} is not`,

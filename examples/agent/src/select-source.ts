@@ -11,12 +11,7 @@ export type SourceKind = 'wandb' | 'embedded';
  * API key (config, WANDB_API_KEY or ~/.netrc for the API host) or a base URL is at hand; the embedded
  * queue otherwise.
  */
-export function chooseSourceKind(
-  config: AgentConfig,
-  env: Record<string, string | undefined>,
-  origins?: Record<string, string>,
-  homedir?: string,
-): SourceKind {
+export function chooseSourceKind(config: AgentConfig, env: Record<string, string | undefined>, origins?: Record<string, string>, homedir?: string): SourceKind {
   // The config schema defaults `source` to wandb; only a value someone wrote (file, env, flag) decides.
   const explicit = origins ? origins['source'] !== undefined && origins['source'] !== 'default' : false;
   const settings = resolveWandbSettings({
@@ -104,8 +99,7 @@ export function retainDoneFromEnv(env: Record<string, string | undefined>, comma
   const raw = env.LAUNCH_RETAIN_DONE?.trim();
   if (raw === undefined || raw === '') return undefined;
   if (raw === 'off') return false;
-  const bad = (why: string) =>
-    new UsageError(`LAUNCH_RETAIN_DONE must be ITEMS[,AGE] (e.g. 10000,7d; "all" for no limit) or off; ${why} in "${raw}"`, command);
+  const bad = (why: string) => new UsageError(`LAUNCH_RETAIN_DONE must be ITEMS[,AGE] (e.g. 10000,7d; "all" for no limit) or off; ${why} in "${raw}"`, command);
   const [items, age, ...extra] = raw.split(',').map((p) => p.trim());
   if (extra.length > 0) throw bad('found more than two parts');
   const out: { maxItems?: number; maxAgeMs?: number } = {};

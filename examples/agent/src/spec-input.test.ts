@@ -9,7 +9,12 @@ const none = { command: [], env: [] };
 
 describe('buildSpec', () => {
   it('turns -- CMD ARGS into a local-process entry point with env, name, project, entity and cwd', () => {
-    const { spec, warnings } = buildSpec(undefined, { command: ['python', 'train.py', '--lr', '0.1'], env: ['A=1', 'B=x=y'], cwd: 'sub', name: 'n', project: 'p', entity: 'e' }, '/home/u', 'enqueue');
+    const { spec, warnings } = buildSpec(
+      undefined,
+      { command: ['python', 'train.py', '--lr', '0.1'], env: ['A=1', 'B=x=y'], cwd: 'sub', name: 'n', project: 'p', entity: 'e' },
+      '/home/u',
+      'enqueue',
+    );
     expect(warnings).toEqual([]);
     expect(spec).toMatchObject({
       resource: 'local-process',

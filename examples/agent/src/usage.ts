@@ -19,7 +19,15 @@ export class UsageError extends Error {
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface Parsed<O extends Options> {
-  values: { [K in keyof O]?: O[K] extends { multiple: true } ? (O[K]['type'] extends 'boolean' ? boolean[] : string[]) : O[K]['type'] extends 'boolean' ? boolean : string };
+  values: {
+    [K in keyof O]?: O[K] extends { multiple: true }
+      ? O[K]['type'] extends 'boolean'
+        ? boolean[]
+        : string[]
+      : O[K]['type'] extends 'boolean'
+        ? boolean
+        : string;
+  };
   /** Positionals before `--`. */
   positionals: string[];
   /** Everything after `--`, verbatim. */

@@ -13,7 +13,17 @@ import { startAad, type RunningAad } from '../../../packages/cloud-azure/src/tes
 import { createTestJwtSigner } from '../../../packages/cloud-azure/src/test-support/jwt.js';
 import { startCloudFront, startTlsForwarder, type CloudFront } from './cloud-front.js';
 import { assertBuilt, cli, sandbox } from './helpers.js';
-import { expectBuildFailure, expectCleanOutput, expectKanikoRoundTrip, expectStartupRefusal, podEnv, putSecret, startKanikoCluster, writeKanikoJob, type KanikoCluster } from './kaniko-e2e.js';
+import {
+  expectBuildFailure,
+  expectCleanOutput,
+  expectKanikoRoundTrip,
+  expectStartupRefusal,
+  podEnv,
+  putSecret,
+  startKanikoCluster,
+  writeKanikoJob,
+  type KanikoCluster,
+} from './kaniko-e2e.js';
 
 /**
  * `builder.type: kaniko` with an Azure Blob context store through the binary, with the set-up guide's
@@ -47,7 +57,27 @@ async function startAzuriteHttps(certPath: string, keyPath: string, timeoutMs = 
   const require = createRequire(cloudAzure);
   const bin = join(dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
   const location = mkdtempSync(join(tmpdir(), 'azurite-e2e-'));
-  const child: ChildProcess = spawn(process.execPath, [bin, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--skipApiVersionCheck', '--disableTelemetry', '--cert', certPath, '--key', keyPath, '--oauth', 'basic'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      bin,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      '0',
+      '--location',
+      location,
+      '--skipApiVersionCheck',
+      '--disableTelemetry',
+      '--cert',
+      certPath,
+      '--key',
+      keyPath,
+      '--oauth',
+      'basic',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   const port = await new Promise<number>((resolvePort, reject) => {
     const timer = setTimeout(() => fail(new Error(`azurite-blob did not start within ${timeoutMs} ms: ${output.slice(-2000)}`)), timeoutMs);
@@ -84,11 +114,16 @@ async function startAzuriteHttps(certPath: string, keyPath: string, timeoutMs = 
 
 /** The part of `@azure/storage-blob` (resolved from @launch/cloud-azure, which depends on it) the test uses. */
 interface BlobSdk {
-  BlobServiceClient: new (url: string, credential: unknown) => {
+  BlobServiceClient: new (
+    url: string,
+    credential: unknown,
+  ) => {
     getContainerClient(name: string): {
       create(): Promise<unknown>;
       listBlobsFlat(): AsyncIterable<{ name: string }>;
-      getBlobClient(name: string): { download(offset: number, count?: number, options?: { abortSignal?: AbortSignal }): Promise<{ readableStreamBody?: NodeJS.ReadableStream }> };
+      getBlobClient(name: string): {
+        download(offset: number, count?: number, options?: { abortSignal?: AbortSignal }): Promise<{ readableStreamBody?: NodeJS.ReadableStream }>;
+      };
     };
   };
   StorageSharedKeyCredential: new (account: string, key: string) => unknown;
@@ -102,7 +137,8 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
   let cluster: KanikoCluster;
   let sdk: BlobSdk;
   /** Azurite's account through the plain-TCP forwarder, with the shared key (the test's own view). */
-  const service = () => new sdk.BlobServiceClient(`http://127.0.0.1:${plain.port}/${AZURITE_ACCOUNT}`, new sdk.StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY));
+  const service = () =>
+    new sdk.BlobServiceClient(`http://127.0.0.1:${plain.port}/${AZURITE_ACCOUNT}`, new sdk.StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY));
   const blobs = async (container: string): Promise<string[]> => {
     const out: string[] = [];
     for await (const b of service().getContainerClient(container).listBlobsFlat()) out.push(b.name);
@@ -183,14 +219,20 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     });
     // The agent's token came from the AAD test server, for Storage; the build pod read the blob with the account key.
     expect(aad.issued.slice(issuedBefore)).toContainEqual({ clientId: CLIENT_ID, scope: 'https://storage.azure.com/.default' });
-    expect(cluster.kube.listObjects('/api/v1/namespaces/wandb/secrets').map((s) => (s as { metadata: { name: string } }).metadata.name)).toContain('azure-storage-access-key');
+    expect(cluster.kube.listObjects('/api/v1/namespaces/wandb/secrets').map((s) => (s as { metadata: { name: string } }).metadata.name)).toContain(
+      'azure-storage-access-key',
+    );
     expect(front.tunnelled).toContain(`${BLOB_HOST}:443`);
     expect(front.refused).toEqual([]);
   });
 
   it('names an unknown container at stage build', async () => {
     const b = await azureSandbox();
-    const files = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}-unknown`, store: `https://${BLOB_HOST}/no-such-container`, extraConfig: azureConfig });
+    const files = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}-unknown`,
+      store: `https://${BLOB_HOST}/no-such-container`,
+      extraConfig: azureConfig,
+    });
     const { message } = await expectBuildFailure(b.env, files, secrets);
     expect(message).toContain(`Azure Blob container "no-such-container" does not exist in storage account "${AZURITE_ACCOUNT}"`);
   });
@@ -198,15 +240,25 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
   it('says the credential was refused (wrong client secret, AADSTS7000215) at stage build, without the secret', async () => {
     const wrong = `wrong~${randomBytes(12).toString('base64url')}`;
     const b = await azureSandbox(wrong);
-    const files = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}-forbidden`, store: `https://${BLOB_HOST}/${CONTAINER}`, extraConfig: azureConfig });
+    const files = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}-forbidden`,
+      store: `https://${BLOB_HOST}/${CONTAINER}`,
+      extraConfig: azureConfig,
+    });
     const { message } = await expectBuildFailure(b.env, files, [...secrets, wrong]);
-    expect(message).toContain(`Azure Blob context store https://${BLOB_HOST}/${CONTAINER}: could not get an Azure AD token for https://storage.azure.com/.default (AuthenticationError`);
+    expect(message).toContain(
+      `Azure Blob context store https://${BLOB_HOST}/${CONTAINER}: could not get an Azure AD token for https://storage.azure.com/.default (AuthenticationError`,
+    );
     expect(await blobs(CONTAINER)).toEqual([]);
   });
 
   it('refuses a malformed store URI (a bad container name) at start-up (exit 2), naming it', async () => {
     const b = await azureSandbox();
-    const bad = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}`, store: `https://${BLOB_HOST}/Launch_Contexts`, extraConfig: azureConfig });
+    const bad = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}`,
+      store: `https://${BLOB_HOST}/Launch_Contexts`,
+      extraConfig: azureConfig,
+    });
     const stderr = await expectStartupRefusal(b.env, bad.cfg, secrets);
     expect(stderr).toContain('Launch_Contexts');
   });
@@ -214,7 +266,11 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
   it('refuses a store URI carrying a SAS token at start-up (exit 2), and neither run nor config check shows its signature', async () => {
     const b = await azureSandbox();
     const sig = randomBytes(24).toString('base64url');
-    const sas = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}`, store: `https://${BLOB_HOST}/${CONTAINER}?sv=2022-11-02&sp=rw&sig=${sig}`, extraConfig: azureConfig });
+    const sas = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}`,
+      store: `https://${BLOB_HOST}/${CONTAINER}?sv=2022-11-02&sp=rw&sig=${sig}`,
+      extraConfig: azureConfig,
+    });
     const stderr = await expectStartupRefusal(b.env, sas.cfg, [...secrets, sig]);
     expect(stderr).toContain('must not carry a query');
     const check = await cli(['config', 'check', '-c', sas.cfg], b.env);

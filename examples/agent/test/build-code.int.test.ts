@@ -70,7 +70,10 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     await code(c, 'FROM localhost/busybox:test\nCOPY run.sh /run.sh\n');
     const password = 'Wr0ng-Passw0rd-e2e';
     await mkdir(join(b.home, '.docker'), { recursive: true });
-    await writeFile(join(b.home, '.docker', 'config.json'), JSON.stringify({ auths: { [reg!.basic]: { auth: Buffer.from(`${reg!.username}:${password}`).toString('base64') } } }));
+    await writeFile(
+      join(b.home, '.docker', 'config.json'),
+      JSON.stringify({ auths: { [reg!.basic]: { auth: Buffer.from(`${reg!.username}:${password}`).toString('base64') } } }),
+    );
     const id = await enqueueCode(b.env, b.dir, 'a', c);
     const r = await cli(['run', '-c', await config(b.dir, `${reg!.basic}/e2e/app`), '--exit-when-idle', '-vv', '--log-format', 'json'], b.env, 120_000);
     expect(r.code, r.stderr).toBe(0);

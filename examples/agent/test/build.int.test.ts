@@ -62,15 +62,22 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     const none = await sandbox({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
     const r = await cli(['run', '--exit-when-idle'], none.env);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('launch: builder noop (no builder block, and no Docker engine at unix socket /nonexistent/docker.sock (DOCKER_HOST): ENOENT): jobs must name their image');
+    expect(r.stderr).toContain(
+      'launch: builder noop (no builder block, and no Docker engine at unix socket /nonexistent/docker.sock (DOCKER_HOST): ENOENT): jobs must name their image',
+    );
 
     const b = await box();
     const config = join(b.dir, 'launch-config.yaml');
-    await writeFile(config, `builder:\n  type: docker\n  destination: ${registries!.plain}/team/app\n  platform: linux/amd64\n  build-context-store: s3://bucket/ctx\n`);
+    await writeFile(
+      config,
+      `builder:\n  type: docker\n  destination: ${registries!.plain}/team/app\n  platform: linux/amd64\n  build-context-store: s3://bucket/ctx\n`,
+    );
     const d = await cli(['run', '-c', config, '--exit-when-idle'], b.env);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toContain('launch: builder docker (builder.type: docker) on the Docker engine at unix socket');
-    expect(d.stderr).toContain(`launch: registry: ${registries!.plain}/team/app (OCI registry, from builder.destination); no credentials for this host in the Docker config: anonymous`);
+    expect(d.stderr).toContain(
+      `launch: registry: ${registries!.plain}/team/app (OCI registry, from builder.destination); no credentials for this host in the Docker config: anonymous`,
+    );
     expect(d.stderr).toContain('launch: warning: builder.build-context-store is used only by kaniko builds: the docker builder ignores it');
   });
 
@@ -86,7 +93,9 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     await writeFile(acr, 'builder:\n  type: docker\n  destination: myacr.azurecr.io/team\n');
     const a = await cli(['run', '-c', acr, '--exit-when-idle'], b.env);
     expect(a.code, a.stderr).toBe(0);
-    expect(a.stderr).toContain('launch: registry: myacr.azurecr.io/team (Azure Container Registry (acr), from builder.destination); credentials from DefaultAzureCredential');
+    expect(a.stderr).toContain(
+      'launch: registry: myacr.azurecr.io/team (Azure Container Registry (acr), from builder.destination); credentials from DefaultAzureCredential',
+    );
   });
 
   it('fails a job without an image at stage build, saying its code was not provided', async () => {

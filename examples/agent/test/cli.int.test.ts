@@ -10,14 +10,35 @@ beforeAll(async () => {
 });
 
 describe('launch-agent usage', () => {
-  const helps = [['--help'], ['run', '--help'], ['-h'], ['enqueue', '--help'], ['status', '--help'], ['config', '--help'], ['config', 'check', '--help'], ['config', 'schema', '--help'], ['demo', '--help']];
+  const helps = [
+    ['--help'],
+    ['run', '--help'],
+    ['-h'],
+    ['enqueue', '--help'],
+    ['status', '--help'],
+    ['config', '--help'],
+    ['config', 'check', '--help'],
+    ['config', 'schema', '--help'],
+    ['demo', '--help'],
+  ];
   it.each(helps.map((a) => [a.join(' '), a] as const))('launch-agent %s exits 0 with usage on stdout', async (_, args) => {
     const r = await cli(args, box.env);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: launch-agent/);
   });
 
-  const bad = [['--bogus'], ['run', '--bogus'], ['enqueue', '--bogus', '--', 'true'], ['status', '--bogus'], ['config', 'check', '--bogus'], ['demo', '--bogus'], ['nope'], ['config', 'nope'], ['run', '-j', 'many'], ['run', '--log-format', 'xml']];
+  const bad = [
+    ['--bogus'],
+    ['run', '--bogus'],
+    ['enqueue', '--bogus', '--', 'true'],
+    ['status', '--bogus'],
+    ['config', 'check', '--bogus'],
+    ['demo', '--bogus'],
+    ['nope'],
+    ['config', 'nope'],
+    ['run', '-j', 'many'],
+    ['run', '--log-format', 'xml'],
+  ];
   it.each(bad.map((a) => [a.join(' '), a] as const))('launch-agent %s exits 2 with a pointer to --help', async (_, args) => {
     const r = await cli(args, box.env);
     expect(r.code).toBe(2);

@@ -32,7 +32,23 @@ export interface FrontTls {
 export function makeFrontTls(dir: string, names: string[]): FrontTls {
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key');
-  run('req', '-x509', '-new', '-key', 'ca.key', '-days', '1', '-subj', '/CN=launch e2e test CA', '-out', 'ca.pem', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  run(
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'ca.key',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=launch e2e test CA',
+    '-out',
+    'ca.pem',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
   run('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'server.key');
   run('req', '-new', '-key', 'server.key', '-subj', `/CN=${names[0] ?? '127.0.0.1'}`, '-out', 'server.csr');
   const san = [...names.map((n) => `DNS:${n}`), 'DNS:localhost', 'IP:127.0.0.1'].join(',');
@@ -40,7 +56,14 @@ export function makeFrontTls(dir: string, names: string[]): FrontTls {
   run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'server.pem');
   rmSync(join(dir, 'ca.key'));
   const read = (f: string) => readFileSync(join(dir, f), 'utf8');
-  return { ca: read('ca.pem'), caPath: join(dir, 'ca.pem'), cert: read('server.pem'), key: read('server.key'), certPath: join(dir, 'server.pem'), keyPath: join(dir, 'server.key') };
+  return {
+    ca: read('ca.pem'),
+    caPath: join(dir, 'ca.pem'),
+    cert: read('server.pem'),
+    key: read('server.key'),
+    certPath: join(dir, 'server.pem'),
+    keyPath: join(dir, 'server.key'),
+  };
 }
 
 /** Where a host name's CONNECTs go: a loopback port, with TLS passed through or ended by the proxy. */

@@ -21,7 +21,10 @@ async function loadedModules(args: string[], env: Record<string, string>, dir: s
   );
   await writeFile(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
   await writeFile(trace, '');
-  const child = spawn(process.execPath, ['--import', pathToFileURL(register).href, CLI, ...args], { env: { ...env, LAUNCH_TRACE_FILE: trace }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', pathToFileURL(register).href, CLI, ...args], {
+    env: { ...env, LAUNCH_TRACE_FILE: trace },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -44,7 +47,10 @@ describe('cloud packages are loaded only when configured', () => {
     expect(none.urls.filter((u) => CLOUD_MODULE.test(u))).toEqual([]);
 
     const cfg = join(b.dir, 'ecr.yaml');
-    await writeFile(cfg, 'environment:\n  type: aws\n  region: us-east-1\nbuilder:\n  type: docker\n  destination: 123456789012.dkr.ecr.us-east-1.amazonaws.com/launch\n');
+    await writeFile(
+      cfg,
+      'environment:\n  type: aws\n  region: us-east-1\nbuilder:\n  type: docker\n  destination: 123456789012.dkr.ecr.us-east-1.amazonaws.com/launch\n',
+    );
     const ecr = await loadedModules(['run', '-c', cfg, '--exit-when-idle'], b.env, b.dir);
     expect(ecr.result.code, ecr.result.stderr).toBe(0);
     expect(ecr.result.stderr).toContain('launch: registry: 123456789012.dkr.ecr.us-east-1.amazonaws.com/launch (Amazon ECR (ecr), from builder.destination)');
@@ -53,11 +59,14 @@ describe('cloud packages are loaded only when configured', () => {
   });
 });
 
-describe('config check for the set-up guide\'s three clouds with kaniko', () => {
+describe("config check for the set-up guide's three clouds with kaniko", () => {
   it('names the environment, builder, registry and context store of each, with nothing ignored', async () => {
     const b = await sandbox({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
     const kubeconfig = join(b.dir, 'kubeconfig');
-    await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+    await writeFile(
+      kubeconfig,
+      'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
+    );
     const env = { ...b.env, KUBECONFIG: kubeconfig };
     const examples: [string, string, string[]][] = [
       [
@@ -68,12 +77,20 @@ describe('config check for the set-up guide\'s three clouds with kaniko', () => 
       [
         'gcp',
         'environment:\n  type: gcp\n  region: us-central1\nbuilder:\n  type: kaniko\n  destination: us-central1-docker.pkg.dev/my-project/launch/img\n  build-context-store: gs://my-bucket/contexts\n',
-        ['environment: gcp (Google Cloud, region us-central1', '(Google Artifact Registry (gar), from builder.destination)', 'context store: gs://my-bucket/contexts (Google Cloud Storage'],
+        [
+          'environment: gcp (Google Cloud, region us-central1',
+          '(Google Artifact Registry (gar), from builder.destination)',
+          'context store: gs://my-bucket/contexts (Google Cloud Storage',
+        ],
       ],
       [
         'azure',
         'environment:\n  type: azure\nbuilder:\n  type: kaniko\n  destination: myacr.azurecr.io/launch\n  build-context-store: https://myaccount.blob.core.windows.net/contexts\n',
-        ['environment: azure (Azure', '(Azure Container Registry (acr), from builder.destination)', 'context store: https://myaccount.blob.core.windows.net/contexts (Azure Blob Storage'],
+        [
+          'environment: azure (Azure',
+          '(Azure Container Registry (acr), from builder.destination)',
+          'context store: https://myaccount.blob.core.windows.net/contexts (Azure Blob Storage',
+        ],
       ],
     ];
     for (const [name, yaml, expected] of examples) {
@@ -124,57 +141,65 @@ function engineTags(socketPath: string, repository: string): Promise<string[]> {
   });
 }
 
-describe.runIf(serviceAvailable('moto and the test Docker engine (scripts/ci/install-moto.sh)', motoInstalled() && !!docker))('the docker builder with an ECR destination, against moto', () => {
-  let moto: RunningMoto;
-  beforeAll(async () => {
-    moto = await startMoto();
-    await ecr(moto.endpoint, 'CreateRepository', { repositoryName: 'launch-e2e' });
-  });
-  afterAll(async () => {
-    await moto?.close();
-  });
-
-  it('checks the ECR repository through DescribeImages: a missing tag is built (the push cannot reach ECR here), a present one is reused and run', async () => {
-    const b = await sandbox({
-      DOCKER_HOST: `unix://${docker!.socketPath}`,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing-secret-e2e',
-      AWS_ENDPOINT_URL: moto.endpoint,
+describe.runIf(serviceAvailable('moto and the test Docker engine (scripts/ci/install-moto.sh)', motoInstalled() && !!docker))(
+  'the docker builder with an ECR destination, against moto',
+  () => {
+    let moto: RunningMoto;
+    beforeAll(async () => {
+      moto = await startMoto();
+      await ecr(moto.endpoint, 'CreateRepository', { repositoryName: 'launch-e2e' });
     });
-    const code = join(b.dir, 'code');
-    await mkdir(code, { recursive: true });
-    await writeFile(join(code, 'Dockerfile'), 'FROM localhost/busybox:test\nCOPY run.sh /run.sh\nENTRYPOINT ["sh", "/run.sh"]\n');
-    await writeFile(join(code, 'run.sh'), 'echo ran-from-ecr-tag\n');
-    const cfg = join(b.dir, 'launch-config.yaml');
-    await writeFile(cfg, `environment:\n  type: aws\n  region: us-east-1\nbuilder:\n  type: docker\n  destination: ${ECR_HOST}/launch-e2e\n`);
-    const check = await cli(['config', 'check', '-c', cfg], b.env);
-    expect(check.code, check.stderr).toBe(0);
-    expect(check.stdout + check.stderr).toContain(`registry: ${ECR_HOST}/launch-e2e (Amazon ECR (ecr), from builder.destination)`);
-
-    const first = (await cli(['enqueue', '--context', code], b.env)).stdout.trim();
-    const r1 = await cli(['run', '-c', cfg, '--exit-when-idle'], b.env, 180_000);
-    expect(r1.code, r1.stderr).toBe(0);
-    // Built locally under the ECR name; the push to the real ECR host cannot work on this machine.
-    const tags = await engineTags(docker!.socketPath, `${ECR_HOST}/launch-e2e`);
-    expect(tags, r1.stderr).toHaveLength(1);
-    const failed = (await status(b.env)).items.find((i) => i.id === first);
-    expect(failed).toMatchObject({ state: 'failed', failure: { stage: 'build' } });
-    expect(failed!.failure!.message).toContain(ECR_HOST);
-
-    // The tag appears in the repository (as if pushed): the next identical job skips the build.
-    const tag = tags[0]!.split(':').pop()!;
-    await ecr(moto.endpoint, 'PutImage', {
-      repositoryName: 'launch-e2e',
-      imageTag: tag,
-      imageManifest: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: 2, digest: `sha256:${'a'.repeat(64)}` }, layers: [] }),
+    afterAll(async () => {
+      await moto?.close();
     });
-    const second = (await cli(['enqueue', '--context', code], b.env)).stdout.trim();
-    const r2 = await cli(['run', '-c', cfg, '--exit-when-idle'], b.env, 180_000);
-    expect(r2.code, r2.stderr).toBe(0);
-    expect(r2.stderr).toContain(`[${second}] image ${ECR_HOST}/launch-e2e:${tag} (cached)`);
-    // The image is in the engine already (built by the first job), so the container runs from it.
-    const s = await status(b.env);
-    expect(s.items.find((i) => i.id === second)).toMatchObject({ state: 'finished', exitCode: 0 });
-    for (const text of [r1.stderr, r2.stderr, JSON.stringify(s)]) expect(text).not.toContain('testing-secret-e2e');
-  });
-});
+
+    it('checks the ECR repository through DescribeImages: a missing tag is built (the push cannot reach ECR here), a present one is reused and run', async () => {
+      const b = await sandbox({
+        DOCKER_HOST: `unix://${docker!.socketPath}`,
+        AWS_ACCESS_KEY_ID: 'testing',
+        AWS_SECRET_ACCESS_KEY: 'testing-secret-e2e',
+        AWS_ENDPOINT_URL: moto.endpoint,
+      });
+      const code = join(b.dir, 'code');
+      await mkdir(code, { recursive: true });
+      await writeFile(join(code, 'Dockerfile'), 'FROM localhost/busybox:test\nCOPY run.sh /run.sh\nENTRYPOINT ["sh", "/run.sh"]\n');
+      await writeFile(join(code, 'run.sh'), 'echo ran-from-ecr-tag\n');
+      const cfg = join(b.dir, 'launch-config.yaml');
+      await writeFile(cfg, `environment:\n  type: aws\n  region: us-east-1\nbuilder:\n  type: docker\n  destination: ${ECR_HOST}/launch-e2e\n`);
+      const check = await cli(['config', 'check', '-c', cfg], b.env);
+      expect(check.code, check.stderr).toBe(0);
+      expect(check.stdout + check.stderr).toContain(`registry: ${ECR_HOST}/launch-e2e (Amazon ECR (ecr), from builder.destination)`);
+
+      const first = (await cli(['enqueue', '--context', code], b.env)).stdout.trim();
+      const r1 = await cli(['run', '-c', cfg, '--exit-when-idle'], b.env, 180_000);
+      expect(r1.code, r1.stderr).toBe(0);
+      // Built locally under the ECR name; the push to the real ECR host cannot work on this machine.
+      const tags = await engineTags(docker!.socketPath, `${ECR_HOST}/launch-e2e`);
+      expect(tags, r1.stderr).toHaveLength(1);
+      const failed = (await status(b.env)).items.find((i) => i.id === first);
+      expect(failed).toMatchObject({ state: 'failed', failure: { stage: 'build' } });
+      expect(failed!.failure!.message).toContain(ECR_HOST);
+
+      // The tag appears in the repository (as if pushed): the next identical job skips the build.
+      const tag = tags[0]!.split(':').pop()!;
+      await ecr(moto.endpoint, 'PutImage', {
+        repositoryName: 'launch-e2e',
+        imageTag: tag,
+        imageManifest: JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+          config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: 2, digest: `sha256:${'a'.repeat(64)}` },
+          layers: [],
+        }),
+      });
+      const second = (await cli(['enqueue', '--context', code], b.env)).stdout.trim();
+      const r2 = await cli(['run', '-c', cfg, '--exit-when-idle'], b.env, 180_000);
+      expect(r2.code, r2.stderr).toBe(0);
+      expect(r2.stderr).toContain(`[${second}] image ${ECR_HOST}/launch-e2e:${tag} (cached)`);
+      // The image is in the engine already (built by the first job), so the container runs from it.
+      const s = await status(b.env);
+      expect(s.items.find((i) => i.id === second)).toMatchObject({ state: 'finished', exitCode: 0 });
+      for (const text of [r1.stderr, r2.stderr, JSON.stringify(s)]) expect(text).not.toContain('testing-secret-e2e');
+    });
+  },
+);

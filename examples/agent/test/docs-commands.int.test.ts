@@ -65,7 +65,9 @@ const TABLE: Record<string, Record<string, Decision>> = {
     'docker push registry.example.com/ml/launch-agent:0.1.0': skip('pushes to a remote registry (registry.example.com) with its credentials'),
     'helm install launch charts/launch-agent --namespace wandb --create-namespace -f values.yaml': skip('needs helm and a Kubernetes cluster'),
     'helm repo add volcano-sh https://volcano-sh.github.io/helm-charts': skip('needs helm and the network (a remote chart repository)'),
-    'helm install volcano volcano-sh/volcano --namespace volcano-system --create-namespace': skip('needs helm, a remote chart repository and a Kubernetes cluster'),
+    'helm install volcano volcano-sh/volcano --namespace volcano-system --create-namespace': skip(
+      'needs helm, a remote chart repository and a Kubernetes cluster',
+    ),
     'helm upgrade <release> charts/launch-agent --namespace <ns> -f values.yaml --set agent.image=registry.example.com/ml/launch-agent:0.1.0': skip(
       'a template with placeholders (<release>, <ns>); needs helm and a Kubernetes cluster',
     ),
@@ -79,8 +81,12 @@ const TABLE: Record<string, Record<string, Decision>> = {
   'docs/wandb.md': {
     'export WANDB_API_KEY=…': skip('needs a W&B account (an API key)'),
     'export WANDB_ENTITY=my-team': skip('needs a W&B account (an entity)'),
-    'launch-agent run -c ~/.config/wandb/launch-config.yaml -q gpu-queue': skip('serves a W&B queue: needs a W&B account (examples/agent/test/wandb.int.test.ts covers it against the test server)'),
-    'launch-agent enqueue -q gpu-queue --priority high -- python train.py --lr 0.01': skip('pushes to a W&B queue: needs a W&B account (wandb.int.test.ts covers it against the test server)'),
+    'launch-agent run -c ~/.config/wandb/launch-config.yaml -q gpu-queue': skip(
+      'serves a W&B queue: needs a W&B account (examples/agent/test/wandb.int.test.ts covers it against the test server)',
+    ),
+    'launch-agent enqueue -q gpu-queue --priority high -- python train.py --lr 0.01': skip(
+      'pushes to a W&B queue: needs a W&B account (wandb.int.test.ts covers it against the test server)',
+    ),
   },
 };
 
@@ -134,9 +140,15 @@ afterAll(() => Promise.all(shells.map((sh) => rm(sh.dir, { recursive: true, forc
 
 describe('doc commands', () => {
   it('every shell command in README.md and docs/*.md is classified, and every table entry is in the docs', () => {
-    const unknown = commands.filter((c) => !TABLE[c.doc]?.[c.command]).map((c) => `new command in ${c.doc}:${c.line}: ${c.command} — classify it in the TABLE of docs-commands.int.test.ts`);
+    const unknown = commands
+      .filter((c) => !TABLE[c.doc]?.[c.command])
+      .map((c) => `new command in ${c.doc}:${c.line}: ${c.command} — classify it in the TABLE of docs-commands.int.test.ts`);
     const seen = new Set(commands.map((c) => keyOf(c.doc, c.command)));
-    const stale = Object.entries(TABLE).flatMap(([doc, entries]) => Object.keys(entries).filter((cmd) => !seen.has(keyOf(doc, cmd))).map((cmd) => `${doc}: ${cmd} is no longer in the docs`));
+    const stale = Object.entries(TABLE).flatMap(([doc, entries]) =>
+      Object.keys(entries)
+        .filter((cmd) => !seen.has(keyOf(doc, cmd)))
+        .map((cmd) => `${doc}: ${cmd} is no longer in the docs`),
+    );
     expect([...unknown, ...stale]).toEqual([]);
     for (const [doc, entries] of Object.entries(TABLE)) {
       for (const [cmd, d] of Object.entries(entries)) if ('skip' in d) expect(d.skip.length, `${doc}: ${cmd} needs a reason`).toBeGreaterThan(10);
@@ -274,7 +286,10 @@ describe('doc commands', () => {
     // Fixtures: gpu.yaml is the queue config docs/launch-spec.md shows (cpu, mem, retries); job.yaml a
     // minimal spec with an image; a kube config, as a reader of a kubernetes queue has one (check
     // builds the Job offline: the server at 127.0.0.1:1 is never contacted).
-    await writeFile(join(sh.cwd, 'gpu.yaml'), await docBlock('docs/launch-spec.md', 'yaml', (b) => b.startsWith('resource: kubernetes') && b.includes('{{mem}}')));
+    await writeFile(
+      join(sh.cwd, 'gpu.yaml'),
+      await docBlock('docs/launch-spec.md', 'yaml', (b) => b.startsWith('resource: kubernetes') && b.includes('{{mem}}')),
+    );
     await writeFile(join(sh.cwd, 'job.yaml'), 'docker:\n  docker_image: registry.example.com/ml/train:1\noverrides:\n  entry_point: [python, train.py]\n');
     await mkdir(join(sh.home, '.kube'));
     await writeFile(

@@ -57,7 +57,10 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
       fetchContext: async (uri, _pod, signal) => {
         const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
         if (!m) return undefined;
-        const res = await fetch(`${google.gcs.endpoint}/storage/v1/b/${m[1]}/o/${encodeURIComponent(m[2]!)}?alt=media`, { headers: { authorization: `Bearer ${await kanikoToken()}` }, signal });
+        const res = await fetch(`${google.gcs.endpoint}/storage/v1/b/${m[1]}/o/${encodeURIComponent(m[2]!)}?alt=media`, {
+          headers: { authorization: `Bearer ${await kanikoToken()}` },
+          signal,
+        });
         if (!res.ok || !res.body) throw new Error(`GET ${uri}: ${res.status} ${await res.text()}`);
         return Readable.fromWeb(res.body as never);
       },
@@ -110,14 +113,22 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
 
   it('names an unknown bucket at stage build', async () => {
     const b = await gcpSandbox();
-    const files = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}-unknown`, store: 'gs://no-such-bucket-e2e/contexts', extraConfig: gcpConfig });
+    const files = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}-unknown`,
+      store: 'gs://no-such-bucket-e2e/contexts',
+      extraConfig: gcpConfig,
+    });
     const { message } = await expectBuildFailure(b.env, files, [privateKey.split('\n')[1]!]);
     expect(message).toContain('GCS bucket "no-such-bucket-e2e" does not exist');
   });
 
   it('names the missing permission when the bucket denies the agent (403), at stage build', async () => {
     const b = await gcpSandbox();
-    const files = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}-denied`, store: `gs://${DENIED_BUCKET}/contexts`, extraConfig: gcpConfig });
+    const files = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}-denied`,
+      store: `gs://${DENIED_BUCKET}/contexts`,
+      extraConfig: gcpConfig,
+    });
     const { message } = await expectBuildFailure(b.env, files, [privateKey.split('\n')[1]!]);
     expect(message).toContain(`access denied to GCS bucket "${DENIED_BUCKET}"`);
     expect(message).toContain('storage.objects.create');
@@ -129,7 +140,11 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     google.oauth.deleteKey(gone.keyId);
     const goneKey = (JSON.parse(await readFile(gone.path, 'utf8')) as { private_key: string }).private_key;
     const b = await gcpSandbox(gone.path);
-    const files = await writeKanikoJob(b.dir, { destination: `${reg!.plain}/${repository}-deleted-key`, store: `gs://${BUCKET}/contexts`, extraConfig: gcpConfig });
+    const files = await writeKanikoJob(b.dir, {
+      destination: `${reg!.plain}/${repository}-deleted-key`,
+      store: `gs://${BUCKET}/contexts`,
+      extraConfig: gcpConfig,
+    });
     const { message } = await expectBuildFailure(b.env, files, [goneKey.split('\n')[1]!]);
     expect(message).toContain(`Google refused an access token for GCS context store gs://${BUCKET}/contexts: invalid_grant`);
     expect(google.gcs.objects(BUCKET)).toEqual([]);

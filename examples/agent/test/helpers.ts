@@ -93,7 +93,17 @@ export function nodeJob(script: string): string[] {
 }
 
 export interface StatusJson {
-  items: { id: string; queue: string; state: string; runId?: string; exitCode?: number | null; failure?: { stage: string; message: string }; attempts: number; requeuedFrom?: string; warnings: unknown[] }[];
+  items: {
+    id: string;
+    queue: string;
+    state: string;
+    runId?: string;
+    exitCode?: number | null;
+    failure?: { stage: string; message: string };
+    attempts: number;
+    requeuedFrom?: string;
+    warnings: unknown[];
+  }[];
   agents: { id: string; status: string; pid: number }[];
 }
 

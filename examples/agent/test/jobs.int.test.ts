@@ -38,7 +38,10 @@ describe('enqueue → run → status', () => {
     const box = await sandbox();
     const agent = start(['run', '-q', 'w'], box.env);
     try {
-      const good = await cli(['enqueue', '-q', 'w', '--wait', '--env', 'GREETING=hi', '--', ...nodeJob('if (process.env.GREETING !== "hi") process.exit(9)')], box.env);
+      const good = await cli(
+        ['enqueue', '-q', 'w', '--wait', '--env', 'GREETING=hi', '--', ...nodeJob('if (process.env.GREETING !== "hi") process.exit(9)')],
+        box.env,
+      );
       expect(good.code, good.stderr).toBe(0);
       expect(good.stderr).toContain('finished');
       const bad = await cli(['enqueue', '-q', 'w', '--wait', '--', ...nodeJob('process.exit(2)')], box.env);
@@ -63,7 +66,7 @@ describe('enqueue → run → status', () => {
     expect(b.stderr).toContain('run_id');
   });
 
-  it('enqueue without --queue uses the config\'s first queue, which the agent serves', async () => {
+  it("enqueue without --queue uses the config's first queue, which the agent serves", async () => {
     const box = await sandbox();
     const config = join(box.dir, 'launch-config.yaml');
     await writeFile(config, 'queues: [fromcfg, other]\n');

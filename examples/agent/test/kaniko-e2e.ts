@@ -63,7 +63,13 @@ const FETCHED_MOUNT = '/e2e-fetched-context';
  * PVC, and the stand-in builds the pod with its `--context` pointing there; everything else about the
  * pod (destinations, Dockerfile, build args) is the agent's.
  */
-function withFetchedContext(standIn: PodExecutor, dir: string, fetch: ContextFetcher | undefined, builds: StandInBuild[], onBuild?: (b: StandInBuild) => void): PodExecutor {
+function withFetchedContext(
+  standIn: PodExecutor,
+  dir: string,
+  fetch: ContextFetcher | undefined,
+  builds: StandInBuild[],
+  onBuild?: (b: StandInBuild) => void,
+): PodExecutor {
   return async (pod, io) => {
     const args = ((pod.spec?.containers?.[0]?.args ?? []) as unknown[]).map(String);
     const build = parseExecutorArgs(args);
@@ -108,7 +114,11 @@ export async function startKanikoCluster(options: KanikoClusterOptions): Promise
   const builds: StandInBuild[] = [];
   const runImages: string[] = [];
   const standIn = createBuildStandIn({ ...(options.standIn ?? {}), socketPath: options.socketPath, pvcDirs: { [FETCHED_CLAIM]: dir } });
-  kube.kubelet.script({ image: KANIKO_IMAGE_PATTERN }, [{ pending: 'ContainerCreating' }, { running: true }, { execute: withFetchedContext(standIn, dir, options.fetchContext, builds, options.onBuild) }]);
+  kube.kubelet.script({ image: KANIKO_IMAGE_PATTERN }, [
+    { pending: 'ContainerCreating' },
+    { running: true },
+    { execute: withFetchedContext(standIn, dir, options.fetchContext, builds, options.onBuild) },
+  ]);
   kube.kubelet.script({ image: new RegExp(`^${escape(options.registryHost)}/${escape(options.repository)}:`) }, [
     { pending: 'ContainerCreating' },
     { running: true },
@@ -132,8 +142,18 @@ export async function startKanikoCluster(options: KanikoClusterOptions): Promise
 
 /** Creates (or replaces) a Secret in the test cluster, as the Helm chart would (e.g. `azure-storage-access-key`). */
 export async function putSecret(kube: KubeTestServer, namespace: string, name: string, data: Record<string, string>): Promise<void> {
-  const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) };
-  const res = await fetch(`${kube.url}/api/v1/namespaces/${namespace}/secrets`, { method: 'POST', headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const body = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace },
+    type: 'Opaque',
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  };
+  const res = await fetch(`${kube.url}/api/v1/namespaces/${namespace}/secrets`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${kube.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (!res.ok) throw new Error(`creating secret ${namespace}/${name}: ${res.status} ${await res.text()}`);
 }
 
@@ -159,7 +179,10 @@ export interface KanikoJobFiles {
 }
 
 /** Writes the job's context, spec and a launch config (`builder.type: kaniko`, the destination and store, plus `extraConfig` lines). */
-export async function writeKanikoJob(dir: string, o: { destination: string; store: string; extraConfig?: string[]; configName?: string }): Promise<KanikoJobFiles> {
+export async function writeKanikoJob(
+  dir: string,
+  o: { destination: string; store: string; extraConfig?: string[]; configName?: string },
+): Promise<KanikoJobFiles> {
   const code = join(dir, 'code');
   await mkdir(code, { recursive: true });
   await writeFile(join(code, 'Dockerfile'), 'FROM localhost/busybox:test\nCOPY run.sh /run.sh\nENTRYPOINT ["sh", "/run.sh"]\n');
@@ -167,7 +190,10 @@ export async function writeKanikoJob(dir: string, o: { destination: string; stor
   const spec = join(dir, 'spec.yaml');
   await writeFile(spec, 'resource: kubernetes\n');
   const cfg = join(dir, o.configName ?? 'launch-config.yaml');
-  await writeFile(cfg, [...(o.extraConfig ?? []), 'builder:', '  type: kaniko', `  destination: ${o.destination}`, `  build-context-store: ${o.store}`, ''].join('\n'));
+  await writeFile(
+    cfg,
+    [...(o.extraConfig ?? []), 'builder:', '  type: kaniko', `  destination: ${o.destination}`, `  build-context-store: ${o.store}`, ''].join('\n'),
+  );
   return { code, spec, cfg };
 }
 

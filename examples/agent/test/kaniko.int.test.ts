@@ -92,7 +92,10 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     const spec = join(b.dir, 'spec.yaml');
     await writeFile(spec, 'resource: kubernetes\n');
     const cfg = join(b.dir, 'launch-config.yaml');
-    await writeFile(cfg, ['builder:', '  type: kaniko', `  destination: ${reg!.plain}/${repository}`, `  build-context-store: s3://${BUCKET}/contexts`, ''].join('\n'));
+    await writeFile(
+      cfg,
+      ['builder:', '  type: kaniko', `  destination: ${reg!.plain}/${repository}`, `  build-context-store: s3://${BUCKET}/contexts`, ''].join('\n'),
+    );
 
     const check = await cli(['config', 'check', '-c', cfg], b.env);
     expect(check.code, check.stderr).toBe(0);
@@ -135,7 +138,10 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
   it('refuses kaniko at start-up (exit 2) when there is no kube config', async () => {
     const b = await sandbox({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
     const cfg = join(b.dir, 'launch-config.yaml');
-    await writeFile(cfg, ['builder:', '  type: kaniko', `  destination: ${reg!.plain}/${repository}`, `  build-context-store: s3://${BUCKET}/contexts`, ''].join('\n'));
+    await writeFile(
+      cfg,
+      ['builder:', '  type: kaniko', `  destination: ${reg!.plain}/${repository}`, `  build-context-store: s3://${BUCKET}/contexts`, ''].join('\n'),
+    );
     const r = await cli(['run', '-c', cfg, '--exit-when-idle'], b.env);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('builder.type is kaniko, but there is no Kubernetes cluster to run build Jobs in');

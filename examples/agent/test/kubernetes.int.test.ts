@@ -15,7 +15,12 @@ afterEach(async () => {
 describe('launch-agent with a Kubernetes cluster', () => {
   it('runs `resource: kubernetes` jobs as Jobs when KUBECONFIG names a cluster, and reports a pull failure with its diagnosis', async () => {
     server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 } });
-    server.kubelet.script({ image: 'registry.local/missing:1' }, [{ pending: 'ContainerCreating' }, { imagePull: 'ErrImagePull', message: 'not found' }, { imagePull: 'ImagePullBackOff' }, { fail: { exitCode: 1 } }]);
+    server.kubelet.script({ image: 'registry.local/missing:1' }, [
+      { pending: 'ContainerCreating' },
+      { imagePull: 'ErrImagePull', message: 'not found' },
+      { imagePull: 'ImagePullBackOff' },
+      { fail: { exitCode: 1 } },
+    ]);
     const box = await sandbox({ KUBECONFIG: server.kubeconfigPath, LAUNCH_AGENT_NAME: 'it-agent' });
     const okSpec = join(box.dir, 'ok.yaml');
     await writeFile(

@@ -56,7 +56,10 @@ describe('launch-agent queue configs', () => {
     const good = await cli(['queue', 'edit', 'gpu'], { ...box.env, EDITOR: await editorScript(box.dir, 'good', 'maximum: 8', 'maximum: 16') });
     expect(good.code, good.stderr).toBe(0);
     expect(good.stderr).toContain('launch: queue "gpu": config saved');
-    expect((yaml.load((await cli(['queue', 'show', 'gpu'], box.env)).stdout) as { template_variables: { cpu: { schema: { maximum: number } } } }).template_variables.cpu.schema.maximum).toBe(16);
+    expect(
+      (yaml.load((await cli(['queue', 'show', 'gpu'], box.env)).stdout) as { template_variables: { cpu: { schema: { maximum: number } } } }).template_variables
+        .cpu.schema.maximum,
+    ).toBe(16);
 
     // A bad edit is refused with the problem named, nothing saved, and the edit kept for a retry with --file.
     const bad = await cli(['queue', 'edit', 'gpu'], { ...box.env, EDITOR: await editorScript(box.dir, 'bad', 'default: 2', 'default: 99') });
@@ -90,12 +93,17 @@ describe('launch-agent queue configs', () => {
     await writeFile(file, GPU_CONFIG);
     expect((await cli(['queue', 'create', 'gpu', '--file', file], box.env)).code).toBe(0);
     const spec = join(box.dir, 'job.yaml');
-    await writeFile(spec, ['entity: acme', 'project: demo', 'docker: { docker_image: "busybox:1" }', 'overrides: { entry_point: ["sh", "-c", "echo hi"] }'].join('\n'));
+    await writeFile(
+      spec,
+      ['entity: acme', 'project: demo', 'docker: { docker_image: "busybox:1" }', 'overrides: { entry_point: ["sh", "-c", "echo hi"] }'].join('\n'),
+    );
 
     const bad = await cli(['enqueue', '-q', 'gpu', '--spec', spec, '--template-var', 'mem=128', '--template-var', 'team=visoin'], box.env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('template_variables.mem: template variable "mem": expected a number between 0.5 and 64, found value 128');
-    expect(bad.stderr).toContain('template_variables.team: template variable "team": expected one of "vision", "speech", found value "visoin" (did you mean "vision"?)');
+    expect(bad.stderr).toContain(
+      'template_variables.team: template variable "team": expected one of "vision", "speech", found value "visoin" (did you mean "vision"?)',
+    );
     const missing = await cli(['enqueue', '-q', 'gpu', '--spec', spec], box.env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('template variable "mem" needs a value');
@@ -104,9 +112,12 @@ describe('launch-agent queue configs', () => {
     const dry = await cli(['enqueue', '-q', 'gpu', '--spec', spec, '--template-var', 'mem=4', '--template-var', 'team=speech', '--dry-run'], box.env);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toContain('backoffLimit: 1');
-    expect(dry.stdout).toContain("memory: 4Gi");
+    expect(dry.stdout).toContain('memory: 4Gi');
 
-    const ok = await cli(['enqueue', '-q', 'gpu', '--spec', spec, '--template-var', 'mem=4', '--template-var', 'team=speech', '--template-var', 'cpu=3'], box.env);
+    const ok = await cli(
+      ['enqueue', '-q', 'gpu', '--spec', spec, '--template-var', 'mem=4', '--template-var', 'team=speech', '--template-var', 'cpu=3'],
+      box.env,
+    );
     expect(ok.code, ok.stderr).toBe(0);
     const run = await cli(['run', '-q', 'gpu', '--exit-when-idle'], box.env);
     expect(run.code, run.stderr).toBe(0);

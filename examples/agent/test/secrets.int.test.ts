@@ -23,7 +23,10 @@ describe('secrets', () => {
       JSON.stringify({ resource: 'local-process', _wandb_api_key: specKey, env: { MY_TOKEN: token }, overrides: { entry_point: nodeJob(script) } }),
     );
     const outputs: string[] = [];
-    for (const extra of [['-vv', '--log-file', join(box.dir, 'agent.log')], ['-v', '--log-format', 'json', '-l', '-']]) {
+    for (const extra of [
+      ['-vv', '--log-file', join(box.dir, 'agent.log')],
+      ['-v', '--log-format', 'json', '-l', '-'],
+    ]) {
       const enq = await cli(['enqueue', '--spec', spec], box.env);
       expect(enq.code, enq.stderr).toBe(0);
       outputs.push(enq.stdout, enq.stderr);

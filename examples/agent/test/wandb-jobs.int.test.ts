@@ -54,16 +54,21 @@ describe('launch-agent with W&B jobs', () => {
     const out = join(box.dir, 'out');
     const code = await publishTrainJob(server, out);
     const spec = join(box.dir, 'spec.json');
-    writeFileSync(spec, JSON.stringify({ job: 'tester/proj/job-source-proj-run.sh:latest', resource: 'local-process', overrides: { run_config: { lr: 0.25 } } }));
+    writeFileSync(
+      spec,
+      JSON.stringify({ job: 'tester/proj/job-source-proj-run.sh:latest', resource: 'local-process', overrides: { run_config: { lr: 0.25 } } }),
+    );
     const agent = start(['run', '-c', config], box.env);
     running.push(agent);
     const enq = await start(['enqueue', '-c', config, '-q', 'local', '--spec', spec], box.env).exited;
     expect(enq.stderr).toBe('');
     expect(enq.code).toBe(0);
 
-    await server.waitFor(() => existsSync(out) && readFileSync(out, 'utf8') !== '', 60_000, 'the job to run').catch((e: Error) => {
-      throw new Error(`${e.message}\n${agent.stderr()}`);
-    });
+    await server
+      .waitFor(() => existsSync(out) && readFileSync(out, 'utf8') !== '', 60_000, 'the job to run')
+      .catch((e: Error) => {
+        throw new Error(`${e.message}\n${agent.stderr()}`);
+      });
     expect(readFileSync(out, 'utf8')).toBe('from the code artifact\n');
     expect(JSON.parse(readFileSync(`${out}.config`, 'utf8'))).toEqual({ lr: 0.25 });
     expect(JSON.parse(readFileSync(`${out}.artifacts`, 'utf8'))).toEqual({ _wandb_job: 'tester/proj/job-source-proj-run.sh:latest' });
@@ -98,9 +103,11 @@ describe('launch-agent with W&B jobs', () => {
     running.push(agent);
     const enq = await start(['enqueue', '-c', config, '-q', 'local', '--spec', spec], box.env).exited;
     expect(enq.code).toBe(0);
-    const item = await server.waitFor(() => [...server.state.items.values()].find((i) => i.state === 'FAILED'), 60_000, 'the item to fail').catch((e: Error) => {
-      throw new Error(`${e.message}\n${agent.stderr()}`);
-    });
+    const item = await server
+      .waitFor(() => [...server.state.items.values()].find((i) => i.state === 'FAILED'), 60_000, 'the item to fail')
+      .catch((e: Error) => {
+        throw new Error(`${e.message}\n${agent.stderr()}`);
+      });
     expect(item.failure?.stage).toBe('agent');
     expect(item.failure?.message).toContain('job-source-proj-run.sh');
     expect(item.failure?.message).toMatch(/deleted/);

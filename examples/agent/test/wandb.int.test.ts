@@ -34,7 +34,8 @@ describe('launch-agent with W&B', () => {
     const record = await server.waitFor(() => [...server.state.agents.values()][0], 20_000, 'the agent to register');
 
     const out = join(box.dir, 'out.txt');
-    const enq = await start(['enqueue', '-c', config, '-q', 'local', '--priority', 'critical', '--', 'sh', '-c', `echo "$WANDB_RUN_ID" > ${out}`], box.env).exited;
+    const enq = await start(['enqueue', '-c', config, '-q', 'local', '--priority', 'critical', '--', 'sh', '-c', `echo "$WANDB_RUN_ID" > ${out}`], box.env)
+      .exited;
     expect(enq.stderr).toBe('');
     expect(enq.code).toBe(0);
     const id = enq.stdout.trim();

@@ -12,7 +12,10 @@ const optionsSchema = z
     accountId: z.string().min(1).optional(),
     region: z.string().min(1).optional(),
     repository: z.string().min(1).optional(),
-    environment: z.custom<AwsEnvironment>((v) => typeof v === 'object' && v !== null && (v as AwsEnvironment).type === 'aws' && typeof (v as AwsEnvironment).clientConfig === 'function', 'an AwsEnvironment from createAwsEnvironment()'),
+    environment: z.custom<AwsEnvironment>(
+      (v) => typeof v === 'object' && v !== null && (v as AwsEnvironment).type === 'aws' && typeof (v as AwsEnvironment).clientConfig === 'function',
+      'an AwsEnvironment from createAwsEnvironment()',
+    ),
     refreshMarginMs: z.number().int().min(0).optional(),
     now: z.custom<() => number>((v) => typeof v === 'function', 'a function returning milliseconds').optional(),
   })
@@ -68,7 +71,14 @@ export function ecrOptionsFromWandbConfig(config: WandbEcrRegistryConfig, enviro
       code: 'registry.invalid_uri',
       stage: 'agent',
       subject: 'ECR registry config',
-      issues: [{ path: 'registry.repo_name', expected: `the same as registry.repository (${describeValue(config.repository)})`, found: describeValue(config.repo_name), message: `repository ${describeValue(config.repository)} and repo_name ${describeValue(config.repo_name)} disagree: give one` }],
+      issues: [
+        {
+          path: 'registry.repo_name',
+          expected: `the same as registry.repository (${describeValue(config.repository)})`,
+          found: describeValue(config.repo_name),
+          message: `repository ${describeValue(config.repository)} and repo_name ${describeValue(config.repo_name)} disagree: give one`,
+        },
+      ],
     });
   }
   const repository = config.repository ?? config.repo_name;
@@ -104,7 +114,13 @@ function imageIdOf(imageUri: string, repo: EcrRepository): { imageTag?: string; 
   const tag = /^:([\w][\w.-]{0,127})$/.exec(rest);
   if (tag) return { imageTag: tag[1] };
   if (rest.startsWith('/') || /^[./\w-]/.test(rest)) throw wrong();
-  throw new LaunchError({ code: 'registry.invalid_reference', stage: 'build', category: 'InvalidSpec', message: `image ${describeValue(imageUri, 200)} has an invalid tag or digest ${describeValue(rest)}`, hint: 'tags are up to 128 of letters, digits, _ . -; digests are @sha256:<64 hex>' });
+  throw new LaunchError({
+    code: 'registry.invalid_reference',
+    stage: 'build',
+    category: 'InvalidSpec',
+    message: `image ${describeValue(imageUri, 200)} has an invalid tag or digest ${describeValue(rest)}`,
+    hint: 'tags are up to 128 of letters, digits, _ . -; digests are @sha256:<64 hex>',
+  });
 }
 
 /**
@@ -130,16 +146,50 @@ export function createEcrRegistry(options: EcrRegistryOptions): EcrRegistry {
   let repo: EcrRepository;
   if (opts.uri) {
     if (parts.some((p) => p !== undefined)) {
-      throw new LaunchValidationError({ code: 'registry.invalid_uri', stage: 'agent', subject: 'ECR registry options', issues: [{ path: 'uri', expected: 'uri, or accountId + region + repository', found: 'both', message: 'give either uri or accountId, region and repository, not both' }] });
+      throw new LaunchValidationError({
+        code: 'registry.invalid_uri',
+        stage: 'agent',
+        subject: 'ECR registry options',
+        issues: [
+          {
+            path: 'uri',
+            expected: 'uri, or accountId + region + repository',
+            found: 'both',
+            message: 'give either uri or accountId, region and repository, not both',
+          },
+        ],
+      });
     }
     repo = parseEcrUri(opts.uri);
     if (repo.tag) {
-      throw new LaunchValidationError({ code: 'registry.invalid_uri', stage: 'agent', subject: 'ECR registry options', issues: [{ path: 'uri', expected: 'a repository without a tag', found: describeValue(opts.uri, 120), message: `names a tag (${describeValue(repo.tag)}): give the repository only, ${repo.uri}` }] });
+      throw new LaunchValidationError({
+        code: 'registry.invalid_uri',
+        stage: 'agent',
+        subject: 'ECR registry options',
+        issues: [
+          {
+            path: 'uri',
+            expected: 'a repository without a tag',
+            found: describeValue(opts.uri, 120),
+            message: `names a tag (${describeValue(repo.tag)}): give the repository only, ${repo.uri}`,
+          },
+        ],
+      });
     }
   } else {
     const missing = (['accountId', 'region', 'repository'] as const).filter((k) => opts[k] === undefined);
     if (missing.length) {
-      throw new LaunchValidationError({ code: 'registry.invalid_uri', stage: 'agent', subject: 'ECR registry options', issues: missing.map((k) => ({ path: k, expected: 'a string', found: 'nothing', message: `missing: give uri, or all of accountId, region and repository` })) });
+      throw new LaunchValidationError({
+        code: 'registry.invalid_uri',
+        stage: 'agent',
+        subject: 'ECR registry options',
+        issues: missing.map((k) => ({
+          path: k,
+          expected: 'a string',
+          found: 'nothing',
+          message: `missing: give uri, or all of accountId, region and repository`,
+        })),
+      });
     }
     repo = ecrRepository({ account: opts.accountId!, region: opts.region!, repository: opts.repository! }, 'repository');
   }
@@ -154,14 +204,32 @@ export function createEcrRegistry(options: EcrRegistryOptions): EcrRegistry {
   const fail = (error: unknown, action: string, permission: string, resource: string): LaunchError => {
     if (LaunchError.isInstance(error)) return error;
     if (isAbortError(error)) return cancelledError('registry.cancelled', `ECR ${action} for ${repo.uri}`, 'build');
-    if (isNoCredentialsError(error)) return noCredentialsError({ what: `ECR registry ${repo.host}`, profile: environment.profile, stage: 'build', category: 'RegistryAuth', code: 'registry.credentials' }, error);
+    if (isNoCredentialsError(error))
+      return noCredentialsError(
+        { what: `ECR registry ${repo.host}`, profile: environment.profile, stage: 'build', category: 'RegistryAuth', code: 'registry.credentials' },
+        error,
+      );
     const info = awsErrorInfo(error);
     const cause = safeCause(error);
     if (isNetworkError(error)) {
-      return new LaunchError({ code: 'registry.unavailable', stage: 'build', retryable: true, message: `ECR in ${repo.region} did not answer ${action} (${info.networkCode ?? info.name})`, hint: 'check the network path to the ECR API, or the ecr endpoint option', cause });
+      return new LaunchError({
+        code: 'registry.unavailable',
+        stage: 'build',
+        retryable: true,
+        message: `ECR in ${repo.region} did not answer ${action} (${info.networkCode ?? info.name})`,
+        hint: 'check the network path to the ECR API, or the ecr endpoint option',
+        cause,
+      });
     }
     if (info.name === 'RepositoryNotFoundException') {
-      return new LaunchError({ code: 'registry.repository_not_found', stage: 'build', category: 'RegistryAuth', message: `ECR repository "${repo.repository}" does not exist in account ${repo.account}, region ${repo.region}`, hint: `create it (aws ecr create-repository --repository-name ${repo.repository} --region ${repo.region}), or fix the destination`, cause });
+      return new LaunchError({
+        code: 'registry.repository_not_found',
+        stage: 'build',
+        category: 'RegistryAuth',
+        message: `ECR repository "${repo.repository}" does not exist in account ${repo.account}, region ${repo.region}`,
+        hint: `create it (aws ecr create-repository --repository-name ${repo.repository} --region ${repo.region}), or fix the destination`,
+        cause,
+      });
     }
     if (info.status === 403 || /AccessDenied|UnrecognizedClient|InvalidSignature|ExpiredToken|InvalidClientTokenId/.test(info.name)) {
       const denied = /AccessDenied/.test(info.name);
@@ -170,11 +238,21 @@ export function createEcrRegistry(options: EcrRegistryOptions): EcrRegistry {
         stage: 'build',
         category: 'RegistryAuth',
         message: `ECR refused ${action} for ${repo.uri}: ${info.name}`,
-        hint: denied || info.status === 403 ? `grant ${permission} on ${resource} (see the agent's IAM policy)` : 'the credentials were rejected: check the access key, or refresh an expired session',
+        hint:
+          denied || info.status === 403
+            ? `grant ${permission} on ${resource} (see the agent's IAM policy)`
+            : 'the credentials were rejected: check the access key, or refresh an expired session',
         cause,
       });
     }
-    return new LaunchError({ code: 'registry.protocol', stage: 'build', retryable: info.status !== undefined && (info.status >= 500 || info.status === 429) || /Throttl|ServerException/.test(info.name), message: `ECR ${action} for ${repo.uri} failed: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}`, hint: 'see the cause', cause });
+    return new LaunchError({
+      code: 'registry.protocol',
+      stage: 'build',
+      retryable: (info.status !== undefined && (info.status >= 500 || info.status === 429)) || /Throttl|ServerException/.test(info.name),
+      message: `ECR ${action} for ${repo.uri} failed: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}`,
+      hint: 'see the cause',
+      cause,
+    });
   };
 
   let cached: CachedCredentials | undefined;
@@ -193,7 +271,13 @@ export function createEcrRegistry(options: EcrRegistryOptions): EcrRegistry {
     const decoded = typeof data?.authorizationToken === 'string' ? Buffer.from(data.authorizationToken, 'base64').toString('utf8') : '';
     const colon = decoded.indexOf(':');
     if (!data || colon <= 0 || colon === decoded.length - 1) {
-      throw new LaunchError({ code: 'registry.protocol', stage: 'build', category: 'RegistryAuth', message: `ECR GetAuthorizationToken for ${repo.host} answered without a token of the form base64(<user>:<password>)`, hint: 'check the ecr endpoint is Amazon ECR' });
+      throw new LaunchError({
+        code: 'registry.protocol',
+        stage: 'build',
+        category: 'RegistryAuth',
+        message: `ECR GetAuthorizationToken for ${repo.host} answered without a token of the form base64(<user>:<password>)`,
+        hint: 'check the ecr endpoint is Amazon ECR',
+      });
     }
     const expiresAt = data.expiresAt instanceof Date ? data.expiresAt.getTime() : now() + 60 * 60_000;
     ctx.logger.debug({ registry: repo.host, expiresAt: new Date(expiresAt).toISOString() }, 'ecr: authorization token fetched');
@@ -225,7 +309,9 @@ export function createEcrRegistry(options: EcrRegistryOptions): EcrRegistry {
       const ecr = await getClient();
       const { DescribeImagesCommand } = await loadEcr();
       try {
-        const out = await ecr.send(new DescribeImagesCommand({ registryId: repo.account, repositoryName: repo.repository, imageIds: [imageId] }), { abortSignal: ctx.signal });
+        const out = await ecr.send(new DescribeImagesCommand({ registryId: repo.account, repositoryName: repo.repository, imageIds: [imageId] }), {
+          abortSignal: ctx.signal,
+        });
         return (out.imageDetails?.length ?? 0) > 0;
       } catch (error) {
         if (awsErrorInfo(error).name === 'ImageNotFoundException') return false;
@@ -242,6 +328,9 @@ export function createEcrRegistry(options: EcrRegistryOptions): EcrRegistry {
  * @example
  * const registry = selectRegistry(destination, { cloud: { ecr: ecrRegistryFactory(aws) } });
  */
-export function ecrRegistryFactory(environment: AwsEnvironment, extra: Omit<EcrRegistryOptions, 'uri' | 'environment' | 'accountId' | 'region' | 'repository'> = {}): (uri: string) => EcrRegistry {
+export function ecrRegistryFactory(
+  environment: AwsEnvironment,
+  extra: Omit<EcrRegistryOptions, 'uri' | 'environment' | 'accountId' | 'region' | 'repository'> = {},
+): (uri: string) => EcrRegistry {
   return (uri: string) => createEcrRegistry({ ...extra, uri, environment });
 }

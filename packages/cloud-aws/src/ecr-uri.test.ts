@@ -33,13 +33,21 @@ describe('ECR URIs (W&B rule, then validated)', () => {
     expect(refusal(() => parseEcrUri('123456789012.ecr.us-east-1.amazonaws.com/launch')).message).toContain('lacks "dkr."');
     expect(refusal(() => parseEcrUri('acct.dkr.ecr.us-east-1.amazonaws.com/launch')).message).toContain('account "acct" is not a 12-digit AWS account id');
     expect(refusal(() => parseEcrUri('123456789012.dkr.ecr.moon.amazonaws.com/launch')).message).toContain('region "moon" is not an AWS region');
-    expect(refusal(() => parseEcrUri('123456789012.dkr.ecr.us-east-1.amazonaws.com/Launch')).message).toContain('repository "Launch" is not an ECR repository name');
-    expect(refusal(() => parseEcrUri('ghcr.io/acme/launch')).message).toContain('expected [https://]<account>.dkr.ecr.<region>.amazonaws.com/<repository>, found "ghcr.io/acme/launch"');
+    expect(refusal(() => parseEcrUri('123456789012.dkr.ecr.us-east-1.amazonaws.com/Launch')).message).toContain(
+      'repository "Launch" is not an ECR repository name',
+    );
+    expect(refusal(() => parseEcrUri('ghcr.io/acme/launch')).message).toContain(
+      'expected [https://]<account>.dkr.ecr.<region>.amazonaws.com/<repository>, found "ghcr.io/acme/launch"',
+    );
   });
 
   it('the registry refuses a destination with a tag, and uri together with the parts', () => {
-    expect(refusal(() => createEcrRegistry({ uri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch:v1', environment: env })).message).toContain('names a tag ("v1")');
-    expect(refusal(() => createEcrRegistry({ uri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch', repository: 'x', environment: env })).message).toContain('not both');
+    expect(refusal(() => createEcrRegistry({ uri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch:v1', environment: env })).message).toContain(
+      'names a tag ("v1")',
+    );
+    expect(
+      refusal(() => createEcrRegistry({ uri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/launch', repository: 'x', environment: env })).message,
+    ).toContain('not both');
     expect(refusal(() => createEcrRegistry({ accountId: '123456789012', environment: env })).issues.map((i) => i.path)).toEqual(['region', 'repository']);
   });
 
@@ -51,6 +59,8 @@ describe('ECR URIs (W&B rule, then validated)', () => {
       expect(registry.kanikoEnv).toEqual({ AWS_REGION: 'us-west-2' });
       expect(registry.needsPullSecret).toBe(true);
     }
-    expect(refusal(() => ecrOptionsFromWandbConfig({ account_id: '123456789012', region: 'us-west-2', repository: 'a', repo_name: 'b' }, env)).message).toContain('disagree');
+    expect(
+      refusal(() => ecrOptionsFromWandbConfig({ account_id: '123456789012', region: 'us-west-2', repository: 'a', repo_name: 'b' }, env)).message,
+    ).toContain('disagree');
   });
 });

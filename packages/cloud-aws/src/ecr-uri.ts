@@ -35,7 +35,11 @@ export function ecrRepository(parts: { account: string; region: string; reposito
   if (!/^\d{12}$/.test(account)) throw bad(path, account, `account ${describeValue(account)} is not a 12-digit AWS account id`);
   if (!AWS_REGION_PATTERN.test(region)) throw bad(path, region, `region ${describeValue(region)} is not an AWS region such as us-east-1`);
   if (repository.length < 2 || repository.length > 256 || !REPOSITORY.test(repository)) {
-    throw bad(path, repository, `repository ${describeValue(repository)} is not an ECR repository name (lower-case letters, digits and . _ - / separators, 2–256 characters)`);
+    throw bad(
+      path,
+      repository,
+      `repository ${describeValue(repository)} is not an ECR repository name (lower-case letters, digits and . _ - / separators, 2–256 characters)`,
+    );
   }
   const host = `${account}.dkr.ecr.${region}.amazonaws.com`;
   return { account, region, repository, host, uri: `${host}/${repository}`, tag: parts.tag ?? '' };
@@ -47,7 +51,8 @@ export function ecrRepository(parts: { account: string; region: string; reposito
  * (without `dkr.`) is refused with a hint, as W&B's regex refuses it too.
  */
 export function parseEcrUri(uri: string, path = 'uri'): EcrRepository {
-  if (typeof uri !== 'string' || uri === '') throw bad(path, uri, `expected <account>.dkr.ecr.<region>.amazonaws.com/<repository>, found ${describeValue(uri)}`);
+  if (typeof uri !== 'string' || uri === '')
+    throw bad(path, uri, `expected <account>.dkr.ecr.<region>.amazonaws.com/<repository>, found ${describeValue(uri)}`);
   const match = WANDB_ECR_PATTERN.exec(uri);
   if (!match?.groups) {
     const missingDkr = /^(?:https:\/\/)?[\w-]+\.ecr\.[\w-]+\.amazonaws\.com\//.test(uri);

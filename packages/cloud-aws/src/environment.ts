@@ -23,19 +23,16 @@ export type AwsService = 's3' | 'ecr' | 'sts';
 /** AWS region names: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, … */
 export const AWS_REGION_PATTERN = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
 
-const credentialsSchema = z
-  .object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() })
-  .strict();
+const credentialsSchema = z.object({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() }).strict();
 
 const optionsSchema = z
   .object({
     region: z.string().regex(AWS_REGION_PATTERN, 'an AWS region such as us-east-1').optional(),
     profile: z.string().min(1).optional(),
-    credentials: z.union([credentialsSchema, z.custom<AwsCredentialIdentityProvider>((v) => typeof v === 'function', 'a credential provider function')]).optional(),
-    endpoints: z
-      .object({ s3: z.url().optional(), ecr: z.url().optional(), sts: z.url().optional() })
-      .strict()
+    credentials: z
+      .union([credentialsSchema, z.custom<AwsCredentialIdentityProvider>((v) => typeof v === 'function', 'a credential provider function')])
       .optional(),
+    endpoints: z.object({ s3: z.url().optional(), ecr: z.url().optional(), sts: z.url().optional() }).strict().optional(),
     maxAttempts: z.number().int().min(1).max(10).optional(),
     env: z.record(z.string(), z.string().optional()).optional(),
   })
@@ -127,16 +124,20 @@ export function regionFromSharedConfig(path: string, profile: string): string | 
   return undefined;
 }
 
-function resolveRegion(
-  opts: { region?: string; profile?: string },
-  env: Record<string, string | undefined>,
-): { region: string; source: string } {
+function resolveRegion(opts: { region?: string; profile?: string }, env: Record<string, string | undefined>): { region: string; source: string } {
   if (opts.region) return { region: opts.region, source: 'options' };
   for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION'] as const) {
     const value = env[name];
     if (value) {
       if (!AWS_REGION_PATTERN.test(value)) {
-        throw invalid('AWS environment', [{ path: 'region', expected: 'an AWS region such as us-east-1', found: `${describeValue(value)} in ${name}`, message: `${name} is ${describeValue(value)}: expected an AWS region such as us-east-1` }]);
+        throw invalid('AWS environment', [
+          {
+            path: 'region',
+            expected: 'an AWS region such as us-east-1',
+            found: `${describeValue(value)} in ${name}`,
+            message: `${name} is ${describeValue(value)}: expected an AWS region such as us-east-1`,
+          },
+        ]);
       }
       return { region: value, source: name };
     }
@@ -226,7 +227,14 @@ export function createAwsEnvironment(options: AwsEnvironmentOptions = {}): AwsEn
         if (isNoCredentialsError(error)) throw noCredentialsError({ what: 'AWS environment', profile, stage: 'agent', category: 'PermissionDenied' }, error);
         const info = awsErrorInfo(error);
         if (isNetworkError(error)) {
-          throw new LaunchError({ code: 'aws.unavailable', stage: 'agent', retryable: true, message: `AWS STS in ${region} did not answer (${info.networkCode ?? info.name})`, hint: 'check the network path to sts, or the sts endpoint option', cause: safeCause(error) });
+          throw new LaunchError({
+            code: 'aws.unavailable',
+            stage: 'agent',
+            retryable: true,
+            message: `AWS STS in ${region} did not answer (${info.networkCode ?? info.name})`,
+            hint: 'check the network path to sts, or the sts endpoint option',
+            cause: safeCause(error),
+          });
         }
         const rejected = info.status === 403 || /InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken|AccessDenied|UnrecognizedClient/.test(info.name);
         throw new LaunchError({

@@ -31,9 +31,7 @@ export function safeCause(error: unknown): Error {
 
 /** Removes anything shaped like an AWS access key id or a secret from a message. */
 export function redactAwsText(text: string): string {
-  return text
-    .replace(/\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b/g, '[access key id]')
-    .replace(/\b[A-Za-z0-9/+=]{40}\b/g, '[redacted]');
+  return text.replace(/\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b/g, '[access key id]').replace(/\b[A-Za-z0-9/+=]{40}\b/g, '[redacted]');
 }
 
 /** Whether the SDK found no credentials anywhere in its chain. */
@@ -61,7 +59,10 @@ export function credentialChainText(profile: string | undefined): string {
 }
 
 /** The LaunchError for "no credentials anywhere", naming the chain that was tried. */
-export function noCredentialsError(options: { what: string; profile: string | undefined; stage: Stage; category?: DiagnosisCategory; code?: string }, cause?: unknown): LaunchError {
+export function noCredentialsError(
+  options: { what: string; profile: string | undefined; stage: Stage; category?: DiagnosisCategory; code?: string },
+  cause?: unknown,
+): LaunchError {
   return new LaunchError({
     code: options.code ?? 'aws.no_credentials',
     stage: options.stage,

@@ -28,7 +28,14 @@ afterAll(async () => {
 });
 
 function store(overrides: Partial<S3ContextStoreOptions> = {}) {
-  return createS3ContextStore({ uri: `s3://${BUCKET}/builds`, region: 'us-east-1', credentials: { ...S3RVER_CREDENTIALS }, endpoint: s3rver.endpoint, forcePathStyle: true, ...overrides });
+  return createS3ContextStore({
+    uri: `s3://${BUCKET}/builds`,
+    region: 'us-east-1',
+    credentials: { ...S3RVER_CREDENTIALS },
+    endpoint: s3rver.endpoint,
+    forcePathStyle: true,
+    ...overrides,
+  });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<LaunchError> {
@@ -113,7 +120,9 @@ describe('S3 context store against s3rver', () => {
     const dir = mkdtempSync(join(tmpdir(), 's3-store-'));
     try {
       writeFileSync(join(dir, 'ctx.tgz'), 'x');
-      const error = await rejection(store({ credentials: { accessKeyId: 'LAUNCHTESTKEY', secretAccessKey: secret } }).upload(join(dir, 'ctx.tgz'), 'k.tgz', ctx()));
+      const error = await rejection(
+        store({ credentials: { accessKeyId: 'LAUNCHTESTKEY', secretAccessKey: secret } }).upload(join(dir, 'ctx.tgz'), 'k.tgz', ctx()),
+      );
       expect(error.category).toBe('ContextUpload');
       expect(error.code).toBe('context_store.credentials_rejected');
       expect(error.message).toBe(`S3 rejected the credentials for bucket "${BUCKET}": upload (PutObject / multipart) answered InvalidAccessKeyId`);

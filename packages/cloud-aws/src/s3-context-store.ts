@@ -3,7 +3,14 @@ import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { describeValue, LaunchError, type CallContext, type ContextStore } from '@launch/core';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createAwsEnvironment, parseWith, AWS_REGION_PATTERN, type AwsCredentialIdentity, type AwsCredentialIdentityProvider, type AwsEnvironment } from './environment.js';
+import {
+  createAwsEnvironment,
+  parseWith,
+  AWS_REGION_PATTERN,
+  type AwsCredentialIdentity,
+  type AwsCredentialIdentityProvider,
+  type AwsEnvironment,
+} from './environment.js';
 import { awsErrorInfo, cancelledError, isAbortError, isNetworkError, isNoCredentialsError, noCredentialsError, safeCause } from './errors.js';
 import { keyProblemOf, parseS3Uri, splitS3ObjectUri, type S3Location } from './s3-uri.js';
 import { loadS3 } from './sdk.js';
@@ -14,9 +21,18 @@ const MiB = 1024 * 1024;
 const optionsSchema = z
   .object({
     uri: z.string().min(1),
-    environment: z.custom<AwsEnvironment>((v) => typeof v === 'object' && v !== null && (v as AwsEnvironment).type === 'aws' && typeof (v as AwsEnvironment).clientConfig === 'function', 'an AwsEnvironment from createAwsEnvironment()').optional(),
+    environment: z
+      .custom<AwsEnvironment>(
+        (v) => typeof v === 'object' && v !== null && (v as AwsEnvironment).type === 'aws' && typeof (v as AwsEnvironment).clientConfig === 'function',
+        'an AwsEnvironment from createAwsEnvironment()',
+      )
+      .optional(),
     region: z.string().regex(AWS_REGION_PATTERN, 'an AWS region such as us-east-1').optional(),
-    credentials: z.custom<AwsCredentialIdentity | AwsCredentialIdentityProvider>((v) => typeof v === 'function' || (typeof v === 'object' && v !== null), 'credentials or a credential provider').optional(),
+    credentials: z
+      .custom<
+        AwsCredentialIdentity | AwsCredentialIdentityProvider
+      >((v) => typeof v === 'function' || (typeof v === 'object' && v !== null), 'credentials or a credential provider')
+      .optional(),
     endpoint: z.url().optional(),
     forcePathStyle: z.boolean().optional(),
     partSizeMiB: z.number().int().min(5).max(512).optional(),
@@ -85,9 +101,16 @@ export function createS3ContextStore(options: S3ContextStoreOptions): S3ContextS
   const opts = parseWith(optionsSchema, options, 'S3 context store options', Object.keys(optionsSchema.shape));
   const location: S3Location = parseS3Uri(opts.uri);
   if (opts.environment && opts.credentials) {
-    throw new LaunchError({ code: 'aws.invalid_options', stage: 'agent', message: 'S3 context store options: give credentials through the environment or directly, not both', hint: 'drop credentials, or drop environment' });
+    throw new LaunchError({
+      code: 'aws.invalid_options',
+      stage: 'agent',
+      message: 'S3 context store options: give credentials through the environment or directly, not both',
+      hint: 'drop credentials, or drop environment',
+    });
   }
-  const environment = opts.environment ?? createAwsEnvironment({ ...(opts.region ? { region: opts.region } : {}), ...(opts.credentials ? { credentials: opts.credentials } : {}) });
+  const environment =
+    opts.environment ??
+    createAwsEnvironment({ ...(opts.region ? { region: opts.region } : {}), ...(opts.credentials ? { credentials: opts.credentials } : {}) });
   const region = opts.region ?? environment.region;
   const partSize = (opts.partSizeMiB ?? 8) * MiB;
   const queueSize = opts.queueSize ?? 4;
@@ -111,7 +134,7 @@ export function createS3ContextStore(options: S3ContextStoreOptions): S3ContextS
         stage: 'build',
         category: 'ContextUpload',
         message: `S3 context store ${where}: key ${describeValue(key, 120)} ${fullProblem}`,
-        hint: 'use keys of letters, digits and -_.!*\'()+=@,:/ (such as <run id>.tgz)',
+        hint: "use keys of letters, digits and -_.!*'()+=@,:/ (such as <run id>.tgz)",
       });
     }
     return full;
@@ -121,26 +144,79 @@ export function createS3ContextStore(options: S3ContextStoreOptions): S3ContextS
   const fail = (error: unknown, action: string, permission: string, resource: string): LaunchError => {
     if (LaunchError.isInstance(error)) return error;
     if (isAbortError(error)) return cancelledError('context_store.cancelled', `S3 ${action} on ${where}`, 'build');
-    if (isNoCredentialsError(error)) return noCredentialsError({ what: `S3 context store ${where}`, profile: environment.profile, stage: 'build', category: 'ContextUpload' }, error);
+    if (isNoCredentialsError(error))
+      return noCredentialsError({ what: `S3 context store ${where}`, profile: environment.profile, stage: 'build', category: 'ContextUpload' }, error);
     const info = awsErrorInfo(error);
     const cause = safeCause(error);
     if (isNetworkError(error)) {
-      return new LaunchError({ code: 'context_store.unavailable', stage: 'build', category: 'ContextUpload', retryable: true, message: `S3 did not answer ${action} for ${where} (${info.networkCode ?? info.name})`, hint: `check the network path to S3 in ${region}${opts.endpoint ? ` (endpoint ${opts.endpoint})` : ''}`, cause });
+      return new LaunchError({
+        code: 'context_store.unavailable',
+        stage: 'build',
+        category: 'ContextUpload',
+        retryable: true,
+        message: `S3 did not answer ${action} for ${where} (${info.networkCode ?? info.name})`,
+        hint: `check the network path to S3 in ${region}${opts.endpoint ? ` (endpoint ${opts.endpoint})` : ''}`,
+        cause,
+      });
     }
     if (info.status === 404 || info.name === 'NoSuchBucket' || info.name === 'NotFound') {
-      return new LaunchError({ code: 'context_store.bucket_not_found', stage: 'build', category: 'ContextUpload', message: `S3 bucket "${bucket}" does not exist (${action} answered 404 in ${region})`, hint: `create the bucket, or fix build-context-store (found ${where})`, cause });
+      return new LaunchError({
+        code: 'context_store.bucket_not_found',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `S3 bucket "${bucket}" does not exist (${action} answered 404 in ${region})`,
+        hint: `create the bucket, or fix build-context-store (found ${where})`,
+        cause,
+      });
     }
-    if (info.status === 301 || info.name === 'PermanentRedirect' || info.name === 'AuthorizationHeaderMalformed' || info.name === 'IllegalLocationConstraintException') {
+    if (
+      info.status === 301 ||
+      info.name === 'PermanentRedirect' ||
+      info.name === 'AuthorizationHeaderMalformed' ||
+      info.name === 'IllegalLocationConstraintException'
+    ) {
       const other = (error as { $response?: { headers?: Record<string, string> } }).$response?.headers?.['x-amz-bucket-region'];
-      return new LaunchError({ code: 'context_store.wrong_region', stage: 'build', category: 'ContextUpload', message: `S3 bucket "${bucket}" is not in ${region}${other ? `: it is in ${other}` : ''} (${action} answered ${info.status ?? info.name})`, hint: other ? `set the store's region to ${other}` : 'set the store\'s region to the bucket\'s region', cause });
+      return new LaunchError({
+        code: 'context_store.wrong_region',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `S3 bucket "${bucket}" is not in ${region}${other ? `: it is in ${other}` : ''} (${action} answered ${info.status ?? info.name})`,
+        hint: other ? `set the store's region to ${other}` : "set the store's region to the bucket's region",
+        cause,
+      });
     }
     if (/InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken|InvalidToken/.test(info.name)) {
-      return new LaunchError({ code: 'context_store.credentials_rejected', stage: 'build', category: 'ContextUpload', message: `S3 rejected the credentials for bucket "${bucket}": ${action} answered ${info.name}`, hint: info.name === 'ExpiredToken' ? 'the session token has expired: refresh the credentials' : 'check the access key and secret the agent uses (they are not shown here)', cause });
+      return new LaunchError({
+        code: 'context_store.credentials_rejected',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `S3 rejected the credentials for bucket "${bucket}": ${action} answered ${info.name}`,
+        hint:
+          info.name === 'ExpiredToken'
+            ? 'the session token has expired: refresh the credentials'
+            : 'check the access key and secret the agent uses (they are not shown here)',
+        cause,
+      });
     }
     if (info.status === 403 || /AccessDenied|Forbidden|AllAccessDisabled/.test(info.name)) {
-      return new LaunchError({ code: 'context_store.forbidden', stage: 'build', category: 'ContextUpload', message: `access denied to S3 bucket "${bucket}": ${action} answered 403`, hint: `grant ${permission} on ${resource}; a 403 also comes from a bucket in another account whose policy does not allow this principal${action === 'HeadBucket' ? ', or from credentials S3 does not accept (HeadBucket answers carry no reason)' : ''}`, cause });
+      return new LaunchError({
+        code: 'context_store.forbidden',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `access denied to S3 bucket "${bucket}": ${action} answered 403`,
+        hint: `grant ${permission} on ${resource}; a 403 also comes from a bucket in another account whose policy does not allow this principal${action === 'HeadBucket' ? ', or from credentials S3 does not accept (HeadBucket answers carry no reason)' : ''}`,
+        cause,
+      });
     }
-    return new LaunchError({ code: 'context_store.failed', stage: 'build', category: 'ContextUpload', retryable: info.status !== undefined && (info.status >= 500 || info.status === 429), message: `S3 ${action} on ${where} failed: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}`, hint: 'see the cause', cause });
+    return new LaunchError({
+      code: 'context_store.failed',
+      stage: 'build',
+      category: 'ContextUpload',
+      retryable: info.status !== undefined && (info.status >= 500 || info.status === 429),
+      message: `S3 ${action} on ${where} failed: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}`,
+      hint: 'see the cause',
+      cause,
+    });
   };
 
   const objectsArn = `${bucketArn(bucket)}/${prefix ? `${prefix}/` : ''}*`;
@@ -185,7 +261,13 @@ export function createS3ContextStore(options: S3ContextStoreOptions): S3ContextS
         size = info.size;
       } catch (error) {
         const code = (error as { code?: string }).code ?? 'error';
-        throw new LaunchError({ code: 'context_store.no_file', stage: 'build', category: 'ContextUpload', message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file' : code}`, hint: 'the build context archive must exist before it is uploaded' });
+        throw new LaunchError({
+          code: 'context_store.no_file',
+          stage: 'build',
+          category: 'ContextUpload',
+          message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file' : code}`,
+          hint: 'the build context archive must exist before it is uploaded',
+        });
       }
       if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `S3 upload to ${where}`, 'build');
       const s3 = await getClient();
@@ -204,7 +286,13 @@ export function createS3ContextStore(options: S3ContextStoreOptions): S3ContextS
     async delete(uri: string, ctx: CallContext): Promise<void> {
       const parts = splitS3ObjectUri(uri);
       if (!parts || parts.bucket !== bucket || (prefix && !parts.key.startsWith(`${prefix}/`))) {
-        throw new LaunchError({ code: 'context_store.foreign_uri', stage: 'build', category: 'ContextUpload', message: `S3 context store ${where} will not delete ${describeValue(uri, 200)}: it is not an object under ${where}/`, hint: 'delete only the URIs this store returned from upload' });
+        throw new LaunchError({
+          code: 'context_store.foreign_uri',
+          stage: 'build',
+          category: 'ContextUpload',
+          message: `S3 context store ${where} will not delete ${describeValue(uri, 200)}: it is not an object under ${where}/`,
+          hint: 'delete only the URIs this store returned from upload',
+        });
       }
       const s3 = await getClient();
       const { DeleteObjectCommand } = await loadS3();

@@ -33,10 +33,15 @@ export async function uploadFileInParts(options: StreamedUploadOptions): Promise
       const body = Buffer.allocUnsafe(size);
       const { bytesRead } = await file.read(body, 0, size, 0);
       if (bytesRead !== size) throw new Error(`${options.path} changed while it was uploaded (read ${bytesRead} of ${size} bytes)`);
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: size, ContentType: 'application/octet-stream' }), { abortSignal: signal });
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: size, ContentType: 'application/octet-stream' }), {
+        abortSignal: signal,
+      });
       return;
     }
-    const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/octet-stream', ChecksumAlgorithm: 'CRC32' }), { abortSignal: signal });
+    const created = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/octet-stream', ChecksumAlgorithm: 'CRC32' }),
+      { abortSignal: signal },
+    );
     const uploadId = created.UploadId;
     if (!uploadId) throw Object.assign(new Error('CreateMultipartUpload answered without an UploadId'), { name: 'InvalidResponse' });
     const partCount = Math.ceil(size / partSize);
@@ -55,7 +60,17 @@ export async function uploadFileInParts(options: StreamedUploadOptions): Promise
         const length = Math.min(partSize, size - offset);
         const { bytesRead } = await file.read(buffer, 0, length, offset);
         if (bytesRead !== length) throw new Error(`${options.path} changed while it was uploaded (part ${partNumber}: read ${bytesRead} of ${length} bytes)`);
-        const out = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: buffer.subarray(0, length), ContentLength: length }), { abortSignal: stop.signal });
+        const out = await client.send(
+          new UploadPartCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: buffer.subarray(0, length),
+            ContentLength: length,
+          }),
+          { abortSignal: stop.signal },
+        );
         parts.push({ PartNumber: partNumber, ETag: out.ETag, ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}) });
       }
     };
@@ -71,7 +86,9 @@ export async function uploadFileInParts(options: StreamedUploadOptions): Promise
       if (failure !== undefined) throw failure;
       if (stop.signal.aborted) throw Object.assign(new Error('upload aborted'), { name: 'AbortError' });
       parts.sort((a, b) => a.PartNumber - b.PartNumber);
-      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal });
+      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }), {
+        abortSignal: signal,
+      });
     } catch (error) {
       // Best effort: parts of an unfinished upload cost storage until aborted.
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch(() => {});

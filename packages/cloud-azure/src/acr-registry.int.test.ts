@@ -37,7 +37,12 @@ afterAll(async () => {
 });
 
 function environment(secret = SECRET, tenant = TENANT) {
-  const credential = new ClientSecretCredential(tenant, CLIENT, secret, { authorityHost: aad.authorityHost, disableInstanceDiscovery: true, tlsOptions: { ca: tls.ca }, retryOptions: { maxRetries: 0 } });
+  const credential = new ClientSecretCredential(tenant, CLIENT, secret, {
+    authorityHost: aad.authorityHost,
+    disableInstanceDiscovery: true,
+    tlsOptions: { ca: tls.ca },
+    retryOptions: { maxRetries: 0 },
+  });
   return createAzureEnvironment({ credential, credentialName: 'ClientSecretCredential' });
 }
 
@@ -75,7 +80,8 @@ describeRegistry('acr (test AAD + ACR servers)', async () => {
       return { username: ACR_REFRESH_TOKEN_USER, password: acr.refreshTokens.at(-1) ?? '(none issued yet)' };
     },
     host: LOGIN_SERVER,
-    withPassword: (password: string) => createAcrRegistry({ uri: `${LOGIN_SERVER}/team/conformance`, environment: environment(password), endpoint: acr.endpoint, ca: tls.ca }),
+    withPassword: (password: string) =>
+      createAcrRegistry({ uri: `${LOGIN_SERVER}/team/conformance`, environment: environment(password), endpoint: acr.endpoint, ca: tls.ca }),
   };
 });
 
@@ -96,7 +102,11 @@ describe('acr registry', () => {
     expect(acr.counts.token - before.token).toBe(1);
     // docker login: GET /oauth2/token with Basic 00000000-…:<refresh token>.
     const basic = Buffer.from(`${a!.username}:${a!.password}`).toString('base64');
-    const answer = await httpsRequest(new URL(`/oauth2/token?service=${LOGIN_SERVER}&scope=repository:team/app:push,pull`, acr.endpoint), { method: 'GET', headers: { authorization: `Basic ${basic}` }, ca: tls.ca });
+    const answer = await httpsRequest(new URL(`/oauth2/token?service=${LOGIN_SERVER}&scope=repository:team/app:push,pull`, acr.endpoint), {
+      method: 'GET',
+      headers: { authorization: `Basic ${basic}` },
+      ca: tls.ca,
+    });
     expect(answer.status).toBe(200);
     expect(jwtClaims(JSON.parse(answer.body).access_token)).toMatchObject({ access: [{ type: 'repository', name: 'team/app', actions: ['push', 'pull'] }] });
   });
@@ -126,8 +136,17 @@ describe('acr registry', () => {
   it('no credentials at all names the chain that was tried', async () => {
     await setUp;
     const unavailable = (what: string) => Object.assign(new Error(`${what} is unavailable`), { name: 'CredentialUnavailableError' });
-    const credential = { getToken: async () => { throw Object.assign(new Error('none'), { name: 'AggregateAuthenticationError', errors: [unavailable('EnvironmentCredential'), unavailable('ManagedIdentityCredential')] }); } };
-    const error = await rejection(registry({ environment: createAzureEnvironment({ credential, credentialName: 'TestChain(Environment, ManagedIdentity)' }) }).credentials(ctx()));
+    const credential = {
+      getToken: async () => {
+        throw Object.assign(new Error('none'), {
+          name: 'AggregateAuthenticationError',
+          errors: [unavailable('EnvironmentCredential'), unavailable('ManagedIdentityCredential')],
+        });
+      },
+    };
+    const error = await rejection(
+      registry({ environment: createAzureEnvironment({ credential, credentialName: 'TestChain(Environment, ManagedIdentity)' }) }).credentials(ctx()),
+    );
     expect(error.code).toBe('azure.no_credentials');
     expect(error.category).toBe('RegistryAuth');
     expect(error.message).toContain('TestChain(Environment, ManagedIdentity)');
@@ -158,7 +177,12 @@ describe('acr registry', () => {
 
   it('refuses malformed URIs and options at the factory', () => {
     const env = createAzureEnvironment({ credential: { getToken: async () => null } });
-    for (const [uri, text] of [['myreg.azurecr.io/repo:tag', 'names a tag'], ['myreg.azurecr.io', 'not an Azure Container Registry'], ['evil.com/myreg.azurecr.io/x', 'not an Azure Container Registry'], ['myreg.azurecr.io/Repo', 'not an Azure Container Registry']] as const) {
+    for (const [uri, text] of [
+      ['myreg.azurecr.io/repo:tag', 'names a tag'],
+      ['myreg.azurecr.io', 'not an Azure Container Registry'],
+      ['evil.com/myreg.azurecr.io/x', 'not an Azure Container Registry'],
+      ['myreg.azurecr.io/Repo', 'not an Azure Container Registry'],
+    ] as const) {
       expect(() => createAcrRegistry({ uri, environment: env }), uri).toThrow(text);
     }
     expect(() => createAcrRegistry({ uri: 'myreg.azurecr.io/r', environment: env, endpoint: 'http://127.0.0.1:1' })).toThrow('endpoint');
@@ -170,7 +194,10 @@ describe('acr registry', () => {
     const chosen = selectRegistry('https://MyReg.azurecr.io/launch', { cloud: { acr: acrRegistryFactory(env) } });
     expect(chosen.name).toBe('acr');
     expect(chosen.uri).toBe('myreg.azurecr.io/launch');
-    expect((chosen as ReturnType<typeof createAcrRegistry>).kaniko).toEqual({ credHelpers: { 'myreg.azurecr.io': 'acr-env' }, podLabels: { 'azure.workload.identity/use': 'true' } });
+    expect((chosen as ReturnType<typeof createAcrRegistry>).kaniko).toEqual({
+      credHelpers: { 'myreg.azurecr.io': 'acr-env' },
+      podLabels: { 'azure.workload.identity/use': 'true' },
+    });
   });
 });
 
@@ -193,7 +220,14 @@ describe('azure environment', () => {
   });
 
   it('the default chain is named in full when nothing is configured', async () => {
-    const credential = { getToken: async () => { throw Object.assign(new Error('none'), { name: 'AggregateAuthenticationError', errors: [Object.assign(new Error('x'), { name: 'CredentialUnavailableError' })] }); } };
+    const credential = {
+      getToken: async () => {
+        throw Object.assign(new Error('none'), {
+          name: 'AggregateAuthenticationError',
+          errors: [Object.assign(new Error('x'), { name: 'CredentialUnavailableError' })],
+        });
+      },
+    };
     const error = await rejection(createAzureEnvironment({ credential }).verify(ctx()));
     expect(error.code).toBe('azure.no_credentials');
     expect(error.message).toContain('the given credential');

@@ -22,11 +22,20 @@ const MANIFEST_TYPES = [
 const optionsSchema = z
   .object({
     uri: z.string().min(1),
-    environment: z.custom<AzureEnvironment>((v) => typeof v === 'object' && v !== null && (v as AzureEnvironment).type === 'azure' && typeof (v as AzureEnvironment).getToken === 'function', 'an AzureEnvironment from createAzureEnvironment()'),
+    environment: z.custom<AzureEnvironment>(
+      (v) => typeof v === 'object' && v !== null && (v as AzureEnvironment).type === 'azure' && typeof (v as AzureEnvironment).getToken === 'function',
+      'an AzureEnvironment from createAzureEnvironment()',
+    ),
     endpoint: z.url({ protocol: /^https$/ }).optional(),
     ca: z.string().includes('-----BEGIN CERTIFICATE-----', { message: 'PEM certificates' }).optional(),
-    aadScope: z.string().regex(/^https:\/\/\S+\/\.default$/, 'an AAD scope ending in /.default').optional(),
-    tenantId: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a tenant id (GUID) or domain').optional(),
+    aadScope: z
+      .string()
+      .regex(/^https:\/\/\S+\/\.default$/, 'an AAD scope ending in /.default')
+      .optional(),
+    tenantId: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, 'a tenant id (GUID) or domain')
+      .optional(),
     pullSecret: z.boolean().optional(),
     refreshMarginMs: z.number().int().min(0).optional(),
     timeoutMs: z.number().int().min(100).optional(),
@@ -83,7 +92,14 @@ export function parseAcrUri(uri: unknown, path = 'uri'): { host: string; reposit
       code: 'registry.invalid_uri',
       stage: 'agent',
       subject: 'ACR registry options',
-      issues: [{ path, expected: '[https://]<registry name>.azurecr.io/<repository> (lower-case repository, no tag)', found: describeValue(uri, 200), message: tagged ? 'names a tag: give the repository only' : 'is not an Azure Container Registry repository' }],
+      issues: [
+        {
+          path,
+          expected: '[https://]<registry name>.azurecr.io/<repository> (lower-case repository, no tag)',
+          found: describeValue(uri, 200),
+          message: tagged ? 'names a tag: give the repository only' : 'is not an Azure Container Registry repository',
+        },
+      ],
     });
   }
   return { host: `${m.groups!.name!.toLowerCase()}.azurecr.io`, repository: m.groups!.repository! };
@@ -133,15 +149,42 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
   const accessing = new Map<string, Promise<string>>();
 
   const authError = (message: string, hint: string, cause?: unknown, retryable = false) =>
-    new LaunchError({ code: 'registry.auth_failed', stage: 'build', category: 'RegistryAuth', retryable, message, hint, cause: cause === undefined ? undefined : safeCause(cause) });
+    new LaunchError({
+      code: 'registry.auth_failed',
+      stage: 'build',
+      category: 'RegistryAuth',
+      retryable,
+      message,
+      hint,
+      cause: cause === undefined ? undefined : safeCause(cause),
+    });
 
-  const call = async (what: string, path: string, init: { method: string; headers?: Record<string, string>; body?: string }, ctx: CallContext): Promise<HttpsAnswer> => {
+  const call = async (
+    what: string,
+    path: string,
+    init: { method: string; headers?: Record<string, string>; body?: string },
+    ctx: CallContext,
+  ): Promise<HttpsAnswer> => {
     try {
-      return await httpsRequest(new URL(path, `${base}/`), { ...init, ...(opts.ca ? { ca: opts.ca } : {}), ...(ctx.signal ? { signal: ctx.signal } : {}), timeoutMs: opts.timeoutMs ?? 30_000 });
+      return await httpsRequest(new URL(path, `${base}/`), {
+        ...init,
+        ...(opts.ca ? { ca: opts.ca } : {}),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+        timeoutMs: opts.timeoutMs ?? 30_000,
+      });
     } catch (error) {
-      if (isAbortError(error) || ctx.signal?.aborted) throw new LaunchError({ code: 'registry.cancelled', stage: 'build', message: `ACR registry ${host}: ${what}: cancelled` });
+      if (isAbortError(error) || ctx.signal?.aborted)
+        throw new LaunchError({ code: 'registry.cancelled', stage: 'build', message: `ACR registry ${host}: ${what}: cancelled` });
       const info = azureErrorInfo(error);
-      throw new LaunchError({ code: 'registry.unavailable', stage: 'build', category: 'RegistryAuth', retryable: true, message: `ACR registry ${host} did not answer ${what} (${info.code ?? info.name})`, hint: `check the network path to ${base}`, cause: safeCause(error) });
+      throw new LaunchError({
+        code: 'registry.unavailable',
+        stage: 'build',
+        category: 'RegistryAuth',
+        retryable: true,
+        message: `ACR registry ${host} did not answer ${what} (${info.code ?? info.name})`,
+        hint: `check the network path to ${base}`,
+        cause: safeCause(error),
+      });
     }
   };
 
@@ -149,7 +192,9 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
     try {
       const parsed = JSON.parse(answer.body) as { errors?: Array<{ code?: unknown; message?: unknown }>; error?: unknown; error_description?: unknown };
       const first = parsed.errors?.[0];
-      const text = first ? `${String(first.code ?? '')} ${String(first.message ?? '')}` : `${String(parsed.error ?? '')} ${String(parsed.error_description ?? '')}`;
+      const text = first
+        ? `${String(first.code ?? '')} ${String(first.message ?? '')}`
+        : `${String(parsed.error ?? '')} ${String(parsed.error_description ?? '')}`;
       return redactAzureText(text.trim()).slice(0, 300);
     } catch {
       return '';
@@ -162,12 +207,20 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
       aad = await (await environment.credential()).getToken(scope, { abortSignal: ctx.signal as never });
       if (!aad?.token) throw Object.assign(new Error('the credential returned no token'), { name: 'CredentialUnavailableError' });
     } catch (error) {
-      throw tokenError({ what: `ACR registry ${host}`, scope, chain: environment.chain, stage: 'build', category: 'RegistryAuth', codePrefix: 'registry' }, error);
+      throw tokenError(
+        { what: `ACR registry ${host}`, scope, chain: environment.chain, stage: 'build', category: 'RegistryAuth', codePrefix: 'registry' },
+        error,
+      );
     }
     const tid = jwtClaims(aad.token).tid;
     const tenant = opts.tenantId ?? environment.tenantId ?? (typeof tid === 'string' ? tid : undefined);
     const body = new URLSearchParams({ grant_type: 'access_token', service: host, ...(tenant ? { tenant } : {}), access_token: aad.token }).toString();
-    const answer = await call('the token exchange (POST /oauth2/exchange)', 'oauth2/exchange', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }, ctx);
+    const answer = await call(
+      'the token exchange (POST /oauth2/exchange)',
+      'oauth2/exchange',
+      { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body },
+      ctx,
+    );
     if (answer.status === 200) {
       let token: unknown;
       try {
@@ -175,15 +228,24 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
       } catch {
         token = undefined;
       }
-      if (typeof token !== 'string' || token === '') throw authError(`ACR registry ${host}: /oauth2/exchange answered 200 without a refresh_token`, `check that ${base} is an Azure Container Registry`);
+      if (typeof token !== 'string' || token === '')
+        throw authError(`ACR registry ${host}: /oauth2/exchange answered 200 without a refresh_token`, `check that ${base} is an Azure Container Registry`);
       refresh = { value: token, expiresAt: expiryOf(token, 60 * 60_000, now()) };
       return token;
     }
     const detail = serverMessage(answer);
     if (answer.status === 401 || answer.status === 403) {
-      throw authError(`ACR registry ${host} refused the Azure AD token in /oauth2/exchange (HTTP ${answer.status}${detail ? `: ${detail}` : ''})`, `grant the agent's identity (${environment.chain.split(':')[0]}) the role AcrPush on the registry (AcrPull to check images only); the token must be for the registry's tenant${tenant ? ` (sent ${tenant})` : ''}`);
+      throw authError(
+        `ACR registry ${host} refused the Azure AD token in /oauth2/exchange (HTTP ${answer.status}${detail ? `: ${detail}` : ''})`,
+        `grant the agent's identity (${environment.chain.split(':')[0]}) the role AcrPush on the registry (AcrPull to check images only); the token must be for the registry's tenant${tenant ? ` (sent ${tenant})` : ''}`,
+      );
     }
-    throw authError(`ACR registry ${host}: /oauth2/exchange answered HTTP ${answer.status}${detail ? `: ${detail}` : ''}`, answer.status === 404 ? `check that ${host} is an Azure Container Registry login server` : 'retry later; see the registry status', undefined, answer.status >= 500 || answer.status === 429);
+    throw authError(
+      `ACR registry ${host}: /oauth2/exchange answered HTTP ${answer.status}${detail ? `: ${detail}` : ''}`,
+      answer.status === 404 ? `check that ${host} is an Azure Container Registry login server` : 'retry later; see the registry status',
+      undefined,
+      answer.status >= 500 || answer.status === 429,
+    );
   };
 
   const refreshToken = (ctx: CallContext): Promise<string> => {
@@ -202,7 +264,12 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
       pending = (async () => {
         const token = await refreshToken(ctx);
         const body = new URLSearchParams({ grant_type: 'refresh_token', service: host, scope: `repository:${repo}:pull`, refresh_token: token }).toString();
-        const answer = await call('the access token request (POST /oauth2/token)', 'oauth2/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }, ctx);
+        const answer = await call(
+          'the access token request (POST /oauth2/token)',
+          'oauth2/token',
+          { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body },
+          ctx,
+        );
         if (answer.status === 401) refresh = undefined;
         let value: unknown;
         try {
@@ -212,7 +279,12 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
         }
         if (typeof value !== 'string' || value === '') {
           const detail = serverMessage(answer);
-          throw authError(`ACR registry ${host}: /oauth2/token for repository:${repo}:pull answered HTTP ${answer.status}${detail ? `: ${detail}` : ''}`, `grant the agent's identity AcrPull (or AcrPush) on the registry`, undefined, answer.status >= 500);
+          throw authError(
+            `ACR registry ${host}: /oauth2/token for repository:${repo}:pull answered HTTP ${answer.status}${detail ? `: ${detail}` : ''}`,
+            `grant the agent's identity AcrPull (or AcrPush) on the registry`,
+            undefined,
+            answer.status >= 500,
+          );
         }
         access.set(repo, { value, expiresAt: expiryOf(value, 5 * 60_000, now()) });
         return value;
@@ -224,7 +296,13 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
 
   const referenceOf = (imageUri: string): string => {
     const stripped = typeof imageUri === 'string' ? imageUri.replace(/^https:\/\//, '') : '';
-    const wrong = () => new LaunchError({ code: 'registry.wrong_registry', stage: 'build', message: `image ${describeValue(imageUri, 200)} is not in the ACR repository ${uri}`, hint: `check images against the registry they are pushed to (${uri}:<tag>)` });
+    const wrong = () =>
+      new LaunchError({
+        code: 'registry.wrong_registry',
+        stage: 'build',
+        message: `image ${describeValue(imageUri, 200)} is not in the ACR repository ${uri}`,
+        hint: `check images against the registry they are pushed to (${uri}:<tag>)`,
+      });
     if (!stripped.toLowerCase().startsWith(uri)) throw wrong();
     const rest = stripped.slice(uri.length);
     if (rest === '') return 'latest';
@@ -233,7 +311,13 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
     const tag = /^:([\w][\w.-]{0,127})$/.exec(rest);
     if (tag) return tag[1]!;
     if (rest.startsWith('/') || /^[./\w-]/.test(rest)) throw wrong();
-    throw new LaunchError({ code: 'registry.invalid_reference', stage: 'build', category: 'InvalidSpec', message: `image ${describeValue(imageUri, 200)} has an invalid tag or digest ${describeValue(rest)}`, hint: 'tags are up to 128 of letters, digits, _ . -; digests are @sha256:<64 hex>' });
+    throw new LaunchError({
+      code: 'registry.invalid_reference',
+      stage: 'build',
+      category: 'InvalidSpec',
+      message: `image ${describeValue(imageUri, 200)} has an invalid tag or digest ${describeValue(rest)}`,
+      hint: 'tags are up to 128 of letters, digits, _ . -; digests are @sha256:<64 hex>',
+    });
   };
 
   return {
@@ -255,7 +339,12 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
       const reference = referenceOf(imageUri);
       for (let attempt = 0; ; attempt++) {
         const token = await accessToken(repository, ctx);
-        const answer = await call(`HEAD /v2/${repository}/manifests/${reference}`, `v2/${repository}/manifests/${reference}`, { method: 'HEAD', headers: { authorization: `Bearer ${token}`, accept: MANIFEST_TYPES } }, ctx);
+        const answer = await call(
+          `HEAD /v2/${repository}/manifests/${reference}`,
+          `v2/${repository}/manifests/${reference}`,
+          { method: 'HEAD', headers: { authorization: `Bearer ${token}`, accept: MANIFEST_TYPES } },
+          ctx,
+        );
         if (answer.status === 200) return true;
         if (answer.status === 404) return false;
         if (answer.status === 401 && attempt === 0) {
@@ -263,9 +352,18 @@ export function createAcrRegistry(options: AcrRegistryOptions): AcrRegistry {
           continue;
         }
         if (answer.status === 401 || answer.status === 403) {
-          throw authError(`ACR registry ${host} refused to show ${repository}:${reference} (HTTP ${answer.status})`, `grant the agent's identity AcrPull (or AcrPush) on the registry`);
+          throw authError(
+            `ACR registry ${host} refused to show ${repository}:${reference} (HTTP ${answer.status})`,
+            `grant the agent's identity AcrPull (or AcrPush) on the registry`,
+          );
         }
-        throw new LaunchError({ code: 'registry.failed', stage: 'build', retryable: answer.status >= 500 || answer.status === 429, message: `ACR registry ${host}: HEAD /v2/${repository}/manifests/${reference} answered HTTP ${answer.status}`, hint: 'retry later; see the registry status' });
+        throw new LaunchError({
+          code: 'registry.failed',
+          stage: 'build',
+          retryable: answer.status >= 500 || answer.status === 429,
+          message: `ACR registry ${host}: HEAD /v2/${repository}/manifests/${reference} answered HTTP ${answer.status}`,
+          hint: 'retry later; see the registry status',
+        });
       }
     },
   };

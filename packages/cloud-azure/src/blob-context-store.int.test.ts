@@ -127,9 +127,15 @@ describe('azure blob context store (Azurite)', () => {
     await started;
     // Azurite accepts AAD tokens only over https; the credential fails before any request is sent.
     const unavailable = Object.assign(new Error('nothing configured'), { name: 'CredentialUnavailableError' });
-    const credential = { getToken: async () => { throw Object.assign(new Error('none'), { name: 'AggregateAuthenticationError', errors: [unavailable] }); } };
+    const credential = {
+      getToken: async () => {
+        throw Object.assign(new Error('none'), { name: 'AggregateAuthenticationError', errors: [unavailable] });
+      },
+    };
     const environment = createAzureEnvironment({ credential, credentialName: 'TestCredential' });
-    const error = await rejection(store({ accountKey: undefined, environment, uri: `https://${AZURITE_ACCOUNT}.blob.core.windows.net/${CONTAINER}` }).verify(ctx()));
+    const error = await rejection(
+      store({ accountKey: undefined, environment, uri: `https://${AZURITE_ACCOUNT}.blob.core.windows.net/${CONTAINER}` }).verify(ctx()),
+    );
     expect(error.code).toBe('azure.no_credentials');
     expect(error.category).toBe('ContextUpload');
     expect(error.message).toContain('TestCredential');
@@ -176,11 +182,16 @@ describe('azure blob context store (Azurite)', () => {
 
   it('names the role to grant on a 403 AuthorizationPermissionMismatch, and the container on a 404', async () => {
     // Azurite does no RBAC, so a loopback server answers as Blob Storage does for an identity without the role.
-    const answers: Record<string, [number, string]> = { '/devstoreaccount1/forbidden': [403, 'AuthorizationPermissionMismatch'], '/devstoreaccount1/gone': [404, 'ContainerNotFound'] };
+    const answers: Record<string, [number, string]> = {
+      '/devstoreaccount1/forbidden': [403, 'AuthorizationPermissionMismatch'],
+      '/devstoreaccount1/gone': [404, 'ContainerNotFound'],
+    };
     const server = createServer((req, res) => {
       const [status, code] = answers[new URL(req.url!, 'http://x').pathname] ?? [500, 'InternalError'];
       res.writeHead(status, { 'content-type': 'application/xml', 'x-ms-error-code': code, 'x-ms-request-id': 'r1' });
-      res.end(`<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>This request is not authorized to perform this operation using this permission.</Message></Error>`);
+      res.end(
+        `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>This request is not authorized to perform this operation using this permission.</Message></Error>`,
+      );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/devstoreaccount1`;
@@ -202,7 +213,9 @@ describe('azure blob context store (Azurite)', () => {
 
 describe('azure blob context store without a server', () => {
   it('a closed port is a retryable unavailable error naming the account', async () => {
-    const error = await rejection(createAzureBlobContextStore({ uri: `http://127.0.0.1:1/${AZURITE_ACCOUNT}/${CONTAINER}`, accountKey: AZURITE_KEY, maxTries: 1 }).verify(ctx()));
+    const error = await rejection(
+      createAzureBlobContextStore({ uri: `http://127.0.0.1:1/${AZURITE_ACCOUNT}/${CONTAINER}`, accountKey: AZURITE_KEY, maxTries: 1 }).verify(ctx()),
+    );
     expect(error.code).toBe('context_store.unavailable');
     expect(error.retryable).toBe(true);
     expect(error.hint).toContain(AZURITE_ACCOUNT);

@@ -16,9 +16,22 @@ export const BLOB_ROLE = 'Storage Blob Data Contributor';
 const optionsSchema = z
   .object({
     uri: z.string().min(1),
-    environment: z.custom<AzureEnvironment>((v) => typeof v === 'object' && v !== null && (v as AzureEnvironment).type === 'azure' && typeof (v as AzureEnvironment).credential === 'function', 'an AzureEnvironment from createAzureEnvironment()').optional(),
-    credential: z.custom<TokenCredential>((v) => typeof v === 'object' && v !== null && typeof (v as TokenCredential).getToken === 'function', 'a TokenCredential (an object with getToken)').optional(),
-    accountKey: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'a storage account key (base64)').optional(),
+    environment: z
+      .custom<AzureEnvironment>(
+        (v) => typeof v === 'object' && v !== null && (v as AzureEnvironment).type === 'azure' && typeof (v as AzureEnvironment).credential === 'function',
+        'an AzureEnvironment from createAzureEnvironment()',
+      )
+      .optional(),
+    credential: z
+      .custom<TokenCredential>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as TokenCredential).getToken === 'function',
+        'a TokenCredential (an object with getToken)',
+      )
+      .optional(),
+    accountKey: z
+      .string()
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'a storage account key (base64)')
+      .optional(),
     blockSizeMiB: z.number().int().min(1).max(4000).optional(),
     concurrency: z.number().int().min(1).max(16).optional(),
     verifyWrite: z.boolean().optional(),
@@ -87,7 +100,12 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
   const location: BlobLocation = parseBlobUri(opts.uri);
   const given = [opts.environment && 'environment', opts.credential && 'credential', opts.accountKey && 'accountKey'].filter(Boolean);
   if (given.length > 1) {
-    throw new LaunchError({ code: 'azure.invalid_options', stage: 'agent', message: `Azure Blob context store options: give one of environment, credential and accountKey, found ${given.join(' and ')}`, hint: 'keep one way to authenticate' });
+    throw new LaunchError({
+      code: 'azure.invalid_options',
+      stage: 'agent',
+      message: `Azure Blob context store options: give one of environment, credential and accountKey, found ${given.join(' and ')}`,
+      hint: 'keep one way to authenticate',
+    });
   }
   const { account, container, prefix, base } = location;
   const blockSize = (opts.blockSizeMiB ?? 8) * MiB;
@@ -101,7 +119,10 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
     (client ??= (async () => {
       const { ContainerClient, StorageSharedKeyCredential } = await loadBlob();
       const credential = opts.accountKey ? new StorageSharedKeyCredential(account, opts.accountKey) : await environment!.credential();
-      return new ContainerClient(`${location.serviceUrl}/${container}`, credential, { retryOptions: { ...(opts.maxTries ? { maxTries: opts.maxTries } : {}) }, userAgentOptions: { userAgentPrefix: 'launch-agent' } });
+      return new ContainerClient(`${location.serviceUrl}/${container}`, credential, {
+        retryOptions: { ...(opts.maxTries ? { maxTries: opts.maxTries } : {}) },
+        userAgentOptions: { userAgentPrefix: 'launch-agent' },
+      });
     })().catch((error: unknown) => {
       client = undefined;
       throw error;
@@ -112,7 +133,13 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
     const full = prefix ? `${prefix}/${key}` : key;
     const fullProblem = problem ?? blobKeyProblem(full);
     if (fullProblem) {
-      throw new LaunchError({ code: 'context_store.invalid_key', stage: 'build', category: 'ContextUpload', message: `Azure Blob context store ${where}: key ${describeValue(key, 120)} ${fullProblem}`, hint: "use keys of letters, digits and -_.!*'()+=@,:/~ (such as <run id>.tgz)" });
+      throw new LaunchError({
+        code: 'context_store.invalid_key',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `Azure Blob context store ${where}: key ${describeValue(key, 120)} ${fullProblem}`,
+        hint: "use keys of letters, digits and -_.!*'()+=@,:/~ (such as <run id>.tgz)",
+      });
     }
     return full;
   };
@@ -122,27 +149,82 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
     if (isAbortError(error)) return cancelledError('context_store.cancelled', `Azure Blob ${action} on ${where}`, 'build');
     const info = azureErrorInfo(error);
     if (info.name === 'CredentialUnavailableError' || info.name === 'AggregateAuthenticationError' || info.name === 'AuthenticationError') {
-      return tokenError({ what: `Azure Blob context store ${where}`, scope: 'https://storage.azure.com/.default', chain: environment?.chain ?? authText, stage: 'build', category: 'ContextUpload' }, error);
+      return tokenError(
+        {
+          what: `Azure Blob context store ${where}`,
+          scope: 'https://storage.azure.com/.default',
+          chain: environment?.chain ?? authText,
+          stage: 'build',
+          category: 'ContextUpload',
+        },
+        error,
+      );
     }
     const cause = safeCause(error);
     if (isNetworkError(error)) {
-      return new LaunchError({ code: 'context_store.unavailable', stage: 'build', category: 'ContextUpload', retryable: true, message: `Azure Blob Storage did not answer ${action} for ${where} (${info.code ?? info.name})`, hint: `check that the storage account "${account}" exists and the network path to ${location.serviceUrl}` , cause });
+      return new LaunchError({
+        code: 'context_store.unavailable',
+        stage: 'build',
+        category: 'ContextUpload',
+        retryable: true,
+        message: `Azure Blob Storage did not answer ${action} for ${where} (${info.code ?? info.name})`,
+        hint: `check that the storage account "${account}" exists and the network path to ${location.serviceUrl}`,
+        cause,
+      });
     }
     if (info.status === 404 && (info.code === 'ContainerNotFound' || action === 'get container properties')) {
-      return new LaunchError({ code: 'context_store.bucket_not_found', stage: 'build', category: 'ContextUpload', message: `Azure Blob container "${container}" does not exist in storage account "${account}" (${action} answered 404)`, hint: `create the container, or fix build-context-store (found ${where})`, cause });
+      return new LaunchError({
+        code: 'context_store.bucket_not_found',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `Azure Blob container "${container}" does not exist in storage account "${account}" (${action} answered 404)`,
+        hint: `create the container, or fix build-context-store (found ${where})`,
+        cause,
+      });
     }
     // A shared key bypasses RBAC: any other 403 with a key is the key (or the account refusing keys).
     const keyRefused = opts.accountKey !== undefined && info.status === 403 && info.code !== 'AuthorizationPermissionMismatch';
     if (keyRefused || (info.status === 403 && (info.code === 'AuthenticationFailed' || info.code === 'InvalidAuthenticationInfo'))) {
-      return new LaunchError({ code: 'context_store.credentials_rejected', stage: 'build', category: 'ContextUpload', message: `Azure Blob Storage rejected the credentials for "${account}": ${action} answered 403${info.code ? ` ${info.code}` : ''}`, hint: opts.accountKey ? 'check the storage account key (azureStorageAccessKey; it is not shown here); the account may also disallow shared-key access or block this network' : 'the token was not accepted (expired, or for another tenant): check the identity the agent uses', cause });
+      return new LaunchError({
+        code: 'context_store.credentials_rejected',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `Azure Blob Storage rejected the credentials for "${account}": ${action} answered 403${info.code ? ` ${info.code}` : ''}`,
+        hint: opts.accountKey
+          ? 'check the storage account key (azureStorageAccessKey; it is not shown here); the account may also disallow shared-key access or block this network'
+          : 'the token was not accepted (expired, or for another tenant): check the identity the agent uses',
+        cause,
+      });
     }
     if (info.status === 403) {
-      return new LaunchError({ code: 'context_store.forbidden', stage: 'build', category: 'ContextUpload', message: `access denied to Azure Blob container "${container}" of "${account}": ${action} answered 403${info.code ? ` ${info.code}` : ''}`, hint: `assign the role ${BLOB_ROLE} on the container (or the storage account) to the agent's identity; a 403 also comes from the account's firewall (networking: allowed networks)`, cause });
+      return new LaunchError({
+        code: 'context_store.forbidden',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `access denied to Azure Blob container "${container}" of "${account}": ${action} answered 403${info.code ? ` ${info.code}` : ''}`,
+        hint: `assign the role ${BLOB_ROLE} on the container (or the storage account) to the agent's identity; a 403 also comes from the account's firewall (networking: allowed networks)`,
+        cause,
+      });
     }
     if (info.status === 401) {
-      return new LaunchError({ code: 'context_store.credentials_rejected', stage: 'build', category: 'ContextUpload', message: `Azure Blob Storage did not accept ${authText} for "${account}": ${action} answered 401`, hint: 'check the identity the agent uses', cause });
+      return new LaunchError({
+        code: 'context_store.credentials_rejected',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `Azure Blob Storage did not accept ${authText} for "${account}": ${action} answered 401`,
+        hint: 'check the identity the agent uses',
+        cause,
+      });
     }
-    return new LaunchError({ code: 'context_store.failed', stage: 'build', category: 'ContextUpload', retryable: info.status !== undefined && (info.status >= 500 || info.status === 429), message: `Azure Blob ${action} on ${where} failed: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}${info.code ? ` ${info.code}` : ''}`, hint: 'see the cause', cause });
+    return new LaunchError({
+      code: 'context_store.failed',
+      stage: 'build',
+      category: 'ContextUpload',
+      retryable: info.status !== undefined && (info.status >= 500 || info.status === 429),
+      message: `Azure Blob ${action} on ${where} failed: ${info.name}${info.status ? ` (HTTP ${info.status})` : ''}${info.code ? ` ${info.code}` : ''}`,
+      hint: 'see the cause',
+      cause,
+    });
   };
 
   const blobNameOfUri = (uri: string): string | undefined => {
@@ -191,7 +273,13 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
         size = info.size;
       } catch (error) {
         const code = (error as { code?: string }).code ?? 'error';
-        throw new LaunchError({ code: 'context_store.no_file', stage: 'build', category: 'ContextUpload', message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file (pack a directory into a .tgz first)' : code}`, hint: 'the build context archive must exist before it is uploaded' });
+        throw new LaunchError({
+          code: 'context_store.no_file',
+          stage: 'build',
+          category: 'ContextUpload',
+          message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file (pack a directory into a .tgz first)' : code}`,
+          hint: 'the build context archive must exist before it is uploaded',
+        });
       }
       if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `Azure Blob upload to ${where}`, 'build');
       const containerClient = await getClient();
@@ -200,7 +288,13 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
       try {
         // uploadFile reads each block from the file as its own range stream (re-opened on a retry),
         // so no block is held in memory whole: memory stays flat whatever the file's size.
-        await blob.uploadFile(localPath, { blockSize, concurrency, maxSingleShotSize: blockSize, abortSignal: ctx.signal as never, blobHTTPHeaders: { blobContentType: 'application/octet-stream' } });
+        await blob.uploadFile(localPath, {
+          blockSize,
+          concurrency,
+          maxSingleShotSize: blockSize,
+          abortSignal: ctx.signal as never,
+          blobHTTPHeaders: { blobContentType: 'application/octet-stream' },
+        });
       } catch (error) {
         if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `Azure Blob upload to ${where}`, 'build');
         throw fail(error, 'upload (Put Blob / Put Block / Put Block List)');
@@ -213,7 +307,13 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
     async delete(uri: string, ctx: CallContext): Promise<void> {
       const name = blobNameOfUri(uri);
       if (!name) {
-        throw new LaunchError({ code: 'context_store.foreign_uri', stage: 'build', category: 'ContextUpload', message: `Azure Blob context store ${where} will not delete ${describeValue(uri, 200)}: it is not a blob under ${where}/`, hint: 'delete only the URIs this store returned from upload' });
+        throw new LaunchError({
+          code: 'context_store.foreign_uri',
+          stage: 'build',
+          category: 'ContextUpload',
+          message: `Azure Blob context store ${where} will not delete ${describeValue(uri, 200)}: it is not a blob under ${where}/`,
+          hint: 'delete only the URIs this store returned from upload',
+        });
       }
       const containerClient = await getClient();
       try {

@@ -57,7 +57,8 @@ export function parseBlobUri(uri: unknown): BlobLocation {
   } catch {
     throw invalid(uri, `not a URL: expected ${EXPECTED}`);
   }
-  if (url.search || url.hash || url.username || url.password) throw invalid(uri, 'must not carry a query, fragment or user info (a SAS token or key belongs in the credentials, not the URI)');
+  if (url.search || url.hash || url.username || url.password)
+    throw invalid(uri, 'must not carry a query, fragment or user info (a SAS token or key belongs in the credentials, not the URI)');
   const segments = url.pathname.split('/').filter((s) => s !== '');
   const loopback = isLoopbackHost(url.hostname);
   const hosted = HOST.exec(url.hostname);
@@ -72,7 +73,11 @@ export function parseBlobUri(uri: unknown): BlobLocation {
   } else if (loopback) {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalid(uri, `expected http: or https:, found ${url.protocol}`);
     const first = segments.shift();
-    if (!first || !ACCOUNT.test(first)) throw invalid(uri, `an emulator URI starts its path with the account name (3-24 lowercase letters and digits, e.g. devstoreaccount1); found ${describeValue(first ?? '')}`);
+    if (!first || !ACCOUNT.test(first))
+      throw invalid(
+        uri,
+        `an emulator URI starts its path with the account name (3-24 lowercase letters and digits, e.g. devstoreaccount1); found ${describeValue(first ?? '')}`,
+      );
     account = first;
     serviceUrl = `${url.protocol}//${url.host}/${account}`;
     pathStyle = true;
@@ -81,7 +86,11 @@ export function parseBlobUri(uri: unknown): BlobLocation {
   }
   const container = segments.shift();
   if (!container) throw invalid(uri, 'names no container: add /<container> after the host');
-  if (!CONTAINER.test(container)) throw invalid(uri, `container ${describeValue(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit)`);
+  if (!CONTAINER.test(container))
+    throw invalid(
+      uri,
+      `container ${describeValue(container)} is not a valid container name (3-63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit)`,
+    );
   const prefix = segments.join('/');
   if (prefix) {
     const problem = blobKeyProblem(prefix);

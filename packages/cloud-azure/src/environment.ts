@@ -11,9 +11,17 @@ export const STORAGE_SCOPE = 'https://storage.azure.com/.default';
 
 const optionsSchema = z
   .object({
-    credential: z.custom<TokenCredential>((v) => typeof v === 'object' && v !== null && typeof (v as TokenCredential).getToken === 'function', 'a TokenCredential (an object with getToken)').optional(),
+    credential: z
+      .custom<TokenCredential>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as TokenCredential).getToken === 'function',
+        'a TokenCredential (an object with getToken)',
+      )
+      .optional(),
     credentialName: z.string().min(1).optional(),
-    tenantId: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a tenant id (GUID) or domain').optional(),
+    tenantId: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$/, 'a tenant id (GUID) or domain')
+      .optional(),
     managedIdentityClientId: z.string().min(1).optional(),
   })
   .strict();
@@ -58,7 +66,13 @@ export interface AzureEnvironment {
 }
 
 /** Parses factory options with zod; secrets are never echoed. */
-export function parseWith<S extends z.ZodType>(schema: S, input: unknown, subject: string, keys: string[], secretKeys: string[] = ['credential', 'accountKey']): z.output<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  subject: string,
+  keys: string[],
+  secretKeys: string[] = ['credential', 'accountKey'],
+): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const issues = zodIssues(result.error, input, (key) => closest(key, keys)).map((issue) =>
@@ -112,7 +126,11 @@ export function createAzureEnvironment(options: AzureEnvironmentOptions = {}): A
     } catch (error) {
       throw tokenError({ what, scope, chain, stage: 'agent' }, error);
     }
-    if (!token?.token) throw tokenError({ what, scope, chain, stage: 'agent' }, Object.assign(new Error('the credential returned no token'), { name: 'CredentialUnavailableError' }));
+    if (!token?.token)
+      throw tokenError(
+        { what, scope, chain, stage: 'agent' },
+        Object.assign(new Error('the credential returned no token'), { name: 'CredentialUnavailableError' }),
+      );
     return token;
   };
 

@@ -76,7 +76,10 @@ export function cancelledError(code: string, what: string, stage: Stage): Launch
 }
 
 /** Maps a failure to get an AAD token into a LaunchError naming the chain (for the default credential). */
-export function tokenError(options: { what: string; scope: string; chain: string; stage: Stage; category?: DiagnosisCategory; codePrefix?: string }, error: unknown): LaunchError {
+export function tokenError(
+  options: { what: string; scope: string; chain: string; stage: Stage; category?: DiagnosisCategory; codePrefix?: string },
+  error: unknown,
+): LaunchError {
   if (LaunchError.isInstance(error)) return error;
   const prefix = options.codePrefix ?? 'azure';
   if (isAbortError(error)) return cancelledError(`${prefix}.cancelled`, options.what, options.stage);

@@ -11,7 +11,10 @@ export interface HttpsAnswer {
  * checks stay on. The answer body is cut at `maxBytes` (default 1 MiB); a hostile server cannot
  * make us buffer more. Errors are Node's (`ECONNREFUSED`, `ETIMEDOUT`, `AbortError`, …).
  */
-export function httpsRequest(url: URL, options: { method: string; headers?: Record<string, string>; body?: string; ca?: string; signal?: AbortSignal; timeoutMs?: number; maxBytes?: number }): Promise<HttpsAnswer> {
+export function httpsRequest(
+  url: URL,
+  options: { method: string; headers?: Record<string, string>; body?: string; ca?: string; signal?: AbortSignal; timeoutMs?: number; maxBytes?: number },
+): Promise<HttpsAnswer> {
   const maxBytes = options.maxBytes ?? 1024 * 1024;
   return new Promise((resolve, reject) => {
     const req = request(

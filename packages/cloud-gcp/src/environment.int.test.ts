@@ -59,7 +59,7 @@ describe('GCP environment', () => {
     expect(servers.oauth.requests - before).toBe(1);
   });
 
-  it('region and project: options first, then GOOGLE_CLOUD_REGION, the key file\'s project, GOOGLE_CLOUD_PROJECT', async () => {
+  it("region and project: options first, then GOOGLE_CLOUD_REGION, the key file's project, GOOGLE_CLOUD_PROJECT", async () => {
     const env = { GOOGLE_APPLICATION_CREDENTIALS: servers.key.path, GOOGLE_CLOUD_REGION: 'europe-west4', GOOGLE_CLOUD_PROJECT: 'env-project-1' };
     const fromEnv = createGcpEnvironment({ env });
     expect([fromEnv.region, fromEnv.regionSource, await fromEnv.resolveProject(ctx())]).toEqual(['europe-west4', 'GOOGLE_CLOUD_REGION', TEST_PROJECT]);
@@ -122,7 +122,13 @@ describe('GCP environment', () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const real = JSON.parse((await import('node:fs')).readFileSync(servers.key.path, 'utf8')) as Record<string, unknown>;
     const forged = join(dir, 'forged.json');
-    writeFileSync(forged, JSON.stringify({ ...real, private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }));
+    writeFileSync(
+      forged,
+      JSON.stringify({
+        ...real,
+        private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      }),
+    );
     const error = await rejection(createGcpEnvironment({ region: 'us-central1', keyFile: forged }).verify(ctx()));
     expect(error.code).toBe('gcp.credentials_rejected');
   });

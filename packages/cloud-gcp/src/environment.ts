@@ -97,7 +97,10 @@ function invalid(subject: string, issues: LaunchValidationError['issues']): Laun
 export function parseWith<S extends z.ZodType>(schema: S, input: unknown, subject: string, keys: string[]): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
-  throw invalid(subject, zodIssues(result.error, input, (key) => closest(key, keys)));
+  throw invalid(
+    subject,
+    zodIssues(result.error, input, (key) => closest(key, keys)),
+  );
 }
 
 function keyFileError(path: string, source: string, what: string): LaunchError {
@@ -130,17 +133,31 @@ export function readKeyFile(path: string, source: string): KeyFile {
   const file = json as Record<string, unknown>;
   if (typeof file.type !== 'string') throw keyFileError(path, source, 'has no "type" (expected "service_account", "external_account" or "authorized_user")');
   if (file.type === 'service_account') {
-    if (typeof file.client_email !== 'string' || !file.client_email.includes('@')) throw keyFileError(path, source, 'has no "client_email" (a service-account e-mail)');
-    if (typeof file.private_key !== 'string' || !/-----BEGIN (?:RSA )?PRIVATE KEY-----/.test(file.private_key)) throw keyFileError(path, source, 'has no "private_key" in PEM form (value hidden)');
-    if (file.token_uri !== undefined && (typeof file.token_uri !== 'string' || !/^https?:\/\//.test(file.token_uri))) throw keyFileError(path, source, `has a "token_uri" that is not a URL (found ${describeValue(file.token_uri, 80)})`);
+    if (typeof file.client_email !== 'string' || !file.client_email.includes('@'))
+      throw keyFileError(path, source, 'has no "client_email" (a service-account e-mail)');
+    if (typeof file.private_key !== 'string' || !/-----BEGIN (?:RSA )?PRIVATE KEY-----/.test(file.private_key))
+      throw keyFileError(path, source, 'has no "private_key" in PEM form (value hidden)');
+    if (file.token_uri !== undefined && (typeof file.token_uri !== 'string' || !/^https?:\/\//.test(file.token_uri)))
+      throw keyFileError(path, source, `has a "token_uri" that is not a URL (found ${describeValue(file.token_uri, 80)})`);
   }
   return file as unknown as KeyFile;
 }
 
 function resolveRegion(region: string | undefined, env: Record<string, string | undefined>): { region: string; source: string } {
-  const found = region ? { region, source: 'options' } : env.GOOGLE_CLOUD_REGION ? { region: env.GOOGLE_CLOUD_REGION, source: 'GOOGLE_CLOUD_REGION' } : undefined;
+  const found = region
+    ? { region, source: 'options' }
+    : env.GOOGLE_CLOUD_REGION
+      ? { region: env.GOOGLE_CLOUD_REGION, source: 'GOOGLE_CLOUD_REGION' }
+      : undefined;
   if (!found) {
-    throw invalid('GCP environment', [{ path: 'region', expected: 'a GCP region such as us-central1', found: 'nothing', message: 'no region: set environment.region in the config, or GOOGLE_CLOUD_REGION' }]);
+    throw invalid('GCP environment', [
+      {
+        path: 'region',
+        expected: 'a GCP region such as us-central1',
+        found: 'nothing',
+        message: 'no region: set environment.region in the config, or GOOGLE_CLOUD_REGION',
+      },
+    ]);
   }
   if (!GCP_REGION_PATTERN.test(found.region)) {
     const suggestion = suggestGcpRegion(found.region);
@@ -162,19 +179,42 @@ export function tokenError(error: unknown, credentialSource: string, stage: 'age
   if (isAbortError(error)) return cancelledError('gcp.cancelled', 'GCP access token', stage);
   const info = gcpErrorInfo(error);
   if (/Could not load the default credentials|Unable to detect a Project Id/i.test(info.message)) {
-    return new LaunchError({ code: 'gcp.no_credentials', stage, category: 'PermissionDenied', retryable: false, message: `no Google Cloud credentials found: Application Default Credentials tried ${ADC_CHAIN_TEXT}`, hint: 'set GOOGLE_APPLICATION_CREDENTIALS to a service-account key, run on GKE with workload identity, or run gcloud auth application-default login', cause: safeCause(error) });
+    return new LaunchError({
+      code: 'gcp.no_credentials',
+      stage,
+      category: 'PermissionDenied',
+      retryable: false,
+      message: `no Google Cloud credentials found: Application Default Credentials tried ${ADC_CHAIN_TEXT}`,
+      hint: 'set GOOGLE_APPLICATION_CREDENTIALS to a service-account key, run on GKE with workload identity, or run gcloud auth application-default login',
+      cause: safeCause(error),
+    });
   }
   if (isNetworkError(error)) {
-    return new LaunchError({ code: 'gcp.unavailable', stage, retryable: true, message: `the Google token endpoint did not answer (${info.networkCode}) for ${credentialSource}`, hint: 'check the network path to oauth2.googleapis.com (or the key file\'s token_uri), or to the metadata server', cause: safeCause(error) });
+    return new LaunchError({
+      code: 'gcp.unavailable',
+      stage,
+      retryable: true,
+      message: `the Google token endpoint did not answer (${info.networkCode}) for ${credentialSource}`,
+      hint: "check the network path to oauth2.googleapis.com (or the key file's token_uri), or to the metadata server",
+      cause: safeCause(error),
+    });
   }
-  const rejected = info.status === 400 || info.status === 401 || info.status === 403 || info.reason === 'invalid_grant' || info.reason === 'invalid_client' || info.reason === 'unauthorized_client';
+  const rejected =
+    info.status === 400 ||
+    info.status === 401 ||
+    info.status === 403 ||
+    info.reason === 'invalid_grant' ||
+    info.reason === 'invalid_client' ||
+    info.reason === 'unauthorized_client';
   return new LaunchError({
     code: rejected ? 'gcp.credentials_rejected' : 'gcp.token_failed',
     stage,
     category: 'PermissionDenied',
     retryable: !rejected && (info.status === undefined || info.status >= 500),
     message: `Google refused an access token for ${credentialSource}: ${info.reason ?? 'error'}${info.status ? ` (HTTP ${info.status})` : ''}`,
-    hint: rejected ? 'the key was found but rejected: check the service-account key is not deleted or disabled (gcloud iam service-accounts keys list), and the machine clock is right' : 'see the cause',
+    hint: rejected
+      ? 'the key was found but rejected: check the service-account key is not deleted or disabled (gcloud iam service-accounts keys list), and the machine clock is right'
+      : 'see the cause',
     cause: safeCause(error),
   });
 }
@@ -220,7 +260,8 @@ export function createGcpEnvironment(options: GcpEnvironmentOptions = {}): GcpEn
       const tokenUri = keyFile.token_uri;
       if (tokenUri && !GOOGLE_TOKEN_URLS.includes(tokenUri)) {
         const request = transporter.request.bind(transporter) as (o: { url?: string }) => unknown;
-        (transporter as { request: unknown }).request = (o: { url?: string }) => request(typeof o.url === 'string' && GOOGLE_TOKEN_URLS.includes(o.url) ? { ...o, url: tokenUri } : o);
+        (transporter as { request: unknown }).request = (o: { url?: string }) =>
+          request(typeof o.url === 'string' && GOOGLE_TOKEN_URLS.includes(o.url) ? { ...o, url: tokenUri } : o);
       }
       return new auth.JWT({ email: keyFile.client_email, key: keyFile.private_key, keyId: keyFile.private_key_id, scopes, transporter });
     }
@@ -246,7 +287,13 @@ export function createGcpEnvironment(options: GcpEnvironmentOptions = {}): GcpEn
       const got: unknown = await c.getAccessToken();
       const token = typeof got === 'string' ? got : (got as { token?: unknown } | null | undefined)?.token;
       if (typeof token !== 'string' || token === '') {
-        throw new LaunchError({ code: 'gcp.protocol', stage, category: 'PermissionDenied', message: `the Google token endpoint answered without an access token for ${credentialSource}`, hint: 'check the key file\'s token_uri is Google\'s OAuth2 token endpoint' });
+        throw new LaunchError({
+          code: 'gcp.protocol',
+          stage,
+          category: 'PermissionDenied',
+          message: `the Google token endpoint answered without an access token for ${credentialSource}`,
+          hint: "check the key file's token_uri is Google's OAuth2 token endpoint",
+        });
       }
       const credentials = 'credentials' in c ? (c as AuthClient).credentials : undefined;
       const expiry = typeof credentials?.expiry_date === 'number' ? credentials.expiry_date : now() + 3600_000;
@@ -286,7 +333,13 @@ export function createGcpEnvironment(options: GcpEnvironmentOptions = {}): GcpEn
         }
       }
       if (envProject) return envProject;
-      throw new LaunchError({ code: 'gcp.no_project', stage: 'agent', category: 'InvalidSpec', message: `no GCP project: set environment.project in the config; ${credentialSource} names none and GOOGLE_CLOUD_PROJECT is unset`, hint: 'add project: <project-id> under environment' });
+      throw new LaunchError({
+        code: 'gcp.no_project',
+        stage: 'agent',
+        category: 'InvalidSpec',
+        message: `no GCP project: set environment.project in the config; ${credentialSource} names none and GOOGLE_CLOUD_PROJECT is unset`,
+        hint: 'add project: <project-id> under environment',
+      });
     },
 
     async verify(ctx) {

@@ -12,15 +12,17 @@ export interface GcpErrorInfo {
 
 /** The HTTP status, reason and message of a gaxios / ApiError / OAuth error. */
 export function gcpErrorInfo(error: unknown): GcpErrorInfo {
-  const e = (error ?? {}) as { code?: unknown; status?: unknown; message?: unknown; errors?: Array<{ reason?: unknown }>; response?: { status?: unknown; data?: unknown } };
-  const status = typeof e.code === 'number' ? e.code : typeof e.status === 'number' ? e.status : typeof e.response?.status === 'number' ? e.response.status : undefined;
+  const e = (error ?? {}) as {
+    code?: unknown;
+    status?: unknown;
+    message?: unknown;
+    errors?: Array<{ reason?: unknown }>;
+    response?: { status?: unknown; data?: unknown };
+  };
+  const status =
+    typeof e.code === 'number' ? e.code : typeof e.status === 'number' ? e.status : typeof e.response?.status === 'number' ? e.response.status : undefined;
   const data = e.response?.data as { error?: unknown } | undefined;
-  const reason =
-    typeof e.errors?.[0]?.reason === 'string'
-      ? e.errors[0].reason
-      : typeof data?.error === 'string'
-        ? data.error
-        : undefined;
+  const reason = typeof e.errors?.[0]?.reason === 'string' ? e.errors[0].reason : typeof data?.error === 'string' ? data.error : undefined;
   const networkCode = typeof e.code === 'string' && /^E[A-Z_]+$/.test(e.code) ? e.code : undefined;
   return { status, reason, message: typeof e.message === 'string' ? e.message : String(error), networkCode };
 }
@@ -61,4 +63,4 @@ export function cancelledError(code: string, what: string, stage: Stage): Launch
 
 /** Where Application Default Credentials look, in their order. */
 export const ADC_CHAIN_TEXT =
-  'GOOGLE_APPLICATION_CREDENTIALS (a service-account key or a workload-identity-federation config file), gcloud\'s application_default_credentials.json, and the GCE / GKE metadata server (workload identity)';
+  "GOOGLE_APPLICATION_CREDENTIALS (a service-account key or a workload-identity-federation config file), gcloud's application_default_credentials.json, and the GCE / GKE metadata server (workload identity)";

@@ -60,7 +60,8 @@ describeRegistry('gar (Artifact Registry test server, access token)', async () =
   // The conformance suite compares credentials() with a known password: this token server issues a fixed token.
   servers.oauth.fixToken(FIXED_TOKEN);
   const env = createGcpEnvironment({ region: REGION });
-  const make = (environment: GcpEnvironment) => createGarRegistry({ uri: `${HOST}/${TEST_PROJECT}/launch/conformance`, environment, endpoint: servers.gar.endpoint });
+  const make = (environment: GcpEnvironment) =>
+    createGarRegistry({ uri: `${HOST}/${TEST_PROJECT}/launch/conformance`, environment, endpoint: servers.gar.endpoint });
   return {
     registry: make(env),
     push: async (tag: string) => {
@@ -78,7 +79,7 @@ describe('Artifact Registry against the test servers', () => {
     await started;
   });
 
-  it('credentials() is oauth2accesstoken and a token from the key file\'s token_uri, fetched once while it is fresh', async () => {
+  it("credentials() is oauth2accesstoken and a token from the key file's token_uri, fetched once while it is fresh", async () => {
     const env = createGcpEnvironment({ region: REGION });
     const reg = createGarRegistry({ uri: `https://${HOST}/${TEST_PROJECT}/launch/images`, environment: env, endpoint: servers.gar.endpoint });
     const before = servers.oauth.requests;
@@ -136,7 +137,7 @@ describe('Artifact Registry against the test servers', () => {
   });
 });
 
-describe('Artifact Registry options (W&B\'s URI rules)', () => {
+describe("Artifact Registry options (W&B's URI rules)", () => {
   beforeAll(async () => {
     await started;
   });
@@ -150,7 +151,7 @@ describe('Artifact Registry options (W&B\'s URI rules)', () => {
     throw new Error('expected the factory to refuse the options');
   };
 
-  it('accepts the uri with or without https://, and the parts with the environment\'s project', () => {
+  it("accepts the uri with or without https://, and the parts with the environment's project", () => {
     expect(createGarRegistry({ uri: `https://${HOST}/${TEST_PROJECT}/launch/images`, environment: gcp }).uri).toBe(`${HOST}/${TEST_PROJECT}/launch/images`);
     const parts = createGarRegistry({ region: 'europe-west4', repository: 'launch', imageName: 'images', environment: gcp });
     expect(parts.uri).toBe(`europe-west4-docker.pkg.dev/${TEST_PROJECT}/launch/images`);

@@ -64,7 +64,12 @@ const isTimeout = (error: unknown) => (error as { name?: unknown } | null)?.name
 function referenceOf(imageUri: string, repo: GarRepository): string {
   const stripped = typeof imageUri === 'string' ? imageUri.replace(/^https:\/\//, '') : '';
   if (!stripped.startsWith(repo.uri)) {
-    throw new LaunchError({ code: 'registry.wrong_registry', stage: 'build', message: `image ${describeValue(imageUri, 200)} is not in the Artifact Registry repository ${repo.uri}`, hint: `check images against the registry they are pushed to (${repo.uri}:<tag>)` });
+    throw new LaunchError({
+      code: 'registry.wrong_registry',
+      stage: 'build',
+      message: `image ${describeValue(imageUri, 200)} is not in the Artifact Registry repository ${repo.uri}`,
+      hint: `check images against the registry they are pushed to (${repo.uri}:<tag>)`,
+    });
   }
   const rest = stripped.slice(repo.uri.length);
   if (rest === '') return 'latest';
@@ -73,9 +78,20 @@ function referenceOf(imageUri: string, repo: GarRepository): string {
   const tag = /^:(\w[\w.-]{0,127})$/.exec(rest);
   if (tag) return tag[1]!;
   if (/^[/\w.-]/.test(rest)) {
-    throw new LaunchError({ code: 'registry.wrong_registry', stage: 'build', message: `image ${describeValue(imageUri, 200)} is not in the Artifact Registry repository ${repo.uri}`, hint: `check images against the registry they are pushed to (${repo.uri}:<tag>)` });
+    throw new LaunchError({
+      code: 'registry.wrong_registry',
+      stage: 'build',
+      message: `image ${describeValue(imageUri, 200)} is not in the Artifact Registry repository ${repo.uri}`,
+      hint: `check images against the registry they are pushed to (${repo.uri}:<tag>)`,
+    });
   }
-  throw new LaunchError({ code: 'registry.invalid_reference', stage: 'build', category: 'InvalidSpec', message: `image ${describeValue(imageUri, 200)} has an invalid tag or digest ${describeValue(rest)}`, hint: 'tags are up to 128 of letters, digits, _ . -; digests are @sha256:<64 hex>' });
+  throw new LaunchError({
+    code: 'registry.invalid_reference',
+    stage: 'build',
+    category: 'InvalidSpec',
+    message: `image ${describeValue(imageUri, 200)} has an invalid tag or digest ${describeValue(rest)}`,
+    hint: 'tags are up to 128 of letters, digits, _ . -; digests are @sha256:<64 hex>',
+  });
 }
 
 /**
@@ -100,7 +116,19 @@ export function createGarRegistry(options: GarRegistryOptions): GarRegistry {
   let repo: GarRepository;
   if (opts.uri) {
     if ([opts.region, opts.project, opts.repository, opts.imageName].some((p) => p !== undefined)) {
-      throw new LaunchValidationError({ code: 'registry.invalid_uri', stage: 'agent', subject: 'Artifact Registry options', issues: [{ path: 'uri', expected: 'uri, or region + repository + imageName (+ project)', found: 'both', message: 'give either uri or region, repository, imageName and project, not both' }] });
+      throw new LaunchValidationError({
+        code: 'registry.invalid_uri',
+        stage: 'agent',
+        subject: 'Artifact Registry options',
+        issues: [
+          {
+            path: 'uri',
+            expected: 'uri, or region + repository + imageName (+ project)',
+            found: 'both',
+            message: 'give either uri or region, repository, imageName and project, not both',
+          },
+        ],
+      });
     }
     repo = parseGarUri(opts.uri);
   } else {
@@ -108,7 +136,17 @@ export function createGarRegistry(options: GarRegistryOptions): GarRegistry {
     const missing = (['region', 'repository', 'imageName'] as const).filter((k) => opts[k] === undefined);
     if (!project) missing.push('project' as never);
     if (missing.length) {
-      throw new LaunchValidationError({ code: 'registry.invalid_uri', stage: 'agent', subject: 'Artifact Registry options', issues: missing.map((k) => ({ path: k, expected: 'a string', found: 'nothing', message: 'missing: give uri, or all of region, repository, imageName and project (default the environment\'s)' })) });
+      throw new LaunchValidationError({
+        code: 'registry.invalid_uri',
+        stage: 'agent',
+        subject: 'Artifact Registry options',
+        issues: missing.map((k) => ({
+          path: k,
+          expected: 'a string',
+          found: 'nothing',
+          message: "missing: give uri, or all of region, repository, imageName and project (default the environment's)",
+        })),
+      });
     }
     repo = garRepository({ region: opts.region!, project: project!, repository: opts.repository!, image: opts.imageName! }, 'repository');
   }
@@ -153,28 +191,60 @@ export function createGarRegistry(options: GarRegistryOptions): GarRegistry {
       const signals = [AbortSignal.timeout(timeoutMs), ...(ctx.signal ? [ctx.signal] : [])];
       let response: Response;
       try {
-        response = await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT }, signal: AbortSignal.any(signals), redirect: 'manual' });
+        response = await fetch(url, {
+          method: 'HEAD',
+          headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT },
+          signal: AbortSignal.any(signals),
+          redirect: 'manual',
+        });
       } catch (error) {
         if (ctx.signal?.aborted) throw cancelledError('registry.cancelled', `Artifact Registry manifest check for ${repo.uri}`, 'build');
         const code = (error as { cause?: { code?: unknown } }).cause?.code;
-        throw new LaunchError({ code: 'registry.unavailable', stage: 'build', retryable: true, message: `Artifact Registry ${repo.host} did not answer a manifest check for ${repo.uri} (${typeof code === 'string' ? code : isTimeout(error) ? `no answer in ${timeoutMs} ms` : (error as Error).name})`, hint: `check the network path to ${repo.host}${opts.endpoint ? ` (endpoint ${opts.endpoint})` : ''}` });
+        throw new LaunchError({
+          code: 'registry.unavailable',
+          stage: 'build',
+          retryable: true,
+          message: `Artifact Registry ${repo.host} did not answer a manifest check for ${repo.uri} (${typeof code === 'string' ? code : isTimeout(error) ? `no answer in ${timeoutMs} ms` : (error as Error).name})`,
+          hint: `check the network path to ${repo.host}${opts.endpoint ? ` (endpoint ${opts.endpoint})` : ''}`,
+        });
       }
       if (response.status === 200) return true;
       // HEAD answers carry no body: ask again with GET to tell a missing tag from a missing repository.
       if (response.status === 404) {
-        const again = await fetch(url, { method: 'GET', headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT }, signal: AbortSignal.any(signals) }).catch(() => undefined);
+        const again = await fetch(url, {
+          method: 'GET',
+          headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT },
+          signal: AbortSignal.any(signals),
+        }).catch(() => undefined);
         const body = again ? redactGcpText(await again.text().catch(() => '')).slice(0, 500) : '';
         if (again?.status === 200) return true;
         if (/NAME_UNKNOWN/.test(body)) {
-          throw new LaunchError({ code: 'registry.repository_not_found', stage: 'build', category: 'RegistryAuth', message: `Artifact Registry repository "${repo.repository}" does not exist in project ${repo.project}, location ${repo.region}`, hint: `create it (gcloud artifacts repositories create ${repo.repository} --repository-format=docker --location=${repo.region} --project=${repo.project}), or fix the destination` });
+          throw new LaunchError({
+            code: 'registry.repository_not_found',
+            stage: 'build',
+            category: 'RegistryAuth',
+            message: `Artifact Registry repository "${repo.repository}" does not exist in project ${repo.project}, location ${repo.region}`,
+            hint: `create it (gcloud artifacts repositories create ${repo.repository} --repository-format=docker --location=${repo.region} --project=${repo.project}), or fix the destination`,
+          });
         }
         return false;
       }
       if (response.status === 401 || response.status === 403) {
-        const body = response.status === 403 ? await fetch(url, { method: 'GET', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.any(signals) }).then((r) => r.text()).catch(() => '') : '';
+        const body =
+          response.status === 403
+            ? await fetch(url, { method: 'GET', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.any(signals) })
+                .then((r) => r.text())
+                .catch(() => '')
+            : '';
         throw authError(response.status, body || (response.status === 401 ? 'UNAUTHORIZED' : 'DENIED'));
       }
-      throw new LaunchError({ code: 'registry.protocol', stage: 'build', retryable: response.status >= 500 || response.status === 429, message: `Artifact Registry ${repo.host} answered HTTP ${response.status} to a manifest check for ${repo.uri}`, hint: response.status >= 500 ? 'the registry failed: retry later' : 'see the registry\'s answer' });
+      throw new LaunchError({
+        code: 'registry.protocol',
+        stage: 'build',
+        retryable: response.status >= 500 || response.status === 429,
+        message: `Artifact Registry ${repo.host} answered HTTP ${response.status} to a manifest check for ${repo.uri}`,
+        hint: response.status >= 500 ? 'the registry failed: retry later' : "see the registry's answer",
+      });
     },
   };
   return registry;

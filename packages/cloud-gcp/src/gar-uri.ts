@@ -2,7 +2,8 @@ import { describeValue, LaunchValidationError } from '@launch/core';
 import { GAR_MULTI_REGIONS, GCP_REGIONS, suggestGcpRegion } from './regions.js';
 
 /** W&B's Artifact Registry regex (`wandb/sdk/launch/utils.py` `GCP_ARTIFACT_REGISTRY_URI_REGEX`), matched from the start. */
-export const WANDB_GAR_PATTERN = /^(?:https:\/\/)?(?<region>[\w-]+)-docker\.pkg\.dev\/(?<project>[\w-]+)\/(?<repository>[\w-]+)\/?(?<image_name>[\w-]+)?(?<tag>:.*)?$/;
+export const WANDB_GAR_PATTERN =
+  /^(?:https:\/\/)?(?<region>[\w-]+)-docker\.pkg\.dev\/(?<project>[\w-]+)\/(?<repository>[\w-]+)\/?(?<image_name>[\w-]+)?(?<tag>:.*)?$/;
 
 /** An Artifact Registry image repository: `<region>-docker.pkg.dev/<project>/<repository>/<image>`. */
 export interface GarRepository {
@@ -19,7 +20,12 @@ export interface GarRepository {
 const FORM = '<region>-docker.pkg.dev/<project>/<repository>/<image>';
 
 function bad(path: string, found: unknown, message: string): LaunchValidationError {
-  return new LaunchValidationError({ code: 'registry.invalid_uri', stage: 'agent', subject: 'Artifact Registry', issues: [{ path, expected: FORM, found: describeValue(found, 120), message }] });
+  return new LaunchValidationError({
+    code: 'registry.invalid_uri',
+    stage: 'agent',
+    subject: 'Artifact Registry',
+    issues: [{ path, expected: FORM, found: describeValue(found, 120), message }],
+  });
 }
 
 /** Checks the parts (Artifact Registry's naming rules) and builds the repository. */
@@ -29,9 +35,16 @@ export function garRepository(parts: { region: string; project: string; reposito
     const suggestion = suggestGcpRegion(region, [...GCP_REGIONS, ...GAR_MULTI_REGIONS]);
     throw bad(path, region, `region ${describeValue(region)} is not an Artifact Registry location${suggestion ? ` (did you mean "${suggestion}"?)` : ''}`);
   }
-  if (!/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(project)) throw bad(path, project, `project ${describeValue(project)} is not a project id (6–30 lower-case letters, digits and hyphens, starting with a letter)`);
-  if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(repository)) throw bad(path, repository, `repository ${describeValue(repository)} is not an Artifact Registry repository name (lower-case letters, digits and hyphens, starting with a letter, up to 63)`);
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(image)) throw bad(path, image, `image ${describeValue(image)} is not an image name (lower-case letters, digits and . _ - separators)`);
+  if (!/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/.test(project))
+    throw bad(path, project, `project ${describeValue(project)} is not a project id (6–30 lower-case letters, digits and hyphens, starting with a letter)`);
+  if (!/^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(repository))
+    throw bad(
+      path,
+      repository,
+      `repository ${describeValue(repository)} is not an Artifact Registry repository name (lower-case letters, digits and hyphens, starting with a letter, up to 63)`,
+    );
+  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(image))
+    throw bad(path, image, `image ${describeValue(image)} is not an image name (lower-case letters, digits and . _ - separators)`);
   const host = `${region}-docker.pkg.dev`;
   return { region, project, repository, image, host, uri: `${host}/${project}/${repository}/${image}` };
 }

@@ -66,7 +66,9 @@ async function read(uri: string): Promise<NodeJS.ReadableStream | null> {
   const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
   if (!m) throw new Error(`not a gs uri: ${uri}`);
   const { token } = await gcp.accessToken(ctx());
-  const response = await fetch(`${servers.gcs.endpoint}/storage/v1/b/${m[1]}/o/${encodeURIComponent(m[2]!)}?alt=media`, { headers: { authorization: `Bearer ${token}` } });
+  const response = await fetch(`${servers.gcs.endpoint}/storage/v1/b/${m[1]}/o/${encodeURIComponent(m[2]!)}?alt=media`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   if (response.status === 404) return null;
   if (!response.ok || !response.body) throw new Error(`read ${uri}: HTTP ${response.status}`);
   return Readable.fromWeb(response.body as never);
@@ -113,7 +115,7 @@ describe('GCS context store against the test server', () => {
     expect(error.hint).toContain('gs://missing-bucket-x/p');
   });
 
-  it('verify on a bucket the account may not use: 403, naming the seed\'s four permissions', async () => {
+  it("verify on a bucket the account may not use: 403, naming the seed's four permissions", async () => {
     const error = await rejection(store({ uri: `gs://${DENIED}/p` }).verify(ctx()));
     expect(error.code).toBe('context_store.forbidden');
     expect(error.category).toBe('ContextUpload');
@@ -200,7 +202,9 @@ describe('GCS context store options', () => {
   });
 
   it('refuses unknown keys and a missing environment, naming the field', () => {
-    expect(invalid({ environment: gcp, uri: 'gs://bucket/p', apiEndPoint: 'http://x' }).message).toContain('unknown key "apiEndPoint" (did you mean "apiEndpoint"?)');
+    expect(invalid({ environment: gcp, uri: 'gs://bucket/p', apiEndPoint: 'http://x' }).message).toContain(
+      'unknown key "apiEndPoint" (did you mean "apiEndpoint"?)',
+    );
     expect(invalid({ uri: 'gs://bucket/p' }).issues[0]!.path).toBe('environment');
     expect(invalid({ environment: gcp, uri: 'gs://bucket/p', chunkSizeMiB: 0 }).issues[0]!.path).toBe('chunkSizeMiB');
   });
@@ -215,7 +219,9 @@ it('the package loads no Google library until a factory makes a call', () => {
   for (const file of sources) {
     const text = readFileSync(join(dir, file), 'utf8');
     // Only `import type` (erased) and import() may name the libraries.
-    const staticImports = [...text.matchAll(/^import\s+(?!type\b)[^;]*from\s+'(@google-cloud\/[^']+|google-auth-library|gaxios|gcp-metadata)'/gm)].map((m) => `${file}: ${m[1]}`);
+    const staticImports = [...text.matchAll(/^import\s+(?!type\b)[^;]*from\s+'(@google-cloud\/[^']+|google-auth-library|gaxios|gcp-metadata)'/gm)].map(
+      (m) => `${file}: ${m[1]}`,
+    );
     expect(staticImports).toEqual([]);
   }
 });

@@ -19,7 +19,11 @@ export const GCS_CONTEXT_PERMISSIONS = ['storage.buckets.get', 'storage.objects.
 const OAUTH_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client', 'unsupported_grant_type', 'invalid_scope']);
 
 export const isGcpEnvironment = (v: unknown): v is GcpEnvironment =>
-  typeof v === 'object' && v !== null && (v as GcpEnvironment).type === 'gcp' && typeof (v as GcpEnvironment).accessToken === 'function' && typeof (v as GcpEnvironment).authClient === 'function';
+  typeof v === 'object' &&
+  v !== null &&
+  (v as GcpEnvironment).type === 'gcp' &&
+  typeof (v as GcpEnvironment).accessToken === 'function' &&
+  typeof (v as GcpEnvironment).authClient === 'function';
 
 const optionsSchema = z
   .object({
@@ -100,7 +104,13 @@ export function createGcsContextStore(options: GcsContextStoreOptions): GcsConte
     const full = prefix ? `${prefix}/${key}` : key;
     const fullProblem = problem ?? objectNameProblemOf(full);
     if (fullProblem) {
-      throw new LaunchError({ code: 'context_store.invalid_key', stage: 'build', category: 'ContextUpload', message: `GCS context store ${where}: key ${describeValue(key, 120)} ${fullProblem}`, hint: 'use keys of letters, digits and - _ . / (such as <run id>.tgz)' });
+      throw new LaunchError({
+        code: 'context_store.invalid_key',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `GCS context store ${where}: key ${describeValue(key, 120)} ${fullProblem}`,
+        hint: 'use keys of letters, digits and - _ . / (such as <run id>.tgz)',
+      });
     }
     return full;
   };
@@ -112,25 +122,77 @@ export function createGcsContextStore(options: GcsContextStoreOptions): GcsConte
     const info = gcpErrorInfo(error);
     if ((info.reason && OAUTH_ERRORS.has(info.reason)) || /Could not load the default credentials/i.test(info.message)) {
       const e = tokenError(error, `GCS context store ${where}`, 'build');
-      return new LaunchError({ code: e.code, stage: 'build', category: 'ContextUpload', retryable: e.retryable, message: e.message, hint: e.hint, cause: e.cause as Error | undefined });
+      return new LaunchError({
+        code: e.code,
+        stage: 'build',
+        category: 'ContextUpload',
+        retryable: e.retryable,
+        message: e.message,
+        hint: e.hint,
+        cause: e.cause as Error | undefined,
+      });
     }
     const cause = safeCause(error);
     if (isNetworkError(error)) {
-      return new LaunchError({ code: 'context_store.unavailable', stage: 'build', category: 'ContextUpload', retryable: true, message: `GCS did not answer ${action} for ${where} (${info.networkCode})`, hint: `check the network path to storage.googleapis.com${opts.apiEndpoint ? ` (endpoint ${opts.apiEndpoint})` : ''}`, cause });
+      return new LaunchError({
+        code: 'context_store.unavailable',
+        stage: 'build',
+        category: 'ContextUpload',
+        retryable: true,
+        message: `GCS did not answer ${action} for ${where} (${info.networkCode})`,
+        hint: `check the network path to storage.googleapis.com${opts.apiEndpoint ? ` (endpoint ${opts.apiEndpoint})` : ''}`,
+        cause,
+      });
     }
     if (info.status === 404 && action === 'get bucket') {
-      return new LaunchError({ code: 'context_store.bucket_not_found', stage: 'build', category: 'ContextUpload', message: `GCS bucket "${bucket}" does not exist (get bucket answered 404)`, hint: `create the bucket (gcloud storage buckets create gs://${bucket}), or fix build-context-store (found ${where})`, cause });
+      return new LaunchError({
+        code: 'context_store.bucket_not_found',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `GCS bucket "${bucket}" does not exist (get bucket answered 404)`,
+        hint: `create the bucket (gcloud storage buckets create gs://${bucket}), or fix build-context-store (found ${where})`,
+        cause,
+      });
     }
     if (info.status === 404 && /bucket does not exist/i.test(info.message)) {
-      return new LaunchError({ code: 'context_store.bucket_not_found', stage: 'build', category: 'ContextUpload', message: `GCS bucket "${bucket}" does not exist (${action} answered 404)`, hint: `create the bucket, or fix build-context-store (found ${where})`, cause });
+      return new LaunchError({
+        code: 'context_store.bucket_not_found',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `GCS bucket "${bucket}" does not exist (${action} answered 404)`,
+        hint: `create the bucket, or fix build-context-store (found ${where})`,
+        cause,
+      });
     }
     if (info.status === 401) {
-      return new LaunchError({ code: 'context_store.credentials_rejected', stage: 'build', category: 'ContextUpload', message: `GCS rejected the access token for bucket "${bucket}": ${action} answered 401`, hint: 'the token was refused: check the credentials the agent uses (GOOGLE_APPLICATION_CREDENTIALS, workload identity); they are not shown here', cause });
+      return new LaunchError({
+        code: 'context_store.credentials_rejected',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `GCS rejected the access token for bucket "${bucket}": ${action} answered 401`,
+        hint: 'the token was refused: check the credentials the agent uses (GOOGLE_APPLICATION_CREDENTIALS, workload identity); they are not shown here',
+        cause,
+      });
     }
     if (info.status === 403) {
-      return new LaunchError({ code: 'context_store.forbidden', stage: 'build', category: 'ContextUpload', message: `access denied to GCS bucket "${bucket}": ${action} answered 403 (needs ${permission})`, hint: `grant the agent's service account ${permissionText} (for example roles/storage.objectUser plus storage.buckets.get); a 403 also comes from a bucket in another project whose IAM policy does not name this principal`, cause });
+      return new LaunchError({
+        code: 'context_store.forbidden',
+        stage: 'build',
+        category: 'ContextUpload',
+        message: `access denied to GCS bucket "${bucket}": ${action} answered 403 (needs ${permission})`,
+        hint: `grant the agent's service account ${permissionText} (for example roles/storage.objectUser plus storage.buckets.get); a 403 also comes from a bucket in another project whose IAM policy does not name this principal`,
+        cause,
+      });
     }
-    return new LaunchError({ code: 'context_store.failed', stage: 'build', category: 'ContextUpload', retryable: info.status === undefined || info.status >= 500 || info.status === 429, message: `GCS ${action} on ${where} failed: ${info.reason ?? 'error'}${info.status ? ` (HTTP ${info.status})` : ''}`, hint: 'see the cause', cause });
+    return new LaunchError({
+      code: 'context_store.failed',
+      stage: 'build',
+      category: 'ContextUpload',
+      retryable: info.status === undefined || info.status >= 500 || info.status === 429,
+      message: `GCS ${action} on ${where} failed: ${info.reason ?? 'error'}${info.status ? ` (HTTP ${info.status})` : ''}`,
+      hint: 'see the cause',
+      cause,
+    });
   };
 
   /** Streams `source` into a resumable upload of `name`. */
@@ -187,7 +249,13 @@ export function createGcsContextStore(options: GcsContextStoreOptions): GcsConte
         size = info.size;
       } catch (error) {
         const code = (error as { code?: string }).code ?? 'error';
-        throw new LaunchError({ code: 'context_store.no_file', stage: 'build', category: 'ContextUpload', message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file' : code}`, hint: 'the build context archive must exist before it is uploaded' });
+        throw new LaunchError({
+          code: 'context_store.no_file',
+          stage: 'build',
+          category: 'ContextUpload',
+          message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file' : code}`,
+          hint: 'the build context archive must exist before it is uploaded',
+        });
       }
       if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `GCS upload to ${where}`, 'build');
       const started = Date.now();
@@ -205,7 +273,13 @@ export function createGcsContextStore(options: GcsContextStoreOptions): GcsConte
     async delete(uri: string, ctx: CallContext): Promise<void> {
       const parts = splitGcsObjectUri(uri);
       if (!parts || parts.bucket !== bucket || (prefix && !parts.name.startsWith(`${prefix}/`))) {
-        throw new LaunchError({ code: 'context_store.foreign_uri', stage: 'build', category: 'ContextUpload', message: `GCS context store ${where} will not delete ${describeValue(uri, 200)}: it is not an object under ${where}/`, hint: 'delete only the URIs this store returned from upload' });
+        throw new LaunchError({
+          code: 'context_store.foreign_uri',
+          stage: 'build',
+          category: 'ContextUpload',
+          message: `GCS context store ${where} will not delete ${describeValue(uri, 200)}: it is not an object under ${where}/`,
+          hint: 'delete only the URIs this store returned from upload',
+        });
       }
       const gcs = await getStorage();
       try {

@@ -25,7 +25,8 @@ export function bucketProblemOf(bucket: string): string | undefined {
   const max = bucket.includes('.') ? 222 : 63;
   if (bucket.length < 3 || bucket.length > max) return `is ${bucket.length} characters long (3–${max})`;
   if (/[A-Z]/.test(bucket)) return 'has upper-case letters';
-  if (!/^[a-z0-9][a-z0-9._-]*[a-z0-9]$/.test(bucket)) return 'may hold only lower-case letters, digits, -, _ and ., and must start and end with a letter or digit';
+  if (!/^[a-z0-9][a-z0-9._-]*[a-z0-9]$/.test(bucket))
+    return 'may hold only lower-case letters, digits, -, _ and ., and must start and end with a letter or digit';
   if (bucket.split('.').some((part) => part.length > 63 || part === '')) return 'has a dot-separated part that is empty or longer than 63 characters';
   if (/^\d+\.\d+\.\d+\.\d+$/.test(bucket)) return 'is formatted as an IP address';
   if (bucket.startsWith('goog') || /g[o0][o0]gle/.test(bucket)) return 'starts with "goog" or contains "google" (reserved by GCS)';

@@ -42,9 +42,7 @@ export function planRun(spec: LaunchSpec, o: PlanRunOptions): RunRequest {
   // The `builder` sub-key configures the build, not the runner (W&B pops it).
   const { builder: _builder, ...rawArgs } = (spec.resource_args?.[o.resource] ?? {}) as Record<string, unknown>;
   const resourceArgs = fillMacros(rawArgs, vars);
-  const filledSpec: LaunchSpec = spec.additional_services
-    ? { ...spec, additional_services: fillMacros(spec.additional_services, vars) }
-    : spec;
+  const filledSpec: LaunchSpec = spec.additional_services ? { ...spec, additional_services: fillMacros(spec.additional_services, vars) } : spec;
   const wandbEnv = wandbRunEnv({
     spec,
     runId: o.runId,

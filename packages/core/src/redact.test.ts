@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { REDACTED, Redactor, isSecretEnvName } from './redact.js';
 
 describe('Redactor', () => {
-  it('learns a raw spec\'s API key and secret-looking env values, and nothing else', () => {
+  it("learns a raw spec's API key and secret-looking env values, and nothing else", () => {
     const r = new Redactor();
     r.addSpecSecrets({
       _wandb_api_key: 'spec-key-0123456789',
@@ -45,7 +45,7 @@ describe('Redactor', () => {
 });
 
 describe('Redactor scopes (per-job secrets)', () => {
-  it('redacts a live scope\'s secrets everywhere, and forgets them when the scope is released', () => {
+  it("redacts a live scope's secrets everywhere, and forgets them when the scope is released", () => {
     const r = new Redactor();
     r.add('agent-wide-key-123');
     const job = r.scope('item-1');
@@ -136,7 +136,7 @@ describe('Redactor scopes (per-job secrets)', () => {
   it('matches like the plain search it replaces, on random text and secrets', () => {
     // Reference: every character covered by some occurrence of some secret is hidden.
     let seed = 7;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
     const alphabet = 'ab-c';
     const word = (len: number) => Array.from({ length: len }, () => alphabet[rand(alphabet.length)]).join('');
     for (let round = 0; round < 200; round++) {
@@ -149,7 +149,10 @@ describe('Redactor scopes (per-job secrets)', () => {
       const redacted = r.redact(text);
       // Rebuild the expected text: each maximal run of overlapping occurrences becomes one REDACTED
       // (adjacent but not overlapping runs may become one or two; compare what stays in clear).
-      const clear = text.split('').filter((_, i) => !covered[i]).join('');
+      const clear = text
+        .split('')
+        .filter((_, i) => !covered[i])
+        .join('');
       expect(redacted.split(REDACTED).join(''), `${JSON.stringify(secrets)} in ${text}`).toBe(clear);
       for (const s of secrets) expect(redacted).not.toContain(s);
     }

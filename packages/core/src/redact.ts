@@ -170,7 +170,8 @@ export class Redactor {
     const n = this.holders.get(secret) ?? 0;
     this.holders.set(secret, n + 1);
     if (n > 0) return;
-    if (this.mainSecrets.has(secret)) this.stale--; // back in the set: `main` still has it
+    if (this.mainSecrets.has(secret))
+      this.stale--; // back in the set: `main` still has it
     else {
       this.recentSecrets.add(secret);
       this.recentDirty = true;

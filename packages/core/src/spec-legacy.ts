@@ -42,16 +42,18 @@ export const LEGACY_K8S_MOVES: Record<string, Move> = {
 
 /** Legacy keys that cannot be moved: each with what to write instead. */
 export const LEGACY_K8S_REFUSED: Record<string, string> = {
-  job_spec:
-    'W&B\'s old runner read a Job file named by job_spec; write the Job manifest itself as resource_args.kubernetes (apiVersion, kind, metadata, spec)',
+  job_spec: "W&B's old runner read a Job file named by job_spec; write the Job manifest itself as resource_args.kubernetes (apiVersion, kind, metadata, spec)",
   registry: 'the registry comes from the agent config: set builder.destination there',
-  security_context:
-    'the agent forces a restricted securityContext on every container and refuses securityContext in resource_args (as W&B does)',
+  security_context: 'the agent forces a restricted securityContext on every container and refuses securityContext in resource_args (as W&B does)',
 };
 
 const own = <T>(table: Record<string, T>, key: string): T | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
 
-const pathText = (to: string[]) => to.map((p) => (p === '*' ? '[*]' : /^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
+const pathText = (to: string[]) =>
+  to
+    .map((p) => (p === '*' ? '[*]' : /^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+    .join('')
+    .replace(/^\./, '');
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -114,7 +116,12 @@ export function legacyResourceArgIssues(raw: Record<string, unknown>): Validatio
     const path = `resource_args.kubernetes.${key}`;
     const refused = own(LEGACY_K8S_REFUSED, key);
     if (refused) {
-      out.push({ path, expected: 'a key of a Kubernetes manifest', found: `W&B's legacy key "${key}"`, message: `W&B's legacy flat key "${key}" is not supported: ${refused}` });
+      out.push({
+        path,
+        expected: 'a key of a Kubernetes manifest',
+        found: `W&B's legacy key "${key}"`,
+        message: `W&B's legacy flat key "${key}" is not supported: ${refused}`,
+      });
       continue;
     }
     const move = own(LEGACY_K8S_MOVES, key);
@@ -122,13 +129,33 @@ export function legacyResourceArgIssues(raw: Record<string, unknown>): Validatio
     const modern = pathText(move.to);
     const found = `W&B's legacy flat key "${key}"`;
     if (!job) {
-      out.push({ path, expected: 'a key of the manifest', found, message: `W&B's legacy flat key "${key}" only applied to plain Jobs; this manifest is a ${String(k8s['kind'] ?? '?')}: put it in its pod template` });
+      out.push({
+        path,
+        expected: 'a key of the manifest',
+        found,
+        message: `W&B's legacy flat key "${key}" only applied to plain Jobs; this manifest is a ${String(k8s['kind'] ?? '?')}: put it in its pod template`,
+      });
     } else if (!kindOk(move.kind, value)) {
-      out.push({ path, expected: KIND_TEXT[move.kind], found: describeValue(value), message: `W&B's legacy flat key "${key}" expects ${KIND_TEXT[move.kind]}, found ${describeValue(value)}; the modern form is ${modern}` });
+      out.push({
+        path,
+        expected: KIND_TEXT[move.kind],
+        found: describeValue(value),
+        message: `W&B's legacy flat key "${key}" expects ${KIND_TEXT[move.kind]}, found ${describeValue(value)}; the modern form is ${modern}`,
+      });
     } else if (existing(k8s, move.to)) {
-      out.push({ path, expected: 'one place for the value', found, message: `W&B's legacy flat key "${key}" and ${existing(k8s, move.to)} are both set: keep only ${modern}` });
+      out.push({
+        path,
+        expected: 'one place for the value',
+        found,
+        message: `W&B's legacy flat key "${key}" and ${existing(k8s, move.to)} are both set: keep only ${modern}`,
+      });
     } else {
-      out.push({ path, expected: modern, found, message: `W&B's legacy flat key "${key}": write it as ${modern} (normalizeLaunchSpec converts it with a warning)` });
+      out.push({
+        path,
+        expected: modern,
+        found,
+        message: `W&B's legacy flat key "${key}": write it as ${modern} (normalizeLaunchSpec converts it with a warning)`,
+      });
     }
   }
   return out;
@@ -168,10 +195,7 @@ function envList(value: unknown): unknown {
  * Returns a copy of the spec with every convertible legacy key moved (and a warning for each);
  * keys that cannot be converted are left for `parseLaunchSpec` to refuse.
  */
-export function convertLegacyResourceArgs(
-  raw: Record<string, unknown>,
-  warnings: { path: string; message: string }[],
-): Record<string, unknown> {
+export function convertLegacyResourceArgs(raw: Record<string, unknown>, warnings: { path: string; message: string }[]): Record<string, unknown> {
   const k8s = kubernetesArgs(raw);
   if (!k8s || !isJob(k8s)) return raw;
   const legacy = Object.keys(k8s).filter((key) => {

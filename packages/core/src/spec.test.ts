@@ -35,7 +35,9 @@ describe('parseLaunchSpec: what W&B sends is accepted', () => {
       name: 'run-a',
       docker: { docker_image: 'ghcr.io/acme/train:1', user_id: 1000 },
       resource: 'kubernetes',
-      resource_args: { kubernetes: { metadata: { namespace: 'ml' }, spec: { template: { spec: { containers: [{ resources: { limits: { 'nvidia.com/gpu': 1 } } }] } } } } },
+      resource_args: {
+        kubernetes: { metadata: { namespace: 'ml' }, spec: { template: { spec: { containers: [{ resources: { limits: { 'nvidia.com/gpu': 1 } } }] } } } },
+      },
     },
     'a popped item with the server-merged queue config': {
       job: 'acme/proj/job:v3',
@@ -71,7 +73,11 @@ describe('parseLaunchSpec: what W&B sends is accepted', () => {
       env: { SEED: '1' },
     },
     'a custom runner resource': { resource: 'slurm', resource_args: { slurm: { partition: 'gpu' } } },
-    'the local-process spec `enqueue -- CMD` builds': { resource: 'local-process', overrides: { entry_point: ['echo', 'hi'], working_dir: '/tmp' }, env: { A: 'b' } },
+    'the local-process spec `enqueue -- CMD` builds': {
+      resource: 'local-process',
+      overrides: { entry_point: ['echo', 'hi'], working_dir: '/tmp' },
+      env: { A: 'b' },
+    },
   };
   it.each(Object.entries(examples))('%s', (_name, spec) => {
     expect(parseLaunchSpec(spec)).toEqual(spec);
@@ -113,7 +119,7 @@ describe('parseLaunchSpec: bad input matrix', () => {
     ['an unrelated key', { completely_unrelated: 1 }, ['completely_unrelated: unknown key "completely_unrelated"']],
     ['queue in the spec', { queue: 'gpu' }, ['queue: unknown key "queue": the queue is chosen when the item is enqueued, not in the spec']],
     [
-      'W&B\'s old registry spec key',
+      "W&B's old registry spec key",
       { registry: { url: 'x' } },
       ['registry: unknown key "registry": the registry comes from the agent config (builder.destination), not from the spec (W&B\'s old `registry` spec key)'],
     ],
@@ -121,7 +127,11 @@ describe('parseLaunchSpec: bad input matrix', () => {
     ['overrides.config', { overrides: { config: {} } }, ['overrides.config: unknown key "config": write it as overrides.run_config']],
     ['docker.image', { docker: { image: 'x' } }, ['docker.image: unknown key "image": write it as docker.docker_image']],
     ['git typo', { git: { commit: 'abc' } }, ['git.commit: unknown key "commit"']],
-    ['entry_point as text', { overrides: { entry_point: 'python train.py' } }, ['overrides.entry_point: expected a list of strings (the command and its arguments), found "python train.py"']],
+    [
+      'entry_point as text',
+      { overrides: { entry_point: 'python train.py' } },
+      ['overrides.entry_point: expected a list of strings (the command and its arguments), found "python train.py"'],
+    ],
     ['args with a number', { overrides: { args: ['--lr', 0.1] } }, ['overrides.args[1]: expected a string, found number 0.1']],
     ['run_config a list', { overrides: { run_config: [1] } }, ['overrides.run_config: expected a mapping (the run config, WANDB_CONFIG), found an array of 1']],
     ['run id with a space', { run_id: 'a b' }, ['run_id: expected a run id of letters, digits, ".", "_" or "-" (at most 128), found "a b"']],
@@ -131,29 +141,57 @@ describe('parseLaunchSpec: bad input matrix', () => {
     [
       'resource typo',
       { resource: 'kubernets' },
-      ['resource: expected a resource name (local-container, local, local-process, kubernetes, sagemaker, vertex, gcp-vertex, or a lower-case name a custom runner declares), found "kubernets" (did you mean "kubernetes"?)'],
+      [
+        'resource: expected a resource name (local-container, local, local-process, kubernetes, sagemaker, vertex, gcp-vertex, or a lower-case name a custom runner declares), found "kubernets" (did you mean "kubernetes"?)',
+      ],
     ],
     [
       'resource not a name',
       { resource: 'Kubernetes Cluster' },
-      ['resource: expected a resource name (local-container, local, local-process, kubernetes, sagemaker, vertex, gcp-vertex, or a lower-case name a custom runner declares), found "Kubernetes Cluster"'],
+      [
+        'resource: expected a resource name (local-container, local, local-process, kubernetes, sagemaker, vertex, gcp-vertex, or a lower-case name a custom runner declares), found "Kubernetes Cluster"',
+      ],
     ],
     [
       'resource_args key typo',
       { resource_args: { 'local-proces': {} } },
-      ['resource_args.local-proces: expected a resource name (local-container, local, local-process, kubernetes, sagemaker, vertex, gcp-vertex, or a lower-case name a custom runner declares), found the key "local-proces" (did you mean "local-process"?)'],
+      [
+        'resource_args.local-proces: expected a resource name (local-container, local, local-process, kubernetes, sagemaker, vertex, gcp-vertex, or a lower-case name a custom runner declares), found the key "local-proces" (did you mean "local-process"?)',
+      ],
     ],
     [
       'a manifest directly under resource_args',
       { resource: 'kubernetes', resource_args: { apiVersion: 'batch/v1', kind: 'Job', spec: {} } },
-      ['resource_args: expected a mapping of resource names to their arguments, found "apiVersion", "kind", "spec" directly under resource_args: W&B keys resource_args by resource, so move them under resource_args.kubernetes'],
+      [
+        'resource_args: expected a mapping of resource names to their arguments, found "apiVersion", "kind", "spec" directly under resource_args: W&B keys resource_args by resource, so move them under resource_args.kubernetes',
+      ],
     ],
-    ['resource args not a mapping', { resource_args: { kubernetes: 'x' } }, ["resource_args.kubernetes: expected a mapping of the resource's arguments, found \"x\""]],
-    ['builder base image not text', { resource_args: { kubernetes: { builder: { cuda: { base_image: 3 } } } } }, ['resource_args.kubernetes.builder.cuda.base_image: expected an image reference, found number 3']],
-    ['builder typo', { resource_args: { kubernetes: { builder: { base_imag: 'x' } } } }, ['resource_args.kubernetes.builder.base_imag: unknown key "base_imag" (did you mean "base_image"?)']],
-    ['additional service without config', { additional_services: [{ manifest: {} }] }, ['additional_services[0].config: expected a Kubernetes manifest (a mapping), found nothing', 'additional_services[0].manifest: unknown key "manifest"']],
+    [
+      'resource args not a mapping',
+      { resource_args: { kubernetes: 'x' } },
+      ['resource_args.kubernetes: expected a mapping of the resource\'s arguments, found "x"'],
+    ],
+    [
+      'builder base image not text',
+      { resource_args: { kubernetes: { builder: { cuda: { base_image: 3 } } } } },
+      ['resource_args.kubernetes.builder.cuda.base_image: expected an image reference, found number 3'],
+    ],
+    [
+      'builder typo',
+      { resource_args: { kubernetes: { builder: { base_imag: 'x' } } } },
+      ['resource_args.kubernetes.builder.base_imag: unknown key "base_imag" (did you mean "base_image"?)'],
+    ],
+    [
+      'additional service without config',
+      { additional_services: [{ manifest: {} }] },
+      ['additional_services[0].config: expected a Kubernetes manifest (a mapping), found nothing', 'additional_services[0].manifest: unknown key "manifest"'],
+    ],
     ['template variable a list', { template_variables: { gpus: [1] } }, ['template_variables.gpus: expected a string or a number, found an array of 1']],
-    ['env with a bad name', { env: { '1BAD': 'x' } }, ['env.1BAD: expected an environment variable name (letters, digits and _, not starting with a digit), found the name "1BAD"']],
+    [
+      'env with a bad name',
+      { env: { '1BAD': 'x' } },
+      ['env.1BAD: expected an environment variable name (letters, digits and _, not starting with a digit), found the name "1BAD"'],
+    ],
     ['env value a number', { env: { A: 1 } }, ['env.A: expected a string, found number 1']],
     [
       'a sweep config',
@@ -173,14 +211,14 @@ describe('parseLaunchSpec: bad input matrix', () => {
     expect(messages(raw)).toEqual(expected);
   });
 
-  it('never shows the spec\'s API key', () => {
+  it("never shows the spec's API key", () => {
     const key = 'f'.repeat(40);
     const error = refusal({ _wandb_api_key: key, run_id: 'bad id', image: key });
     expect(error.message).not.toContain(key);
   });
 });
 
-describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () => {
+describe("normalizeLaunchSpec: W&B's legacy flat Kubernetes resource_args", () => {
   const k8s = (args: Record<string, unknown>) => ({ resource: 'kubernetes', resource_args: { kubernetes: args } });
   const converted = (args: Record<string, unknown>) => {
     const { spec, warnings } = normalizeLaunchSpec(k8s(args));
@@ -199,7 +237,26 @@ describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () 
     ['resource_requests', { memory: '1Gi' }, { spec: { template: { spec: { containers: [{ resources: { requests: { memory: '1Gi' } } }] } } } }],
     ['volume_mounts', [{ name: 'v', mountPath: '/d' }], { spec: { template: { spec: { containers: [{ volumeMounts: [{ name: 'v', mountPath: '/d' }] }] } } } }],
     ['container_name', 'main', { spec: { template: { spec: { containers: [{ name: 'main' }] } } } }],
-    ['env', { A: '1', B: 2 }, { spec: { template: { spec: { containers: [{ env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] }] } } } }],
+    [
+      'env',
+      { A: '1', B: 2 },
+      {
+        spec: {
+          template: {
+            spec: {
+              containers: [
+                {
+                  env: [
+                    { name: 'A', value: '1' },
+                    { name: 'B', value: '2' },
+                  ],
+                },
+              ],
+            },
+          },
+        },
+      },
+    ],
     ['env', [{ name: 'A', value: '1' }], { spec: { template: { spec: { containers: [{ env: [{ name: 'A', value: '1' }] }] } } } }],
   ])('converts %s (%j) with a warning', (key, value, manifest) => {
     const out = converted({ [key]: value });
@@ -211,7 +268,16 @@ describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () 
   it('applies container keys to every container of an existing manifest and keeps the rest', () => {
     const out = converted({ resource_limits: { cpu: '1' }, spec: { template: { spec: { containers: [{ name: 'a' }, { name: 'b', image: 'x' }] } } } });
     expect(out.manifest).toEqual({
-      spec: { template: { spec: { containers: [{ name: 'a', resources: { limits: { cpu: '1' } } }, { name: 'b', image: 'x', resources: { limits: { cpu: '1' } } }] } } },
+      spec: {
+        template: {
+          spec: {
+            containers: [
+              { name: 'a', resources: { limits: { cpu: '1' } } },
+              { name: 'b', image: 'x', resources: { limits: { cpu: '1' } } },
+            ],
+          },
+        },
+      },
     });
   });
 
@@ -221,7 +287,11 @@ describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () 
       { tolerations: [], spec: { template: { spec: { tolerations: [{ key: 'a' }] } } } },
       'resource_args.kubernetes.tolerations: W&B\'s legacy flat key "tolerations" and spec.template.spec.tolerations are both set: keep only spec.template.spec.tolerations',
     ],
-    ['a wrong type', { tolerations: { key: 'a' } }, 'resource_args.kubernetes.tolerations: W&B\'s legacy flat key "tolerations" expects a list, found an object; the modern form is spec.template.spec.tolerations'],
+    [
+      'a wrong type',
+      { tolerations: { key: 'a' } },
+      'resource_args.kubernetes.tolerations: W&B\'s legacy flat key "tolerations" expects a list, found an object; the modern form is spec.template.spec.tolerations',
+    ],
     [
       'a flat key on a custom resource',
       { apiVersion: 'kubeflow.org/v1', kind: 'PyTorchJob', tolerations: [] },
@@ -230,9 +300,13 @@ describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () 
     [
       'job_spec',
       { job_spec: 'job.yaml' },
-      "resource_args.kubernetes.job_spec: W&B's legacy flat key \"job_spec\" is not supported: W&B's old runner read a Job file named by job_spec; write the Job manifest itself as resource_args.kubernetes (apiVersion, kind, metadata, spec)",
+      'resource_args.kubernetes.job_spec: W&B\'s legacy flat key "job_spec" is not supported: W&B\'s old runner read a Job file named by job_spec; write the Job manifest itself as resource_args.kubernetes (apiVersion, kind, metadata, spec)',
     ],
-    ['registry', { registry: 'r.example.com/x' }, 'resource_args.kubernetes.registry: W&B\'s legacy flat key "registry" is not supported: the registry comes from the agent config: set builder.destination there'],
+    [
+      'registry',
+      { registry: 'r.example.com/x' },
+      'resource_args.kubernetes.registry: W&B\'s legacy flat key "registry" is not supported: the registry comes from the agent config: set builder.destination there',
+    ],
     [
       'security_context',
       { security_context: { runAsUser: 0 } },
@@ -256,7 +330,11 @@ describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () 
   });
 
   it('warns about a spec-level builder and resource_args for another resource', () => {
-    const { warnings } = normalizeLaunchSpec({ resource: 'local-process', builder: { type: 'docker' }, resource_args: { kubernetes: {}, 'local-process': {} } });
+    const { warnings } = normalizeLaunchSpec({
+      resource: 'local-process',
+      builder: { type: 'docker' },
+      resource_args: { kubernetes: {}, 'local-process': {} },
+    });
     expect(warnings).toEqual([
       { path: 'builder', message: "ignored: images are built as the agent config's builder block says (W&B ignores a spec-level builder too)" },
       { path: 'resource_args.kubernetes', message: 'ignored: the job runs on resource "local-process"' },
@@ -264,7 +342,7 @@ describe('normalizeLaunchSpec: W&B\'s legacy flat Kubernetes resource_args', () 
   });
 });
 
-describe('isSchedulerSpec keeps W&B\'s rule', () => {
+describe("isSchedulerSpec keeps W&B's rule", () => {
   it('recognises scheduler items that parse as specs', () => {
     const sched = parseLaunchSpec({ uri: SCHEDULER_URI, resource: 'local-process', overrides: { entry_point: ['wandb', 'scheduler', 'abc'] } });
     expect(isSchedulerSpec(sched)).toBe(true);

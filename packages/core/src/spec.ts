@@ -187,7 +187,7 @@ const MOVED_TOP_LEVEL: Record<string, string> = {
 const MOVED_IN_OVERRIDES: Record<string, string> = {
   config: 'write it as overrides.run_config',
   command: 'write it as overrides.entry_point (a list of strings)',
-  env: 'environment variables go in the spec\'s top-level env',
+  env: "environment variables go in the spec's top-level env",
   image: 'the image goes in docker.docker_image',
 };
 
@@ -238,7 +238,12 @@ function specIssues(raw: Record<string, unknown>): ValidationIssue[] {
     for (const name of Object.keys(env)) {
       if (!ENV_NAME.test(name)) {
         const expected = 'an environment variable name (letters, digits and _, not starting with a digit)';
-        issues.push({ path: `env.${name}`, expected, found: `the name ${JSON.stringify(name)}`, message: `expected ${expected}, found the name ${JSON.stringify(name)}` });
+        issues.push({
+          path: `env.${name}`,
+          expected,
+          found: `the name ${JSON.stringify(name)}`,
+          message: `expected ${expected}, found the name ${JSON.stringify(name)}`,
+        });
       }
     }
   }

@@ -65,9 +65,7 @@ export function zodIssues(
     else if (issue.code === 'invalid_value') expected = `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     const foundText = describeValue(found);
     const message =
-      issue.code === 'invalid_type' || issue.code === 'invalid_value'
-        ? `expected ${expected}, found ${foundText}`
-        : `${issue.message} (found ${foundText})`;
+      issue.code === 'invalid_type' || issue.code === 'invalid_value' ? `expected ${expected}, found ${foundText}` : `${issue.message} (found ${foundText})`;
     out.push({ path, expected, found: foundText, message });
   }
   return out;

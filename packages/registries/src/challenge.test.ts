@@ -3,9 +3,9 @@ import { parseWwwAuthenticate } from './challenge.js';
 
 describe('parseWwwAuthenticate', () => {
   it('parses a Distribution Bearer challenge', () => {
-    expect(
-      parseWwwAuthenticate('Bearer realm="http://127.0.0.1:5001/token",service="launch-test-registry",scope="repository:a/b:pull"'),
-    ).toEqual([{ scheme: 'bearer', params: { realm: 'http://127.0.0.1:5001/token', service: 'launch-test-registry', scope: 'repository:a/b:pull' } }]);
+    expect(parseWwwAuthenticate('Bearer realm="http://127.0.0.1:5001/token",service="launch-test-registry",scope="repository:a/b:pull"')).toEqual([
+      { scheme: 'bearer', params: { realm: 'http://127.0.0.1:5001/token', service: 'launch-test-registry', scope: 'repository:a/b:pull' } },
+    ]);
   });
 
   it('parses Basic, lower-cases scheme and parameter names, keeps value case', () => {

@@ -23,7 +23,12 @@ describe.runIf(ready)('OCI registry against Distribution', () => {
         host,
         credentials,
         push: (tag) =>
-          pushTestImage({ socketPath: docker!.socketPath, baseImage: docker!.baseImage, image: `${uri}:${tag}`, ...(credentials ? { auth: credentials } : {}) }),
+          pushTestImage({
+            socketPath: docker!.socketPath,
+            baseImage: docker!.baseImage,
+            image: `${uri}:${tag}`,
+            ...(credentials ? { auth: credentials } : {}),
+          }),
         ...(credentials ? { withPassword: (password: string) => make(password) } : {}),
       };
     });

@@ -44,10 +44,13 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'registries-docker-config-'));
   env = { PATH: `${dir}:/usr/bin:/bin`, HOME: dir };
   // Answers for one server; the exact "not found" text the real helpers print for the others.
-  helper('fake', `case "$url" in
+  helper(
+    'fake',
+    `case "$url" in
   127.0.0.1:5000|https://index.docker.io/v1/) printf '{"ServerURL":"%s","Username":"user-for-%s","Secret":"${SECRET}"}' "$url" "$url" ;;
   *) echo "credentials not found in native keychain"; exit 1 ;;
-esac`);
+esac`,
+  );
   helper('broken', 'echo "the keychain is locked" >&2; exit 3');
   helper('garbage', `echo "not json ${SECRET}"`);
   helper('token', `printf '{"ServerURL":"%s","Username":"<token>","Secret":"refresh"}' "$url"`);
@@ -72,12 +75,21 @@ describe('configKeyHost', () => {
 
 describe('credentials from auths', () => {
   it('decodes base64 auth, splitting at the first colon only', async () => {
-    expect(await credentialsFor({ auths: { '127.0.0.1:5000': { auth: b64(`alice:${SECRET}`) } } }, '127.0.0.1:5000')).toEqual({ username: 'alice', password: SECRET });
+    expect(await credentialsFor({ auths: { '127.0.0.1:5000': { auth: b64(`alice:${SECRET}`) } } }, '127.0.0.1:5000')).toEqual({
+      username: 'alice',
+      password: SECRET,
+    });
   });
 
   it('takes username/password fields, and matches keys written as URLs', async () => {
-    expect(await credentialsFor({ auths: { 'https://reg.example.com/v1/': { username: 'bob', password: SECRET } } }, 'reg.example.com')).toEqual({ username: 'bob', password: SECRET });
-    expect(await credentialsFor({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }, 'docker.io')).toEqual({ username: 'hub', password: 'pw' });
+    expect(await credentialsFor({ auths: { 'https://reg.example.com/v1/': { username: 'bob', password: SECRET } } }, 'reg.example.com')).toEqual({
+      username: 'bob',
+      password: SECRET,
+    });
+    expect(await credentialsFor({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }, 'docker.io')).toEqual({
+      username: 'hub',
+      password: 'pw',
+    });
   });
 
   it('has none for another registry, for a missing file, and for an entry without a secret', async () => {
@@ -103,7 +115,10 @@ describe('credentials from auths', () => {
 
 describe('credentials from helpers', () => {
   it('runs credHelpers[host] with the host on stdin', async () => {
-    expect(await credentialsFor({ credHelpers: { '127.0.0.1:5000': 'fake' } }, '127.0.0.1:5000')).toEqual({ username: 'user-for-127.0.0.1:5000', password: SECRET });
+    expect(await credentialsFor({ credHelpers: { '127.0.0.1:5000': 'fake' } }, '127.0.0.1:5000')).toEqual({
+      username: 'user-for-127.0.0.1:5000',
+      password: SECRET,
+    });
   });
 
   it('uses credsStore for every registry, before auths (the Docker CLI rule), with the Hub key for docker.io', async () => {
@@ -138,7 +153,9 @@ describe('credentials from helpers', () => {
   });
 
   it('refuses helper names that are paths', () => {
-    expect(() => readDockerConfig({ path: config('p', { credHelpers: { 'a.io': '../../bin/sh' } }) })).toThrow(/credential helper "..\/..\/bin\/sh" \(for a.io\) is not a plain name/);
+    expect(() => readDockerConfig({ path: config('p', { credHelpers: { 'a.io': '../../bin/sh' } }) })).toThrow(
+      /credential helper "..\/..\/bin\/sh" \(for a.io\) is not a plain name/,
+    );
   });
 });
 
@@ -196,7 +213,11 @@ describe('createOciRegistry and the Docker config', () => {
     expect(registry.needsPullSecret).toBe(false);
     expect(await registry.credentials(ctx)).toBeNull();
     const path = config('off', {});
-    expect(() => createOciRegistry({ uri: '127.0.0.1:5000/launch', dockerConfigPath: path, useDockerConfig: false })).toThrow(/dockerConfigPath: .*useDockerConfig is false/);
-    expect(() => createOciRegistry({ uri: '127.0.0.1:5000/launch', dockerConfigPath: path, credentials: { username: 'u', password: 'p' } })).toThrow(/dockerConfigPath: .*credentials are given/);
+    expect(() => createOciRegistry({ uri: '127.0.0.1:5000/launch', dockerConfigPath: path, useDockerConfig: false })).toThrow(
+      /dockerConfigPath: .*useDockerConfig is false/,
+    );
+    expect(() => createOciRegistry({ uri: '127.0.0.1:5000/launch', dockerConfigPath: path, credentials: { username: 'u', password: 'p' } })).toThrow(
+      /dockerConfigPath: .*credentials are given/,
+    );
   });
 });

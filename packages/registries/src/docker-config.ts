@@ -53,7 +53,8 @@ function configError(path: string, what: string, cause?: unknown): LaunchError {
 
 function stringMap(path: string, field: string, value: unknown): Record<string, string> {
   if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw configError(path, `"${field}" should be an object, found ${describeValue(value)}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw configError(path, `"${field}" should be an object, found ${describeValue(value)}`);
   const out: Record<string, string> = {};
   for (const [key, v] of Object.entries(value)) {
     if (typeof v !== 'string') throw configError(path, `"${field}.${key}" should be a string, found ${describeValue(v)}`);
@@ -87,9 +88,11 @@ export function readDockerConfig(options: { path?: string; env?: Env } = {}): Do
   const obj = raw as Record<string, unknown>;
   const auths: Record<string, DockerAuthEntry> = {};
   if (obj.auths !== undefined) {
-    if (typeof obj.auths !== 'object' || obj.auths === null || Array.isArray(obj.auths)) throw configError(path, `"auths" should be an object, found ${describeValue(obj.auths)}`);
+    if (typeof obj.auths !== 'object' || obj.auths === null || Array.isArray(obj.auths))
+      throw configError(path, `"auths" should be an object, found ${describeValue(obj.auths)}`);
     for (const [key, entry] of Object.entries(obj.auths)) {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw configError(path, `"auths.${key}" should be an object, found ${describeValue(entry)}`);
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+        throw configError(path, `"auths.${key}" should be an object, found ${describeValue(entry)}`);
       const e = entry as Record<string, unknown>;
       const out: DockerAuthEntry = {};
       for (const field of ['auth', 'username', 'password', 'identitytoken'] as const) {
@@ -102,10 +105,12 @@ export function readDockerConfig(options: { path?: string; env?: Env } = {}): Do
     }
   }
   const credHelpers = stringMap(path, 'credHelpers', obj.credHelpers);
-  if (obj.credsStore !== undefined && typeof obj.credsStore !== 'string') throw configError(path, `"credsStore" should be a string, found ${describeValue(obj.credsStore)}`);
+  if (obj.credsStore !== undefined && typeof obj.credsStore !== 'string')
+    throw configError(path, `"credsStore" should be a string, found ${describeValue(obj.credsStore)}`);
   const credsStore = typeof obj.credsStore === 'string' && obj.credsStore !== '' ? obj.credsStore : undefined;
   for (const [key, helper] of Object.entries({ ...credHelpers, ...(credsStore ? { credsStore } : {}) })) {
-    if (!HELPER_NAME.test(helper)) throw configError(path, `credential helper ${JSON.stringify(helper)} (for ${key}) is not a plain name: expected letters, digits, ".", "_", "-"`);
+    if (!HELPER_NAME.test(helper))
+      throw configError(path, `credential helper ${JSON.stringify(helper)} (for ${key}) is not a plain name: expected letters, digits, ".", "_", "-"`);
   }
   return { path, found: true, auths, credHelpers, ...(credsStore ? { credsStore } : {}) };
 }
@@ -202,7 +207,11 @@ export async function runCredentialHelper(
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
       if (err.length < 1 << 16) err += d;
     });
-    child.on('error', (error) => reject(authError(registry, `credential helper ${name} failed to run: ${error.message}`, `check that ${binary} works: echo ${serverUrl} | ${name} get`, error)));
+    child.on('error', (error) =>
+      reject(
+        authError(registry, `credential helper ${name} failed to run: ${error.message}`, `check that ${binary} works: echo ${serverUrl} | ${name} get`, error),
+      ),
+    );
     child.on('close', (exitCode, signal) => resolve({ code: signal ? -1 : exitCode, stdout: out, stderr: err }));
     child.stdin.on('error', () => undefined);
     child.stdin.end(serverUrl);
@@ -220,14 +229,26 @@ export async function runCredentialHelper(
   try {
     parsed = JSON.parse(stdout);
   } catch {
-    throw authError(registry, `credential helper ${name} printed something that is not JSON for ${registry}`, 'it should print {"ServerURL":…,"Username":…,"Secret":…}');
+    throw authError(
+      registry,
+      `credential helper ${name} printed something that is not JSON for ${registry}`,
+      'it should print {"ServerURL":…,"Username":…,"Secret":…}',
+    );
   }
   const p = parsed as Record<string, unknown>;
   if (typeof p !== 'object' || p === null || typeof p.Username !== 'string' || typeof p.Secret !== 'string') {
-    throw authError(registry, `credential helper ${name} answered without a string "Username" and "Secret" for ${registry}`, 'it should print {"ServerURL":…,"Username":…,"Secret":…}');
+    throw authError(
+      registry,
+      `credential helper ${name} answered without a string "Username" and "Secret" for ${registry}`,
+      'it should print {"ServerURL":…,"Username":…,"Secret":…}',
+    );
   }
   if (p.Username === '<token>') {
-    throw authError(registry, `credential helper ${name} returned an identity token for ${registry}, which is not supported`, `use a helper or login that yields a username and password or access token`);
+    throw authError(
+      registry,
+      `credential helper ${name} returned an identity token for ${registry}, which is not supported`,
+      `use a helper or login that yields a username and password or access token`,
+    );
   }
   if (p.Secret === '') return null;
   return { username: p.Username, password: p.Secret };

@@ -42,7 +42,12 @@ describe.runIf(ready)('OCI registry against the real Distribution registries', (
     const auth = { username: registries!.username, password: registries!.password };
     await Promise.all(
       (['plain', 'basic', 'bearer'] as const).map((kind) =>
-        pushTestImage({ socketPath: docker!.socketPath, baseImage: docker!.baseImage, image: `${registries![kind]}/${repo}:${tag}`, ...(kind === 'plain' ? {} : { auth }) }),
+        pushTestImage({
+          socketPath: docker!.socketPath,
+          baseImage: docker!.baseImage,
+          image: `${registries![kind]}/${repo}:${tag}`,
+          ...(kind === 'plain' ? {} : { auth }),
+        }),
       ),
     );
   });
@@ -89,10 +94,16 @@ describe.runIf(ready)('OCI registry against the real Distribution registries', (
 
   it('Bearer: a wrong password is refused at the token server, named with both hosts and the user', async () => {
     const host = registries!.bearer;
-    const registry = createOciRegistry({ uri: `${host}/${repo}`, credentials: { username: registries!.username, password: 'not-the-password' }, useDockerConfig: false });
+    const registry = createOciRegistry({
+      uri: `${host}/${repo}`,
+      credentials: { username: registries!.username, password: 'not-the-password' },
+      useDockerConfig: false,
+    });
     const error = await rejection(registry.imageExists(`${host}/${repo}:${tag}`, ctx));
     expect(error.category).toBe('RegistryAuth');
-    expect(error.message).toMatch(new RegExp(`^registry ${host}: the token server 127\\.0\\.0\\.1:\\d+ refused the credentials of user "${registries!.username}" \\(HTTP 401\\)$`));
+    expect(error.message).toMatch(
+      new RegExp(`^registry ${host}: the token server 127\\.0\\.0\\.1:\\d+ refused the credentials of user "${registries!.username}" \\(HTTP 401\\)$`),
+    );
     expect(error.message + error.hint).not.toContain('not-the-password');
   });
 
@@ -112,7 +123,9 @@ describe.runIf(ready)('OCI registry against the real Distribution registries', (
     expect(registry.needsPullSecret).toBe(false);
     const error = await rejection(registry.imageExists(`${host}/${repo}:${tag}`, ctx));
     expect(error.category).toBe('RegistryAuth');
-    expect(error.message).toBe(`registry ${host} requires credentials for HEAD /v2/${repo}/manifests/${tag} and none were found in the Docker config ${configPath} (no entry for ${host})`);
+    expect(error.message).toBe(
+      `registry ${host} requires credentials for HEAD /v2/${repo}/manifests/${tag} and none were found in the Docker config ${configPath} (no entry for ${host})`,
+    );
   });
 
   it('Basic: credentials from a credential helper named in the Docker config', async () => {
@@ -137,7 +150,10 @@ describe.runIf(ready)('OCI registry against the real Distribution registries', (
   it('Basic: auths entry from DOCKER_CONFIG, and a wrong one is RegistryAuth without the password', async () => {
     const host = registries!.basic;
     const good = mkdtempSync(join(dir, 'good-'));
-    writeFileSync(join(good, 'config.json'), JSON.stringify({ auths: { [`http://${host}`]: { auth: Buffer.from(`${registries!.username}:${registries!.password}`).toString('base64') } } }));
+    writeFileSync(
+      join(good, 'config.json'),
+      JSON.stringify({ auths: { [`http://${host}`]: { auth: Buffer.from(`${registries!.username}:${registries!.password}`).toString('base64') } } }),
+    );
     expect(await createOciRegistry({ uri: `${host}/${repo}`, env: { DOCKER_CONFIG: good } }).imageExists(`${host}/${repo}:${tag}`, ctx)).toBe(true);
 
     const bad = mkdtempSync(join(dir, 'bad-'));

@@ -63,7 +63,12 @@ describe('OCI registry requests', () => {
     ]);
     const accept = seen[0]!.headers.accept!;
     expect(accept).toBe(MANIFEST_ACCEPT);
-    for (const type of ['application/vnd.oci.image.index.v1+json', 'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json']) {
+    for (const type of [
+      'application/vnd.oci.image.index.v1+json',
+      'application/vnd.oci.image.manifest.v1+json',
+      'application/vnd.docker.distribution.manifest.v2+json',
+      'application/vnd.docker.distribution.manifest.list.v2+json',
+    ]) {
       expect(accept).toContain(type);
     }
     expect(seen[0]!.headers.authorization).toBeUndefined();

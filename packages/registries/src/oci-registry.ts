@@ -1,14 +1,5 @@
 import { z } from 'zod';
-import {
-  closest,
-  describeValue,
-  LaunchError,
-  LaunchValidationError,
-  zodIssues,
-  type CallContext,
-  type Registry,
-  type RegistryCredentials,
-} from '@launch/core';
+import { closest, describeValue, LaunchError, LaunchValidationError, zodIssues, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
 import { parseWwwAuthenticate, type AuthChallenge } from './challenge.js';
 import { configKeyHost, credentialsFromDockerConfig, credentialSource, readDockerConfig, type DockerConfig } from './docker-config.js';
 import { registryAuthError, registryProtocolError, registryUnavailableError } from './errors.js';
@@ -27,7 +18,10 @@ const MAX_TOKEN_BODY = 1 << 20;
 const optionsSchema = z
   .object({
     uri: z.string().min(1),
-    credentials: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
+    credentials: z
+      .object({ username: z.string().min(1), password: z.string().min(1) })
+      .strict()
+      .optional(),
     dockerConfigPath: z.string().min(1).optional(),
     useDockerConfig: z.boolean().optional(),
     insecure: z.boolean().optional(),
@@ -141,7 +135,14 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
       code: 'registry.invalid_options',
       stage: 'agent',
       subject: 'OCI registry options',
-      issues: [{ path: 'dockerConfigPath', expected: 'no Docker config path', found: describeValue(opts.dockerConfigPath), message: `the file would be ignored because ${why}` }],
+      issues: [
+        {
+          path: 'dockerConfigPath',
+          expected: 'no Docker config path',
+          found: describeValue(opts.dockerConfigPath),
+          message: `the file would be ignored because ${why}`,
+        },
+      ],
     });
   }
   const insecure = opts.insecure ?? false;
@@ -151,7 +152,14 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
       code: 'registry.invalid_options',
       stage: 'agent',
       subject: 'OCI registry options',
-      issues: [{ path: 'uri', expected: 'https:// for a registry that is not on a loopback address (or insecure: true)', found: describeValue(opts.uri), message: `plain http:// to ${ref.host} is refused unless insecure is true` }],
+      issues: [
+        {
+          path: 'uri',
+          expected: 'https:// for a registry that is not on a loopback address (or insecure: true)',
+          found: describeValue(opts.uri),
+          message: `plain http:// to ${ref.host} is refused unless insecure is true`,
+        },
+      ],
     });
   }
   const scheme = ref.scheme ?? (loopback || insecure ? 'http' : 'https');
@@ -172,7 +180,14 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
         code: 'registry.invalid_options',
         stage: 'agent',
         subject: 'OCI registry options',
-        issues: [{ path: 'dockerConfigPath', expected: 'an existing Docker config file', found: describeValue(opts.dockerConfigPath), message: `no file at ${JSON.stringify(opts.dockerConfigPath)}` }],
+        issues: [
+          {
+            path: 'dockerConfigPath',
+            expected: 'an existing Docker config file',
+            found: describeValue(opts.dockerConfigPath),
+            message: `no file at ${JSON.stringify(opts.dockerConfigPath)}`,
+          },
+        ],
       });
     }
   }
@@ -190,14 +205,20 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
   const credentials = (ctx?: CallContext): Promise<RegistryCredentials | null> => {
     if (opts.credentials) return Promise.resolve({ ...opts.credentials });
     if (!dockerConfig) return Promise.resolve(null);
-    credentialsPromise ??= credentialsFromDockerConfig(dockerConfig, registry, { env, ...(ctx?.signal ? { signal: ctx.signal } : {}) }).catch((error: unknown) => {
-      credentialsPromise = undefined;
-      throw error;
-    });
+    credentialsPromise ??= credentialsFromDockerConfig(dockerConfig, registry, { env, ...(ctx?.signal ? { signal: ctx.signal } : {}) }).catch(
+      (error: unknown) => {
+        credentialsPromise = undefined;
+        throw error;
+      },
+    );
     return credentialsPromise.then((c) => (c ? { ...c } : null));
   };
   const whereCredentials = () =>
-    opts.credentials ? 'the registry options' : dockerConfig ? `the Docker config ${dockerConfig.path}${source ? '' : ` (no entry for ${registry})`}` : 'nowhere (useDockerConfig is false)';
+    opts.credentials
+      ? 'the registry options'
+      : dockerConfig
+        ? `the Docker config ${dockerConfig.path}${source ? '' : ` (no entry for ${registry})`}`
+        : 'nowhere (useDockerConfig is false)';
 
   let knownAuth: Auth | undefined;
   const tokens = new Map<string, Promise<CachedToken>>();
@@ -235,7 +256,10 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
         size += value.length;
         if (size > MAX_TOKEN_BODY) {
           await reader.cancel();
-          throw registryProtocolError(`token server ${host} for ${registry} sent more than ${MAX_TOKEN_BODY} bytes`, 'check the realm in the registry\'s WWW-Authenticate header');
+          throw registryProtocolError(
+            `token server ${host} for ${registry} sent more than ${MAX_TOKEN_BODY} bytes`,
+            "check the realm in the registry's WWW-Authenticate header",
+          );
         }
         chunks.push(value);
       }
@@ -244,11 +268,18 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
     try {
       body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     } catch {
-      throw registryProtocolError(`token server ${host} for ${registry} answered with something that is not JSON`, 'check the realm in the registry\'s WWW-Authenticate header');
+      throw registryProtocolError(
+        `token server ${host} for ${registry} answered with something that is not JSON`,
+        "check the realm in the registry's WWW-Authenticate header",
+      );
     }
     const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const token = typeof b.token === 'string' && b.token ? b.token : typeof b.access_token === 'string' && b.access_token ? b.access_token : undefined;
-    if (!token) throw registryProtocolError(`token server ${host} for ${registry} answered without a "token" or "access_token" string`, 'check the realm in the registry\'s WWW-Authenticate header');
+    if (!token)
+      throw registryProtocolError(
+        `token server ${host} for ${registry} answered without a "token" or "access_token" string`,
+        "check the realm in the registry's WWW-Authenticate header",
+      );
     // The token specification's default lifetime is 60 s.
     const expiresIn = typeof b.expires_in === 'number' && Number.isFinite(b.expires_in) && b.expires_in > 0 ? b.expires_in : 60;
     // Renew a little early so that a token does not expire on its way to the registry.
@@ -286,7 +317,10 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
     }
     if (res.status !== 200) {
       await res.body?.cancel();
-      throw registryProtocolError(`registry ${registry}: the token server ${realmUrl.host} answered HTTP ${res.status} to a token request for ${JSON.stringify(scope)}`, 'check the registry\'s token realm and the requested scope');
+      throw registryProtocolError(
+        `registry ${registry}: the token server ${realmUrl.host} answered HTTP ${res.status} to a token request for ${JSON.stringify(scope)}`,
+        "check the registry's token realm and the requested scope",
+      );
     }
     return readToken(res, realmUrl.toString());
   }
@@ -326,9 +360,15 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
     if (bearer) {
       const realm = bearer.params.realm;
       if (!realm || !/^https?:\/\//i.test(realm)) {
-        throw registryProtocolError(`registry ${registry} asked for a Bearer token without an http(s) realm (found ${JSON.stringify(realm ?? null)})`, 'the registry\'s auth.token.realm must be an http(s) URL');
+        throw registryProtocolError(
+          `registry ${registry} asked for a Bearer token without an http(s) realm (found ${JSON.stringify(realm ?? null)})`,
+          "the registry's auth.token.realm must be an http(s) URL",
+        );
       }
-      return { auth: { kind: 'bearer', realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) }, scope: bearer.params.scope ?? defaultScope };
+      return {
+        auth: { kind: 'bearer', realm, ...(bearer.params.service ? { service: bearer.params.service } : {}) },
+        scope: bearer.params.scope ?? defaultScope,
+      };
     }
     if (challenges.some((c) => c.scheme === 'basic')) return { auth: { kind: 'basic' }, scope: defaultScope };
     return undefined;
@@ -351,7 +391,11 @@ export function createOciRegistry(options: OciRegistryOptions): OciRegistry {
       try {
         challenges = header ? parseWwwAuthenticate(header) : [];
       } catch (error) {
-        throw registryProtocolError(`registry ${registry} sent a WWW-Authenticate header that cannot be parsed: ${(error as Error).message}`, 'the registry does not follow RFC 7235', error);
+        throw registryProtocolError(
+          `registry ${registry} sent a WWW-Authenticate header that cannot be parsed: ${(error as Error).message}`,
+          'the registry does not follow RFC 7235',
+          error,
+        );
       }
       const learned = learn(challenges, scope);
       if (!learned) {

@@ -50,9 +50,7 @@ function checkPathComponent(input: string, component: string): void {
   if (component === '') throw invalid(input, 'the repository path has an empty component (a leading, trailing or doubled "/")');
   if (PATH_COMPONENT.test(component)) return;
   const bad = firstBad(component, /[a-z0-9._-]/);
-  const why = bad
-    ? `has a character that is not allowed${bad}`
-    : 'must start and end with a letter or digit, and separate words with ".", "_", "__" or dashes';
+  const why = bad ? `has a character that is not allowed${bad}` : 'must start and end with a letter or digit, and separate words with ".", "_", "__" or dashes';
   throw invalid(input, `repository path component ${shown(component)} ${why}`);
 }
 
@@ -114,7 +112,12 @@ export function parseImageReference(input: string): ImageReference {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!TAG.test(tag)) {
-      const why = tag === '' ? 'is empty' : tag.length > 128 ? `is ${tag.length} characters long (at most 128)` : `has a character that is not allowed${firstBad(tag, /[\w.-]/) || ' (it must start with a letter, digit or "_")'}`;
+      const why =
+        tag === ''
+          ? 'is empty'
+          : tag.length > 128
+            ? `is ${tag.length} characters long (at most 128)`
+            : `has a character that is not allowed${firstBad(tag, /[\w.-]/) || ' (it must start with a letter, digit or "_")'}`;
       throw invalid(input, `tag ${shown(tag)} ${why}`, 'a tag is up to 128 letters, digits, "_", "." and "-", not starting with "." or "-"');
     }
   }

@@ -27,7 +27,13 @@ const TYPE_NAMES: Record<RegistryType, string> = {
 };
 
 function invalidUri(uri: string, what: string, hint: string): LaunchError {
-  return new LaunchError({ code: 'registry.invalid_uri', stage: 'agent', category: 'InvalidSpec', message: `registry uri ${describeValue(uri, 120)} is invalid: ${what}`, hint });
+  return new LaunchError({
+    code: 'registry.invalid_uri',
+    stage: 'agent',
+    category: 'InvalidSpec',
+    message: `registry uri ${describeValue(uri, 120)} is invalid: ${what}`,
+    hint,
+  });
 }
 
 /**
@@ -38,7 +44,8 @@ function invalidUri(uri: string, what: string, hint: string): LaunchError {
  * Validates the reference first (LaunchError `registry.invalid_reference` / `registry.invalid_uri`).
  */
 export function registryTypeOf(uri: string): RegistryType {
-  if (typeof uri !== 'string' || uri === '') throw invalidUri(String(uri), `expected a non-empty string, found ${describeValue(uri)}`, 'give host[:port]/repository, e.g. 127.0.0.1:5000/launch');
+  if (typeof uri !== 'string' || uri === '')
+    throw invalidUri(String(uri), `expected a non-empty string, found ${describeValue(uri)}`, 'give host[:port]/repository, e.g. 127.0.0.1:5000/launch');
   const hostOnly = registryHostOnly(uri);
   if (hostOnly) throw invalidUri(uri, 'it names only a registry host and no repository', `add a repository path, e.g. ${hostOnly}/launch`);
   const ref = parseImageReference(uri);

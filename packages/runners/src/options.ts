@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { closest, LaunchValidationError, silentLogger, zodIssues, type Logger } from '@launch/core';
 
 const isLogger = (value: unknown): value is Logger =>
-  typeof value === 'object' &&
-  value !== null &&
-  ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+  typeof value === 'object' && value !== null && ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
 
 /** A pino-compatible logger option, shared by every runner's options schema. */
 export const loggerOption = z.custom<Logger>(isLogger, 'a pino-compatible logger (debug, info, warn, error)').optional();
@@ -13,11 +11,7 @@ export const loggerOption = z.custom<Logger>(isLogger, 'a pino-compatible logger
  * Validates a runner factory's options against its (strict) schema; throws a LaunchValidationError
  * (code `runner.invalid_options`) naming each bad field, with a "did you mean" for misspelt keys.
  */
-export function parseRunnerOptions<S extends z.ZodObject>(
-  schema: S,
-  input: unknown,
-  subject: string,
-): z.output<S> & { logger: Logger } {
+export function parseRunnerOptions<S extends z.ZodObject>(schema: S, input: unknown, subject: string): z.output<S> & { logger: Logger } {
   const result = schema.safeParse(input ?? {});
   if (!result.success) {
     const keys = Object.keys(schema.shape);

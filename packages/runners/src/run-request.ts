@@ -7,8 +7,7 @@ import { LaunchValidationError, zodIssues, type RunRequest, type ValidationIssue
  * public API too, so it checks its input once more: a malformed request fails with the field named
  * instead of crashing deep inside `spawn` or a Kubernetes manifest.
  */
-const noNul = (what: string) =>
-  z.string().refine((s) => !s.includes('\0'), { message: `${what} must not contain a NUL character` });
+const noNul = (what: string) => z.string().refine((s) => !s.includes('\0'), { message: `${what} must not contain a NUL character` });
 
 const runRequestSchema = z.object({
   runId: z.string().min(1, 'a non-empty run id'),
@@ -42,9 +41,7 @@ export function parseRunRequest(request: unknown): RunRequest {
   const result = runRequestSchema.safeParse(request);
   const issues: ValidationIssue[] = result.success
     ? []
-    : zodIssues(result.error, request).map((issue) =>
-        issue.path === 'env' || issue.path.startsWith('env.') ? redactIssue(issue) : issue,
-      );
+    : zodIssues(result.error, request).map((issue) => (issue.path === 'env' || issue.path.startsWith('env.') ? redactIssue(issue) : issue));
   if (result.success) {
     for (const [name, value] of Object.entries(result.data.env)) {
       if (!ENV_NAME.test(name)) {

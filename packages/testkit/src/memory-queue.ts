@@ -1,14 +1,4 @@
-import type {
-  AgentInfo,
-  AgentStatus,
-  FailureReport,
-  FinishReport,
-  Priority,
-  QueueItem,
-  QueueSource,
-  RunRef,
-  WarningReport,
-} from '@launch/core';
+import type { AgentInfo, AgentStatus, FailureReport, FinishReport, Priority, QueueItem, QueueSource, RunRef, WarningReport } from '@launch/core';
 import { PRIORITY_VALUE } from '@launch/core';
 
 /** One recorded call on the memory queue, in order. */
@@ -63,8 +53,7 @@ export function createMemoryQueue(options: { pollIntervalMs?: number; notify?: b
     stopAgent: () => {
       stopAgent = true;
     },
-    pending: (queue) =>
-      queue ? (queues.get(queue)?.length ?? 0) : [...queues.values()].reduce((n, l) => n + l.length, 0),
+    pending: (queue) => (queue ? (queues.get(queue)?.length ?? 0) : [...queues.values()].reduce((n, l) => n + l.length, 0)),
     enqueue: push,
     async register(agent) {
       calls.push({ op: 'register', agent });

@@ -53,7 +53,12 @@ export function createScriptedRunner(options: {
     name: 'scripted',
     ...(options.warningStage !== undefined ? { warningStage: options.warningStage } : {}),
     resources: options.resources ?? ['scripted'],
-    capabilities: { adopt: options.adopt ?? false, remote: options.remote ?? false, needsImage: options.needsImage ?? false, mountsCode: options.mountsCode ?? false },
+    capabilities: {
+      adopt: options.adopt ?? false,
+      remote: options.remote ?? false,
+      needsImage: options.needsImage ?? false,
+      mountsCode: options.mountsCode ?? false,
+    },
     ...(options.adopt ? { adopt: async () => [] } : {}),
     requests,
     cancels,
@@ -67,7 +72,10 @@ export function createScriptedRunner(options: {
       requests.push(request);
       const err = options.failSubmit?.(request);
       if (err) throw err;
-      const steps = options.script?.(request, index) ?? [{ state: 'running', ms: 10 }, { state: 'finished', exitCode: 0 }];
+      const steps = options.script?.(request, index) ?? [
+        { state: 'running', ms: 10 },
+        { state: 'finished', exitCode: 0 },
+      ];
       activeCount++;
       peak = Math.max(peak, activeCount);
       let current: RunStatus = { state: 'starting', messages: [] };

@@ -36,7 +36,17 @@ it('runs a 20-job burst in one go: every item popped once, acked and finished, w
   // A poll interval far longer than the test: an item that needed a second poll would never run in time.
   const source = createWandbQueueSource({ entity: ENTITY, apiKey: server.apiKey, baseUrl: server.url, pollIntervalMs: 600_000, env: {} });
   const runner = createLocalProcessRunner({ logDir: join(dir, 'logs') });
-  const agent: Agent = createAgent({ source, queues: [QUEUE], runners: [runner], entity: ENTITY, maxJobs: -1, apiKey: server.apiKey, baseUrl: server.url, env: { PATH: process.env.PATH }, monitorIntervalMs: 100 });
+  const agent: Agent = createAgent({
+    source,
+    queues: [QUEUE],
+    runners: [runner],
+    entity: ENTITY,
+    maxJobs: -1,
+    apiKey: server.apiKey,
+    baseUrl: server.url,
+    env: { PATH: process.env.PATH },
+    monitorIntervalMs: 100,
+  });
   cleanups.push(async () => {
     await agent.stop('test over');
     await runner.close?.();

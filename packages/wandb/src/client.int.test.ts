@@ -17,7 +17,14 @@ let logs: ReturnType<typeof captureLogger>;
 beforeEach(async () => {
   server = await createWandbTestServer({ queues: [{ entity: ENTITY, name: 'q' }] });
   logs = captureLogger();
-  client = createWandbClient({ apiKey: server.apiKey, baseUrl: server.url, keySource: 'env', retry: { baseDelayMs: 5, maxDelayMs: 20 }, logger: logs, env: {} });
+  client = createWandbClient({
+    apiKey: server.apiKey,
+    baseUrl: server.url,
+    keySource: 'env',
+    retry: { baseDelayMs: 5, maxDelayMs: 20 },
+    logger: logs,
+    env: {},
+  });
 });
 afterEach(async () => {
   await client.close();

@@ -576,7 +576,11 @@ export function createWandbClient(options: WandbClientOptions): WandbClient {
       // A retried ack whose first attempt took effect (and whose answer was lost) is refused: read the item back.
       const item = (await listItems(where).catch(() => [])).find((i) => i.id === itemId);
       const ours = item?.state === 'CLAIMED' && item.associatedRunId === runName;
-      if (ours) logger.warn({ operation: 'ackRunQueueItem', itemId }, `W&B refused a repeated ack of item ${itemId}, which is already claimed with run ${runName}: counted as acknowledged`);
+      if (ours)
+        logger.warn(
+          { operation: 'ackRunQueueItem', itemId },
+          `W&B refused a repeated ack of item ${itemId}, which is already claimed with run ${runName}: counted as acknowledged`,
+        );
       return ours;
     },
 

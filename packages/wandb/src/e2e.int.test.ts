@@ -99,10 +99,14 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     // The job holds until the test has seen the agent report RUNNING, then lets it end.
     const script = `echo "ran $WANDB_RUN_ID in $WANDB_LAUNCH_QUEUE_NAME" >> ${out}; while [ ! -f ${release} ]; do sleep 0.05; done`;
     const { id } = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob(script), priority: 'high' });
-    const item = await r.server.waitFor(() => {
-      const i = r.server.state.items.get(id);
-      return i?.state === 'CLAIMED' && existsSync(out) ? i : undefined;
-    }, 20_000, 'the job to run');
+    const item = await r.server.waitFor(
+      () => {
+        const i = r.server.state.items.get(id);
+        return i?.state === 'CLAIMED' && existsSync(out) ? i : undefined;
+      },
+      20_000,
+      'the job to run',
+    );
     const agentRecord = [...r.server.state.agents.values()][0]!;
     await r.server.waitFor(() => agentRecord.agentStatus === 'RUNNING', 10_000, 'the agent to report RUNNING');
     writeFileSync(release, '');
@@ -121,10 +125,14 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     const r = await rig();
     await r.startAgent();
     const { id } = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob('echo "disk full on /data" >&2; exit 3') });
-    const item = await r.server.waitFor(() => {
-      const i = r.server.state.items.get(id);
-      return i?.state === 'FAILED' ? i : undefined;
-    }, 20_000, 'the item to fail');
+    const item = await r.server.waitFor(
+      () => {
+        const i = r.server.state.items.get(id);
+        return i?.state === 'FAILED' ? i : undefined;
+      },
+      20_000,
+      'the item to fail',
+    );
     expect(item.failure!.stage).toBe('run');
     expect(item.failure!.message).toContain('exit code 3');
     expect(item.failure!.message).toContain('disk full on /data');
@@ -142,10 +150,14 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
       queue: QUEUE,
       runSpec: shellJob('true', { run_id: 'not a valid id!' }),
     });
-    const item = await r.server.waitFor(() => {
-      const i = r.server.state.items.get(pushed.id);
-      return i?.state === 'FAILED' ? i : undefined;
-    }, 20_000, 'the bad item to fail');
+    const item = await r.server.waitFor(
+      () => {
+        const i = r.server.state.items.get(pushed.id);
+        return i?.state === 'FAILED' ? i : undefined;
+      },
+      20_000,
+      'the bad item to fail',
+    );
     expect(item.failure!.stage).toBe('agent');
     expect(item.failure!.message).toContain('run_id');
     expect(item.runName).toBeUndefined(); // never acknowledged
@@ -202,9 +214,7 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).sort() : []);
     await r.server.waitFor(
       () =>
-        [first.id, second.id].every((id) => r.server.state.items.get(id)?.state === 'CLAIMED') &&
-        lines().length >= 2 &&
-        agent.snapshot().running.length === 0,
+        [first.id, second.id].every((id) => r.server.state.items.get(id)?.state === 'CLAIMED') && lines().length >= 2 && agent.snapshot().running.length === 0,
       20_000,
       'both jobs to run and end',
     );
@@ -229,7 +239,11 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     const { id } = await r.enqueuer.enqueue({ queue: QUEUE, spec: shellJob(`echo ok >> ${out}`) });
     await r.server.waitFor(() => r.server.state.items.get(id)?.state === 'CLAIMED' && existsSync(out), 30_000, 'the job to run after the faults');
     await r.server.waitFor(() => r.server.faults.pending() === 0, 10_000, 'the failing stop check');
-    await r.server.waitFor(() => r.logs.lines.some((l) => l.includes(`cannot reach W&B at ${r.server.url} during LaunchAgent`)), 10_000, 'the failed stop check to be logged');
+    await r.server.waitFor(
+      () => r.logs.lines.some((l) => l.includes(`cannot reach W&B at ${r.server.url} during LaunchAgent`)),
+      10_000,
+      'the failed stop check to be logged',
+    );
     expect(agent.snapshot().status).not.toBe('STOPPED');
     expect(r.logs.lines.some((l) => l.includes('W&B API popFromRunQueue failed with HTTP 503 after retries'))).toBe(true);
     expectKeyNowhere(r);
@@ -254,10 +268,14 @@ describe('W&B end to end (enqueue client → test server → agent → local pro
     expect(stdout).toBe(`popped ${id}\n`);
 
     await r.startAgent();
-    const item = await r.server.waitFor(() => {
-      const i = r.server.state.items.get(id);
-      return i?.state === 'CLAIMED' && existsSync(out) ? i : undefined;
-    }, 20_000, 'the next agent to run the item');
+    const item = await r.server.waitFor(
+      () => {
+        const i = r.server.state.items.get(id);
+        return i?.state === 'CLAIMED' && existsSync(out) ? i : undefined;
+      },
+      20_000,
+      'the next agent to run the item',
+    );
     expect(item.pops).toBe(2);
     expect(readFileSync(out, 'utf8')).toBe('recovered\n');
   });

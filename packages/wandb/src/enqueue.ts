@@ -98,8 +98,7 @@ export function createWandbEnqueueClient(options: WandbEnqueueOptions = {}): Wan
         request.templateVariables ?? (fromSpec && typeof fromSpec === 'object' ? (fromSpec as Record<string, string | number>) : undefined);
       const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
       // W&B falls back to the key's default entity when none is configured.
-      const entity =
-        request.entity ?? str(spec.queue_entity) ?? settings.entity ?? str(spec.entity) ?? (await wandb.viewer())?.entity ?? undefined;
+      const entity = request.entity ?? str(spec.queue_entity) ?? settings.entity ?? str(spec.entity) ?? (await wandb.viewer())?.entity ?? undefined;
       if (!entity) {
         throw new LaunchError({
           code: 'wandb.no_entity',

@@ -51,9 +51,7 @@ export function toWandbError(error: unknown, ctx: ErrorContext): LaunchError {
     code: aborted ? 'wandb.aborted' : 'wandb.network',
     message: r(aborted ? `W&B API ${ctx.operation} was cancelled` : `cannot reach W&B at ${ctx.baseUrl} during ${ctx.operation}: ${describeFetchError(error)}`),
     retryable: !aborted,
-    ...(aborted
-      ? {}
-      : { hint: 'check the base URL, the network and proxies; for a private CA set REQUESTS_CA_BUNDLE or NODE_EXTRA_CA_CERTS to its PEM file' }),
+    ...(aborted ? {} : { hint: 'check the base URL, the network and proxies; for a private CA set REQUESTS_CA_BUNDLE or NODE_EXTRA_CA_CERTS to its PEM file' }),
   });
 }
 

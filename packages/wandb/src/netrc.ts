@@ -56,8 +56,6 @@ export function parseNetrc(text: string): NetrcEntry[] {
 export function netrcEntryFor(entries: NetrcEntry[], host: string, port?: string): NetrcEntry | undefined {
   const withPort = port ? `${host}:${port}` : undefined;
   return (
-    entries.find((e) => e.machine === host) ??
-    (withPort ? entries.find((e) => e.machine === withPort) : undefined) ??
-    entries.find((e) => e.machine === null)
+    entries.find((e) => e.machine === host) ?? (withPort ? entries.find((e) => e.machine === withPort) : undefined) ?? entries.find((e) => e.machine === null)
   );
 }

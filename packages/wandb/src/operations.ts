@@ -44,23 +44,9 @@ export const CREATE_RUN_QUEUE = /* GraphQL */ `
 `;
 
 export const CREATE_LAUNCH_AGENT = /* GraphQL */ `
-  mutation createLaunchAgent(
-    $entity: String!
-    $project: String!
-    $queues: [ID!]!
-    $hostname: String!
-    $agentConfig: JSONString
-    $version: String
-  ) {
+  mutation createLaunchAgent($entity: String!, $project: String!, $queues: [ID!]!, $hostname: String!, $agentConfig: JSONString, $version: String) {
     createLaunchAgent(
-      input: {
-        entityName: $entity
-        projectName: $project
-        runQueues: $queues
-        hostname: $hostname
-        agentConfig: $agentConfig
-        version: $version
-      }
+      input: { entityName: $entity, projectName: $project, runQueues: $queues, hostname: $hostname, agentConfig: $agentConfig, version: $version }
     ) {
       launchAgentId
     }

@@ -79,7 +79,8 @@ export const OPERATION_POLICY = {
   createRunQueue: {
     kind: 'mutation',
     retry: 'unsent-only',
-    recovery: 'after an unknown outcome the client lists the project’s queues: a queue of that name is the result; none means not created, and it is sent again once',
+    recovery:
+      'after an unknown outcome the client lists the project’s queues: a queue of that name is the result; none means not created, and it is sent again once',
     why: 'a repeat of a create that took effect fails with "already exists"',
   },
 } as const satisfies Record<string, OperationPolicy>;

@@ -38,12 +38,13 @@ afterEach(async () => {
   await server.close();
 });
 
-const failure = (p: Promise<unknown>) => p.then(
-  () => {
-    throw new Error('expected the call to fail');
-  },
-  (e: unknown) => e as LaunchError,
-);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => {
+      throw new Error('expected the call to fail');
+    },
+    (e: unknown) => e as LaunchError,
+  );
 const push = (name: string) => client.pushToRunQueueByName({ ...where, runSpec: { name } });
 const register = () =>
   client.createLaunchAgent({ entity: ENTITY, project: PROJECT, queueIds: [...server.state.queues.keys()], hostname: 'h', agentConfig: {}, version: 't' });
@@ -96,7 +97,9 @@ describe('pushToRunQueueByName under faults', () => {
     server.faults.add({ status: 500, operation: 'GetRunQueueItems', times: 100 });
     const error = await failure(push('a'));
     expect(error.code).toBe('wandb.outcome_unknown');
-    expect(error.message).toMatch(/^cannot tell whether W&B added the run to queue q in tester\/model-registry: W&B API pushToRunQueueByName: the request was sent but no usable answer came back \(other side closed \(UND_ERR_SOCKET\)\), so W&B may or may not have carried it out, and reading the queue back failed: W&B API GetRunQueueItems failed with HTTP 500 after retries/);
+    expect(error.message).toMatch(
+      /^cannot tell whether W&B added the run to queue q in tester\/model-registry: W&B API pushToRunQueueByName: the request was sent but no usable answer came back \(other side closed \(UND_ERR_SOCKET\)\), so W&B may or may not have carried it out, and reading the queue back failed: W&B API GetRunQueueItems failed with HTTP 500 after retries/,
+    );
     const items = server.itemsOf(ENTITY, 'q');
     expect(items).toHaveLength(1);
     // The hint names the id the created item carries.
@@ -177,7 +180,23 @@ describe('which network failures count as "never sent"', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wandb-policy-'));
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', 'k.pem', '-out', 'c.pem'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        'k.pem',
+        '-out',
+        'c.pem',
+      ],
       { cwd: dir, stdio: 'pipe' },
     );
     const tls = await createWandbTestServer({ tls: { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) } });

@@ -34,7 +34,13 @@ afterEach(async () => {
 });
 
 async function setup(options: Parameters<typeof createWandbTestServer>[0] = {}, sourceOptions: Record<string, unknown> = {}) {
-  const server = await createWandbTestServer({ queues: [{ entity: 'tester', name: 'gpu' }, { entity: 'tester', name: 'cpu' }], ...options });
+  const server = await createWandbTestServer({
+    queues: [
+      { entity: 'tester', name: 'gpu' },
+      { entity: 'tester', name: 'cpu' },
+    ],
+    ...options,
+  });
   servers.push(server);
   const logger = captureLogger();
   const source = createWandbQueueSource({ entity: 'tester', apiKey: server.apiKey, baseUrl: server.url, logger, ...fast, ...sourceOptions });
@@ -58,7 +64,10 @@ describe('W&B queue source', () => {
     const reg = await source.register(info(['cpu', 'gpu'], { config: { max_jobs: 2, api_key: 'should-not-leave-1234', builder: { type: 'noop' } } }));
     const agent = server.state.agents.get(reg.id)!;
     expect(reg.name).toBe(agent.name);
-    expect(agent.runQueues).toEqual([server.state.queueByName('tester', 'model-registry', 'cpu').id, server.state.queueByName('tester', 'model-registry', 'gpu').id]);
+    expect(agent.runQueues).toEqual([
+      server.state.queueByName('tester', 'model-registry', 'cpu').id,
+      server.state.queueByName('tester', 'model-registry', 'gpu').id,
+    ]);
     expect(agent).toMatchObject({ hostname: 'host-1', version: 'launch@0.1.0', entity: 'tester', project: 'model-registry' });
     expect(agent.agentConfig).toEqual({ max_jobs: 2, api_key: '[REDACTED]', builder: { type: 'noop' } });
     expect(server.requests.map((r) => r.operation)).toEqual(['Viewer', 'EntityIsTeam', 'ProjectRunQueues', 'createLaunchAgent', 'LaunchAgent']);

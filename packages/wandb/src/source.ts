@@ -131,10 +131,7 @@ export function createWandbQueueSource(options: WandbQueueSourceOptions = {}): Q
         throw new LaunchError({ code: 'wandb.no_queues', message: 'the agent serves no queues', hint: 'name at least one queue (`queues` or --queue)' });
       }
       if (await client.entityIsTeam(entity)) {
-        logger.warn(
-          { entity },
-          `the agent runs for team entity ${entity}: every member of this team can run code on this machine through its queues`,
-        );
+        logger.warn({ entity }, `the agent runs for team entity ${entity}: every member of this team can run code on this machine through its queues`);
       }
       let queues = await client.projectRunQueues(entity, project);
       if (queues.length === 0) {

@@ -50,7 +50,12 @@ const k8sSpec = (kubernetes: Record<string, unknown>, extra: Record<string, unkn
 describe('launch-agent check (dry run)', () => {
   it('prints the Kubernetes manifest with macros filled and secrets masked, exit 0', async () => {
     const s = await setup();
-    const file = await s.spec(k8sSpec({ metadata: { labels: { run: '${run_id}' } }, spec: { template: { spec: { containers: [{ image: '${image_uri}' }] } } } }, { run_id: 'fixedrun1' }));
+    const file = await s.spec(
+      k8sSpec(
+        { metadata: { labels: { run: '${run_id}' } }, spec: { template: { spec: { containers: [{ image: '${image_uri}' }] } } } },
+        { run_id: 'fixedrun1' },
+      ),
+    );
     const code = await checkCommand(['--queue', 'gpu', '--spec', file], s.io);
     expect(s.err()).toBe('');
     expect(code).toBe(0);
@@ -91,7 +96,10 @@ describe('launch-agent check (dry run)', () => {
 
   it('refuses the nested `kubernetes:` wrapper and the safety-refused fields together', async () => {
     const s = await setup();
-    const wrapped = k8sSpec({ kubernetes: { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1' }, spec: { template: { spec: { hostNetwork: true, containers: [{}] } } } });
+    const wrapped = k8sSpec({
+      kubernetes: { kind: 'PyTorchJob', apiVersion: 'kubeflow.org/v1' },
+      spec: { template: { spec: { hostNetwork: true, containers: [{}] } } },
+    });
     expect(await checkCommand(['--spec', await s.spec(wrapped)], s.io)).toBe(2);
     expect(s.err()).toContain("resource_args.kubernetes.kubernetes: `kubernetes:` is W&B's queue-config wrapper");
     expect(s.err()).toContain('resource_args.kubernetes.spec.template.spec.hostNetwork');

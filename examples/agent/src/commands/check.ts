@@ -1,6 +1,16 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { generateRunId, isSecretEnvName, planRun, REDACTED, silentLogger, type AgentConfig, type LaunchSpec, type RunnerCapabilities, type RunRequest } from '@launch/core';
+import {
+  generateRunId,
+  isSecretEnvName,
+  planRun,
+  REDACTED,
+  silentLogger,
+  type AgentConfig,
+  type LaunchSpec,
+  type RunnerCapabilities,
+  type RunRequest,
+} from '@launch/core';
 import yaml from 'js-yaml';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
 import type { Io } from '../io.js';
@@ -118,13 +128,20 @@ export async function dryRun(io: Io, input: DryRunInput): Promise<number> {
   if (!input.json) {
     for (const w of result.warnings) io.stderr.write(redactor.redact(`launch: warning: ${w.path ? `${w.path}: ` : ''}${w.message}\n`));
     for (const p of result.problems) io.stderr.write(redactor.redact(`launch: problem: ${p.path ? `${p.path}: ` : ''}${p.message}\n`));
-    if (!result.ok) io.stderr.write(`launch: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}: the agent would not run this job as it is\n`);
+    if (!result.ok)
+      io.stderr.write(`launch: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}: the agent would not run this job as it is\n`);
   }
   return result.ok ? 0 : 2;
 }
 
 /** Builds the plan (no output): the spec as enqueue builds it, the request as the agent builds it, the runner's submission. */
-export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput, secrets: string[] = [], origins?: Record<string, string>): Promise<CheckResult> {
+export async function planDryRun(
+  io: Io,
+  config: AgentConfig,
+  input: DryRunInput,
+  secrets: string[] = [],
+  origins?: Record<string, string>,
+): Promise<CheckResult> {
   const queue = input.queue ?? config.queues[0] ?? 'default';
   const problems: Problem[] = [];
   const warnings: Problem[] = [];
@@ -132,7 +149,15 @@ export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput
   let spec: LaunchSpec;
   try {
     const base = input.spec ? await readSpecFile(input.spec, 'check') : undefined;
-    const flags = { command: input.command, env: input.env ?? [], cwd: input.cwd, context: input.context, name: input.name, project: input.project, entity: input.entity };
+    const flags = {
+      command: input.command,
+      env: input.env ?? [],
+      cwd: input.cwd,
+      context: input.context,
+      name: input.name,
+      project: input.project,
+      entity: input.entity,
+    };
     const built = buildSpec(base, flags, io.cwd, 'check', input.spec);
     // The embedded queue's config merged in, as enqueue stores the item.
     const queued = await prepareQueueSpec({ io, config, origins, queue, spec: built.spec, base, templateVars: input['template-var'] ?? [], command: 'check' });
@@ -145,13 +170,24 @@ export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput
     return { ok: false, queue, resource: '', problems, warnings, notes };
   }
   const resource = spec.resource ?? DEFAULT_RESOURCE;
-  const runner = resource === 'kubernetes' ? 'kubernetes' : resource === 'local-container' || resource === 'local' ? 'local-container' : resource === 'local-process' ? 'local-process' : undefined;
+  const runner =
+    resource === 'kubernetes'
+      ? 'kubernetes'
+      : resource === 'local-container' || resource === 'local'
+        ? 'local-container'
+        : resource === 'local-process'
+          ? 'local-process'
+          : undefined;
   if (!runner) {
     problems.push({ path: 'resource', message: `no runner handles resource "${resource}" (this agent runs: local-process, local-container, kubernetes)` });
     return { ok: false, queue, resource, problems, warnings, notes };
   }
   if (runner === 'kubernetes' && !kubernetesAvailable(io.env, io.homedir)) {
-    problems.push({ path: 'resource', message: 'resource "kubernetes" needs a kube config ($KUBECONFIG, ~/.kube/config or an in-cluster service account): this agent would have no Kubernetes runner' });
+    problems.push({
+      path: 'resource',
+      message:
+        'resource "kubernetes" needs a kube config ($KUBECONFIG, ~/.kube/config or an in-cluster service account): this agent would have no Kubernetes runner',
+    });
   }
 
   const named = spec.docker?.docker_image ?? spec.image_uri ?? undefined;
@@ -190,11 +226,21 @@ export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput
     const { createKubernetesRunner } = await import('@launch/runners/kubernetes');
     // The kube config the agent would read (client-node reads $KUBECONFIG from the process; a test's Io may differ).
     const kubeconfigPath = io.env.KUBECONFIG?.split(':').find((p) => p && existsSync(p));
-    const k8s = createKubernetesRunner({ agentName: request.agentName, secureMode: config.secure_mode ?? false, logger: silentLogger, ...(kubeconfigPath ? { kubeconfigPath } : {}) });
+    const k8s = createKubernetesRunner({
+      agentName: request.agentName,
+      secureMode: config.secure_mode ?? false,
+      logger: silentLogger,
+      ...(kubeconfigPath ? { kubeconfigPath } : {}),
+    });
     try {
       const plan = k8s.plan(request);
       for (const i of plan.issues) {
-        const path = i.path.startsWith('additional_services') || i.path.startsWith('overrides.') ? i.path : i.path ? `resource_args.kubernetes.${i.path}` : 'resource_args.kubernetes';
+        const path =
+          i.path.startsWith('additional_services') || i.path.startsWith('overrides.')
+            ? i.path
+            : i.path
+              ? `resource_args.kubernetes.${i.path}`
+              : 'resource_args.kubernetes';
         problems.push({ path, message: i.message });
       }
       submission = { namespace: plan.namespace, kind: plan.kind, manifest: maskManifestEnv(plan.manifest), services: plan.services.map(maskManifestEnv) };
@@ -202,7 +248,11 @@ export async function planDryRun(io: Io, config: AgentConfig, input: DryRunInput
       await k8s.close();
     }
   } else if (runner === 'local-container') {
-    if (!image) problems.push({ path: 'docker.docker_image', message: 'the job has no image: give docker.docker_image, or code (uri or --context) for the agent to build' });
+    if (!image)
+      problems.push({
+        path: 'docker.docker_image',
+        message: 'the job has no image: give docker.docker_image, or code (uri or --context) for the agent to build',
+      });
     submission = { image, entryPoint: request.entryPoint, args: request.args, env: maskEnv(request.env), dockerArgs: request.resourceArgs };
   } else {
     if (named) problems.push({ path: 'docker.docker_image', message: 'a local process cannot run an image: use resource local-container or kubernetes' });

@@ -87,7 +87,9 @@ export async function configCommand(argv: string[], io: Io): Promise<number> {
     );
   }
   if (v.json) {
-    io.stdout.write(redactor.redact(JSON.stringify({ path: loaded.path ?? null, source, config, origins: loaded.origins, warnings: loaded.warnings }, null, 2)) + '\n');
+    io.stdout.write(
+      redactor.redact(JSON.stringify({ path: loaded.path ?? null, source, config, origins: loaded.origins, warnings: loaded.warnings }, null, 2)) + '\n',
+    );
     return 0;
   }
   const c = palette(colorEnabled(io.stdout, io.env));

@@ -135,7 +135,10 @@ export async function demoCommand(argv: string[], io: Io): Promise<number> {
     const now = Date.now();
     const rows = items.map((item) => [ids.get(item.id)!.name, ...itemRow(item, c, now), ids.get(item.id)!.check(item) ? c.red('no') : c.green('yes')]);
     if (format === 'json') {
-      io.stderr.write(session.redactor.redact(JSON.stringify({ event: 'demo:summary', ok: problems.length === 0, items: items.map(({ spec: _s, ...r }) => r), problems })) + '\n');
+      io.stderr.write(
+        session.redactor.redact(JSON.stringify({ event: 'demo:summary', ok: problems.length === 0, items: items.map(({ spec: _s, ...r }) => r), problems })) +
+          '\n',
+      );
     } else {
       io.stderr.write('\n' + session.redactor.redact(renderTable(['JOB', ...ITEM_HEADERS, 'AS EXPECTED'], rows)) + '\n\n');
       io.stderr.write(

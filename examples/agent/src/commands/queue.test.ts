@@ -77,12 +77,21 @@ describe('launch-agent queue', () => {
     expect((await s.run('queue', 'create', 'cpu', '--resource', 'local-process')).code).toBe(0);
     const listed = await s.run('queue', 'list');
     expect(listed.stdout).toBe(
-      ['QUEUE  RESOURCE       TEMPLATE VARIABLES', 'cpu    local-process  -', 'gpu    kubernetes     cpu:integer=2, mem:number, retries:integer=1', ''].join('\n'),
+      ['QUEUE  RESOURCE       TEMPLATE VARIABLES', 'cpu    local-process  -', 'gpu    kubernetes     cpu:integer=2, mem:number, retries:integer=1', ''].join(
+        '\n',
+      ),
     );
 
-    const replacement = await s.file('cpu.json', JSON.stringify({ resource: 'local-container', resource_args: { 'local-container': { gpus: '{{n}}' } }, template_variables: { n: { schema: { type: 'int', default: 0 } } } }));
+    const replacement = await s.file(
+      'cpu.json',
+      JSON.stringify({
+        resource: 'local-container',
+        resource_args: { 'local-container': { gpus: '{{n}}' } },
+        template_variables: { n: { schema: { type: 'int', default: 0 } } },
+      }),
+    );
     expect((await s.run('queue', 'edit', 'cpu', '--file', replacement)).code).toBe(0);
-    expect((await s.run('queue', 'show', 'cpu')).stdout).toContain('gpus: \'{{n}}\'');
+    expect((await s.run('queue', 'show', 'cpu')).stdout).toContain("gpus: '{{n}}'");
 
     expect((await s.run('queue', 'delete', 'cpu')).code).toBe(0);
     const gone = await s.run('queue', 'show', 'cpu');
@@ -92,7 +101,10 @@ describe('launch-agent queue', () => {
 
   it('refuses a bad config with every issue listed, exit 2, and stores nothing', async () => {
     const s = await setup();
-    const path = await s.file('bad.yaml', 'resource: kubernets\nresource_args: {kubernetes: {a: "{{x}}"}}\ntemplate_variables: {x: {schema: {type: integer, min: 1}}}\n');
+    const path = await s.file(
+      'bad.yaml',
+      'resource: kubernets\nresource_args: {kubernetes: {a: "{{x}}"}}\ntemplate_variables: {x: {schema: {type: integer, min: 1}}}\n',
+    );
     const r = await s.run('queue', 'create', 'gpu', '--file', path);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('queue config of "gpu" is invalid:');
@@ -153,7 +165,7 @@ describe('launch-agent queue', () => {
     }
   });
 
-  it('a command after -- runs on the queue\'s resource; a spec that names another one is refused', async () => {
+  it("a command after -- runs on the queue's resource; a spec that names another one is refused", async () => {
     const s = await setup();
     await s.run('queue', 'create', 'box', '--file', await s.file('box.yaml', 'resource: local-container\nresource_args: {local-container: {shm-size: 1g}}\n'));
     const dry = await s.run('enqueue', '-q', 'box', '--dry-run', '--', 'python', 'train.py');
@@ -173,7 +185,10 @@ describe('launch-agent queue', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('note: queue "gpu"\'s config merged in: resource kubernetes; template variables cpu=2, mem=2, retries=3');
-    const manifest = yaml.loadAll(r.stdout.split('---\n').slice(1).join('---\n'))[0] as { metadata: { labels: Record<string, string> }; spec: { backoffLimit: number; template: { spec: { containers: { resources: unknown }[] } } } };
+    const manifest = yaml.loadAll(r.stdout.split('---\n').slice(1).join('---\n'))[0] as {
+      metadata: { labels: Record<string, string> };
+      spec: { backoffLimit: number; template: { spec: { containers: { resources: unknown }[] } } };
+    };
     expect(manifest.metadata.labels.run).toBe('fixedrun1');
     expect(manifest.spec.backoffLimit).toBe(3);
     expect(manifest.spec.template.spec.containers[0]!.resources).toEqual({ limits: { cpu: 2, memory: '2Gi' } });

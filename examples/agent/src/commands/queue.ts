@@ -78,17 +78,26 @@ export async function queueCommand(argv: string[], io: Io): Promise<number> {
   }
   const wantsName = sub !== 'list';
   if (positionals.length !== (wantsName ? 1 : 0)) {
-    throw new UsageError(wantsName ? `expected one queue name, got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')}` : `unexpected argument "${positionals[0]}"`, command);
+    throw new UsageError(
+      wantsName
+        ? `expected one queue name, got ${positionals.length === 0 ? 'none' : positionals.map((p) => `"${p}"`).join(' ')}`
+        : `unexpected argument "${positionals[0]}"`,
+      command,
+    );
   }
   const name = positionals[0] ?? '';
   const allowed: Record<(typeof SUBCOMMANDS)[number], string[]> = { create: ['file', 'resource'], show: ['json'], edit: ['file'], list: ['json'], delete: [] };
   for (const flag of ['file', 'resource', 'json'] as const) {
-    if (v[flag] !== undefined && !allowed[sub as (typeof SUBCOMMANDS)[number]].includes(flag)) throw new UsageError(`--${flag} does not apply to "queue ${sub}"`, command);
+    if (v[flag] !== undefined && !allowed[sub as (typeof SUBCOMMANDS)[number]].includes(flag))
+      throw new UsageError(`--${flag} does not apply to "queue ${sub}"`, command);
   }
 
   const { config, origins } = await loadConfig(io, v.config, { stateDir: v['state-dir'], source: sourceFlag(command, v.source) });
   if (chooseSourceKind(config, io.env, origins, io.homedir) === 'wandb') {
-    throw new UsageError('queue configs here belong to the embedded queue; a W&B queue is configured in the W&B UI (or with wandb.Api().upsert_run_queue). Pass --source embedded', command);
+    throw new UsageError(
+      'queue configs here belong to the embedded queue; a W&B queue is configured in the W&B UI (or with wandb.Api().upsert_run_queue). Pass --source embedded',
+      command,
+    );
   }
   const selected = await selectSource({ config, origins, env: io.env, homedir: io.homedir, logger: silentLogger, command });
   const queue = selected.embedded!;
@@ -117,7 +126,11 @@ async function asUsage<T>(command: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    if (LaunchValidationError.isInstance(error) || (LaunchError.isInstance(error) && error.code.startsWith('queue_config.')) || (LaunchError.isInstance(error) && error.code === 'queue.invalid_name')) {
+    if (
+      LaunchValidationError.isInstance(error) ||
+      (LaunchError.isInstance(error) && error.code.startsWith('queue_config.')) ||
+      (LaunchError.isInstance(error) && error.code === 'queue.invalid_name')
+    ) {
       throw new UsageError(`${error.message}${error.hint ? `\nhint: ${error.hint}` : ''}`, command);
     }
     throw error;
@@ -144,7 +157,8 @@ function parseConfigText(text: string, path: string, command: string): unknown {
 }
 
 async function create(io: Io, queue: EmbeddedQueue, name: string, file: string | undefined, resource: string | undefined, command: string): Promise<number> {
-  if ((file === undefined) === (resource === undefined)) throw new UsageError('give the config with --file FILE, or only its resource with --resource R', command);
+  if ((file === undefined) === (resource === undefined))
+    throw new UsageError('give the config with --file FILE, or only its resource with --resource R', command);
   const raw = file !== undefined ? await readConfigFile(file, command) : { resource };
   const saved = await queue.setQueueConfig(name, raw, 'create');
   io.stderr.write(`launch: queue "${name}": config created (${summary(saved)})\n`);
@@ -223,9 +237,16 @@ async function edit(io: Io, queue: EmbeddedQueue, name: string, file: string | u
     io.stderr.write(`launch: queue "${name}": config ${current ? 'saved' : 'created'} (${summary(saved)})\n`);
     return 0;
   } catch (error) {
-    const text = error instanceof UsageError ? error.message : LaunchValidationError.isInstance(error) ? `${error.message}${error.hint ? `\nhint: ${error.hint}` : ''}` : undefined;
+    const text =
+      error instanceof UsageError
+        ? error.message
+        : LaunchValidationError.isInstance(error)
+          ? `${error.message}${error.hint ? `\nhint: ${error.hint}` : ''}`
+          : undefined;
     if (text === undefined) throw error;
-    io.stderr.write(`launch-agent ${command}: ${text}\nNothing was saved. Your edit is kept in ${path}; fix it and run "launch-agent queue edit ${name} --file ${path}".\n`);
+    io.stderr.write(
+      `launch-agent ${command}: ${text}\nNothing was saved. Your edit is kept in ${path}; fix it and run "launch-agent queue edit ${name} --file ${path}".\n`,
+    );
     return 2;
   }
 }
@@ -320,7 +341,9 @@ export async function prepareQueueSpec(options: {
     if (!queueConfig) return { embedded: true, input, templateVariables, merged: input, warnings: [], notes: [] };
     const { spec: checked, warnings } = normalizeLaunchSpec(merged.spec);
     const values = Object.entries(merged.values).map(([k, val]) => `${k}=${JSON.stringify(val)}`);
-    const notes = [`queue "${queue}"'s config merged in: resource ${queueConfig.resource}${values.length > 0 ? `; template variables ${values.join(', ')}` : ''}`];
+    const notes = [
+      `queue "${queue}"'s config merged in: resource ${queueConfig.resource}${values.length > 0 ? `; template variables ${values.join(', ')}` : ''}`,
+    ];
     return { embedded: true, input, templateVariables, merged: checked, warnings, notes };
   });
 }

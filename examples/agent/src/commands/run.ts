@@ -108,9 +108,7 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
     showLogs: false,
     exitWhenIdle: flags.exitWhenIdle,
     health:
-      healthPort === undefined
-        ? undefined
-        : { port: healthPort, host: flags.healthHost ?? io.env.LAUNCH_HEALTH_HOST, processMetrics: flags.processMetrics },
+      healthPort === undefined ? undefined : { port: healthPort, host: flags.healthHost ?? io.env.LAUNCH_HEALTH_HOST, processMetrics: flags.processMetrics },
   });
   const where = session.selected.kind === 'embedded' ? ` (state in ${session.selected.stateDir})` : '';
   session.out.write(

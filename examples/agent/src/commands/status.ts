@@ -63,7 +63,14 @@ export function renderStatus(items: ItemRecord[], agents: AgentRecord[], io: Pic
   const parts = [c.dim(`state: ${stateDir}`)];
   const byId = new Map(agents.map((a) => [a.id, a]));
   const alive = (id: string) => byId.get(id)?.alive;
-  parts.push(items.length === 0 ? 'No items.' : renderTable(ITEM_HEADERS, items.map((i) => itemRow(i, c, now, alive))));
+  parts.push(
+    items.length === 0
+      ? 'No items.'
+      : renderTable(
+          ITEM_HEADERS,
+          items.map((i) => itemRow(i, c, now, alive)),
+        ),
+  );
   if (agents.length > 0) {
     const claims = new Map<string, number>();
     for (const i of items) {

@@ -50,7 +50,12 @@ export function itemRow(item: ItemRecord, c: Palette, now: number, alive: (agent
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+  return (
+    s
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? ''
+  );
 }
 
 function truncate(s: string, width: number): string {

@@ -37,8 +37,7 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
   const offs: (() => void)[] = [];
 
   // Continuation lines (a failure's log tail) are indented under their event line.
-  const human = (itemId: string, text: string) =>
-    options.sink.write(`${c.dim('launch:')} ${c.bold(`[${itemId}]`)} ${text.replace(/\n/g, '\n    ')}`);
+  const human = (itemId: string, text: string) => options.sink.write(`${c.dim('launch:')} ${c.bold(`[${itemId}]`)} ${text.replace(/\n/g, '\n    ')}`);
   const json = (event: string, fields: Record<string, unknown>) =>
     options.sink.write(JSON.stringify({ time: new Date(now()).toISOString(), event, ...fields }));
   const elapsed = (itemId: string) => {
@@ -83,12 +82,13 @@ export function attachReporter(agent: EventSource, options: ReporterOptions): Re
     else if (state === 'running' || state === 'starting' || state === 'stopping') human(item.id, c.blue(state));
   });
   // Only when shown: the agent asks runners to stream output (a connection per Kubernetes run) only if someone listens.
-  if (options.showLogs) on('run:log', ({ item, chunk }) => {
-    const key = `${item.id}\u0000${chunk.stream}`;
-    const lines = ((partial.get(key) ?? '') + chunk.text).split(/\r?\n/);
-    partial.set(key, lines.pop() ?? '');
-    for (const line of lines) logLine(item.id, chunk.stream, line);
-  });
+  if (options.showLogs)
+    on('run:log', ({ item, chunk }) => {
+      const key = `${item.id}\u0000${chunk.stream}`;
+      const lines = ((partial.get(key) ?? '') + chunk.text).split(/\r?\n/);
+      partial.set(key, lines.pop() ?? '');
+      for (const line of lines) logLine(item.id, chunk.stream, line);
+    });
   on('run:warning', ({ item, runId, message }) => {
     if (options.format === 'json') json('run:warning', { item: item.id, runId, message });
     else human(item.id, c.yellow(`warning: ${message}`));

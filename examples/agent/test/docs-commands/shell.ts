@@ -95,7 +95,11 @@ export async function serveBounded(
   try {
     let outcome: 'ready' | 'exited';
     try {
-      outcome = await waitFor(async () => (exitedEarly ? 'exited' : (await ready(run)) ? 'ready' : undefined), { what: `"${command}" to be ready`, timeoutMs, intervalMs: 50 });
+      outcome = await waitFor(async () => (exitedEarly ? 'exited' : (await ready(run)) ? 'ready' : undefined), {
+        what: `"${command}" to be ready`,
+        timeoutMs,
+        intervalMs: 50,
+      });
     } catch (error) {
       throw new Error(`${(error as Error).message}\nstderr so far:\n${run.stderr()}`);
     }

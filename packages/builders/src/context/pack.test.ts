@@ -88,7 +88,13 @@ describe('packContext', () => {
     const root = freshDir();
     writeFileSync(join(root, 'train.py'), '');
     const { gz } = await packToBuffer(
-      layout(root, { mount: 'src', files: new Map([['Dockerfile.wandb', Buffer.from('x')], ['src/runtime.txt', Buffer.from('python-3.11')]]) }),
+      layout(root, {
+        mount: 'src',
+        files: new Map([
+          ['Dockerfile.wandb', Buffer.from('x')],
+          ['src/runtime.txt', Buffer.from('python-3.11')],
+        ]),
+      }),
     );
     expect(listing(gz).map((l) => l.split(' ').at(-1))).toEqual(['Dockerfile.wandb', 'src/', 'src/runtime.txt', 'src/train.py']);
   });

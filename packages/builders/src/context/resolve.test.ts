@@ -169,7 +169,7 @@ describe('build context precedence (W&B context_manager)', () => {
   });
 
   it('refuses a Dockerfile or build_context path that leaves the code directory, naming it', async () => {
-    const outside = code({ 'Dockerfile': 'FROM outside\n' });
+    const outside = code({ Dockerfile: 'FROM outside\n' });
     const dir = code({ 'train.py': '' });
     symlinkSync(join(outside, 'Dockerfile'), join(dir, 'Dockerfile.link'));
     symlinkSync(outside, join(dir, 'ctx-link'));
@@ -200,7 +200,7 @@ describe('build context precedence (W&B context_manager)', () => {
     const plan = await resolveBuildContext(input(dir, { overrideEntryPoint: ['python', 'train.py'] }));
     expect(plan.ignore.ignores('data/big.bin')).toBe(true);
     expect(plan.ignore.ignores('train.py')).toBe(false);
-    const bad = await failure(resolveBuildContext(input(code({ '.dockerignore': '[z-a]\n', 'Dockerfile': '' }), { overrideDockerfile: 'Dockerfile' })));
+    const bad = await failure(resolveBuildContext(input(code({ '.dockerignore': '[z-a]\n', Dockerfile: '' }), { overrideDockerfile: 'Dockerfile' })));
     expect(bad.code).toBe('build.invalid_dockerignore');
   });
 });

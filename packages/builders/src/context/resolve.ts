@@ -2,14 +2,7 @@ import type { Stats } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, posix, resolve, sep } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import {
-  BOOTSTRAP_SCRIPT,
-  generateDockerfile,
-  pythonMajorMinor,
-  validateAcceleratorImage,
-  WANDB_DOCKERFILE,
-  type RequirementsSource,
-} from './dockerfile.js';
+import { BOOTSTRAP_SCRIPT, generateDockerfile, pythonMajorMinor, validateAcceleratorImage, WANDB_DOCKERFILE, type RequirementsSource } from './dockerfile.js';
 import { contextError } from './errors.js';
 import { emptyDockerIgnore, parseDockerIgnore, type DockerIgnore } from './ignore.js';
 import type { ContextLayout } from './walk.js';
@@ -87,7 +80,11 @@ async function locate(root: string, rel: string, field: string): Promise<{ path:
     real = await realpath(lexical);
   } catch (error) {
     if (errno(error) === 'ENOENT' || errno(error) === 'ENOTDIR') return undefined;
-    throw contextError({ code: 'context_unreadable', message: `cannot read ${field} ${JSON.stringify(rel)}: ${errno(error) ?? (error as Error).message}`, cause: error });
+    throw contextError({
+      code: 'context_unreadable',
+      message: `cannot read ${field} ${JSON.stringify(rel)}: ${errno(error) ?? (error as Error).message}`,
+      cause: error,
+    });
   }
   if (!isInside(root, real)) throw escapes();
   return { path: real, stats: await stat(real) };
@@ -146,11 +143,7 @@ export function entryPointFile(entryPoint: readonly string[] | undefined): strin
   return entryPoint[1];
 }
 
-async function requirementsOf(
-  dir: string,
-  ignore: DockerIgnore,
-  warnings: string[],
-): Promise<{ source: RequirementsSource; files: Array<[string, Buffer]> }> {
+async function requirementsOf(dir: string, ignore: DockerIgnore, warnings: string[]): Promise<{ source: RequirementsSource; files: Array<[string, Buffer]> }> {
   const present = async (name: string) => {
     const text = await readText(dir, name, name, MAX_TEXT_BYTES);
     if (text !== undefined && ignore.ignores(name)) {
@@ -296,7 +289,10 @@ export async function resolveBuildContext(input: BuildContextInput): Promise<Bui
     });
   }
   const ignore = await loadIgnore(codeDir);
-  const pythonVersion = pythonMajorMinor(input.pythonVersion ?? input.defaultPythonVersion, input.pythonVersion ? 'python_version' : 'the default Python version');
+  const pythonVersion = pythonMajorMinor(
+    input.pythonVersion ?? input.defaultPythonVersion,
+    input.pythonVersion ? 'python_version' : 'the default Python version',
+  );
   const accelerator = input.acceleratorBaseImage
     ? validateAcceleratorImage(input.acceleratorBaseImage, 'resource_args.<resource>.builder.accelerator.base_image')
     : undefined;

@@ -31,7 +31,10 @@ export function contentTag(input: ContentTagInput): string {
 
 /** W&B's tag (`image_tag_from_dockerfile_and_source`): `sha256(source string + Dockerfile)[:8]`. */
 export function wandbTag(sourceString: string, dockerfile: string): string {
-  return createHash('sha256').update(sourceString + dockerfile, 'utf8').digest('hex').slice(0, WANDB_TAG_LENGTH);
+  return createHash('sha256')
+    .update(sourceString + dockerfile, 'utf8')
+    .digest('hex')
+    .slice(0, WANDB_TAG_LENGTH);
 }
 
 /**

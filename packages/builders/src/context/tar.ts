@@ -56,14 +56,7 @@ function paxRecord(key: string, value: string): Buffer {
   return Buffer.from(`${length}${body}`);
 }
 
-function ustarBlock(fields: {
-  name: string;
-  prefix: string;
-  mode: number;
-  size: number;
-  typeflag: string;
-  linkname: string;
-}): Buffer {
+function ustarBlock(fields: { name: string; prefix: string; mode: number; size: number; typeflag: string; linkname: string }): Buffer {
   const block = Buffer.alloc(BLOCK);
   writeString(block, 0, 100, fields.name);
   writeOctal(block, 100, 8, fields.mode);
@@ -95,7 +88,13 @@ export function encodeHeader(header: TarHeader): Buffer {
   let split = ASCII.test(archivePath) ? splitUstarPath(archivePath) : undefined;
   if (!split) {
     records.push(paxRecord('path', archivePath));
-    split = { prefix: '', name: Buffer.from(archivePath).subarray(0, 100).toString('latin1').replace(/[^\x20-\x7e]/g, '_') };
+    split = {
+      prefix: '',
+      name: Buffer.from(archivePath)
+        .subarray(0, 100)
+        .toString('latin1')
+        .replace(/[^\x20-\x7e]/g, '_'),
+    };
   }
   let linkname = header.linkTarget ?? '';
   if (linkname.length > 100 || !ASCII.test(linkname)) {

@@ -161,10 +161,20 @@ describe.runIf(available)('docker builder on the real engine', () => {
     const registry = testRegistry(registries!.plain, repo());
     const builder = createDockerBuilder({ socketPath: docker!.socketPath });
     const result = await builder.build(
-      { spec: parseLaunchSpec({ job: 'acme/proj/job-train:v3', overrides: { dockerfile: 'Dockerfile', entry_point: ['sh'] } }), runId: 'r', itemId: 'i', contextDir: dir, registry },
+      {
+        spec: parseLaunchSpec({ job: 'acme/proj/job-train:v3', overrides: { dockerfile: 'Dockerfile', entry_point: ['sh'] } }),
+        runId: 'r',
+        itemId: 'i',
+        contextDir: dir,
+        registry,
+      },
       ctx,
     );
-    expect(result).toMatchObject({ tagScheme: 'wandb', tag: wandbTag('job-train:v3:vv3', dockerfile), imageUri: `${registry.uri}:${wandbTag('job-train:v3:vv3', dockerfile)}` });
+    expect(result).toMatchObject({
+      tagScheme: 'wandb',
+      tag: wandbTag('job-train:v3:vv3', dockerfile),
+      imageUri: `${registry.uri}:${wandbTag('job-train:v3:vv3', dockerfile)}`,
+    });
     expect(result.contextDigest).toBeUndefined();
   });
 
@@ -172,13 +182,21 @@ describe.runIf(available)('docker builder on the real engine', () => {
     const dir = code({ Dockerfile: `FROM ${docker!.baseImage}\nRUN echo ${randomBytes(4).toString('hex')}\n` });
     const builder = createDockerBuilder({ socketPath: docker!.socketPath });
     const result = await builder.build(
-      { spec: parseLaunchSpec({ job: 'Acme/Proj/Job Train:latest', overrides: { dockerfile: 'Dockerfile', entry_point: ['sh'] } }), runId: 'r', itemId: 'i', contextDir: dir },
+      {
+        spec: parseLaunchSpec({ job: 'Acme/Proj/Job Train:latest', overrides: { dockerfile: 'Dockerfile', entry_point: ['sh'] } }),
+        runId: 'r',
+        itemId: 'i',
+        contextDir: dir,
+      },
       ctx,
     );
     expect(result.imageUri).toMatch(/^acme__proj__job__train:[0-9a-f]{16}$/);
     const bad = testRegistry(registries!.plain, 'Upper/Case');
     const error = await builder
-      .build({ spec: parseLaunchSpec({ overrides: { dockerfile: 'Dockerfile', entry_point: ['sh'] } }), runId: 'r', itemId: 'i', contextDir: dir, registry: bad }, ctx)
+      .build(
+        { spec: parseLaunchSpec({ overrides: { dockerfile: 'Dockerfile', entry_point: ['sh'] } }), runId: 'r', itemId: 'i', contextDir: dir, registry: bad },
+        ctx,
+      )
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'build.invalid_image_name', stage: 'build' });
     expect((error as LaunchError).message).toContain(`"${registries!.plain}/Upper/Case"`);

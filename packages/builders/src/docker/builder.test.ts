@@ -93,12 +93,19 @@ describe('docker builder without an engine', () => {
     const dir = (await import('node:os')).tmpdir();
     // The builder checks again what core's spec parser checks: a request may come from elsewhere.
     const spec = (extra: object) => ({ ...parseLaunchSpec({ overrides: { entry_point: ['python', 'x.py'] } }), ...extra }) as LaunchSpec;
-    const uid = await builder.build({ spec: spec({ docker: { user_id: '99999999999' } }), runId: 'r', itemId: 'i', contextDir: dir }, ctx).catch((e: unknown) => e);
+    const uid = await builder
+      .build({ spec: spec({ docker: { user_id: '99999999999' } }), runId: 'r', itemId: 'i', contextDir: dir }, ctx)
+      .catch((e: unknown) => e);
     expect(uid).toMatchObject({ code: 'build.invalid_user_id', stage: 'build' });
     expect((uid as LaunchError).message).toContain('docker.user_id');
     const accel = await builder
       .build(
-        { spec: spec({ resource: 'kubernetes', resource_args: { kubernetes: { builder: { cuda: { base_image: 12 } } } } }), runId: 'r', itemId: 'i', contextDir: dir },
+        {
+          spec: spec({ resource: 'kubernetes', resource_args: { kubernetes: { builder: { cuda: { base_image: 12 } } } } }),
+          runId: 'r',
+          itemId: 'i',
+          contextDir: dir,
+        },
         ctx,
       )
       .catch((e: unknown) => e);
@@ -115,7 +122,10 @@ describe('engine progress stream', () => {
       { stream: ' ---> abc\nStep 2/2 : RUN pip install -r r.txt\n' },
       { stream: 'ERROR: Could not find a version that satisfies the requirement nosuch==1.0 (from versions: none)\nERROR: No matching distri' },
       { stream: 'bution found for nosuch==1.0\n' },
-      { errorDetail: { code: 1, message: "The command '/bin/sh -c pip install' returned a non-zero code: 1" }, error: "The command '/bin/sh -c pip install' returned a non-zero code: 1" },
+      {
+        errorDetail: { code: 1, message: "The command '/bin/sh -c pip install' returned a non-zero code: 1" },
+        error: "The command '/bin/sh -c pip install' returned a non-zero code: 1",
+      },
     ]
       .map((m) => JSON.stringify(m))
       .join('\n');

@@ -15,7 +15,14 @@ import { abortedError, contextError, throwIfAborted } from '../context/errors.js
 import { hashContext, packContext } from '../context/pack.js';
 import { resolveBuildContext, type BuildContextInput, type BuildContextPlan, type DockerfileSource } from '../context/resolve.js';
 import { contentTag, dockerSafeName, splitImageUri, validateRepository, wandbJobSourceString, wandbTag } from '../context/tag.js';
-import { contextCompression, describeAddress, engineAddress, parseDockerBuilderOptions, type DockerBuilderOptions, type ResolvedDockerBuilderOptions } from './options.js';
+import {
+  contextCompression,
+  describeAddress,
+  engineAddress,
+  parseDockerBuilderOptions,
+  type DockerBuilderOptions,
+  type ResolvedDockerBuilderOptions,
+} from './options.js';
 import { followProgress, type ProgressFollower } from './progress.js';
 
 /**
@@ -84,7 +91,9 @@ function readStream(stream: NodeJS.ReadableStream, follower: ProgressFollower, s
     stream.on('error', (error: unknown) => done(error));
     // Closed without an end: the engine went away mid-stream, which is never a success.
     stream.on('close', () =>
-      done(signal?.aborted ? abortedError('the build') : Object.assign(new Error('the engine closed the progress stream before its end'), { code: 'ECONNRESET' })),
+      done(
+        signal?.aborted ? abortedError('the build') : Object.assign(new Error('the engine closed the progress stream before its end'), { code: 'ECONNRESET' }),
+      ),
     );
   });
 }
@@ -342,15 +351,18 @@ export function createDockerBuilder(options: DockerBuilderOptions = {}): DockerB
     try {
       let response: NodeJS.ReadableStream;
       try {
-        response = (await engine.buildImage(packed.stream as unknown as NodeJS.ReadableStream, {
-          t: imageUri,
-          dockerfile: plan.dockerfilePath,
-          ...(config.platform ? { platform: config.platform } : {}),
-          buildargs: config.buildArgs,
-          rm: true,
-          forcerm: true,
-          abortSignal: signal,
-        } as Dockerode.ImageBuildOptions)) as NodeJS.ReadableStream;
+        response = (await engine.buildImage(
+          packed.stream as unknown as NodeJS.ReadableStream,
+          {
+            t: imageUri,
+            dockerfile: plan.dockerfilePath,
+            ...(config.platform ? { platform: config.platform } : {}),
+            buildargs: config.buildArgs,
+            rm: true,
+            forcerm: true,
+            abortSignal: signal,
+          } as Dockerode.ImageBuildOptions,
+        )) as NodeJS.ReadableStream;
       } catch (error) {
         if (signal?.aborted) throw abortedError('the build', error);
         const status = (error as { statusCode?: number }).statusCode;

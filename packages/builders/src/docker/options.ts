@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { closest, LaunchValidationError, silentLogger, zodIssues, type Logger, type Registry } from '@launch/core';
 
 const isLogger = (value: unknown): value is Logger =>
-  typeof value === 'object' &&
-  value !== null &&
-  ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
+  typeof value === 'object' && value !== null && ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
 
 const isRegistry = (value: unknown): value is Registry =>
   typeof value === 'object' &&
@@ -50,9 +48,15 @@ export const dockerBuilderOptionsSchema = z
     /** `--build-arg` values passed to every build. */
     buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a build argument name'), z.string()).default({}),
     /** Python `major.minor` of generated Dockerfiles when a job names none. Default `3.10`. */
-    pythonVersion: z.string().regex(/^\d+\.\d+$/, 'major.minor, e.g. 3.11').default('3.10'),
+    pythonVersion: z
+      .string()
+      .regex(/^\d+\.\d+$/, 'major.minor, e.g. 3.11')
+      .default('3.10'),
     /** User name in generated Dockerfiles (fixed, so the Dockerfile and its tag are the same on every agent). */
-    dockerUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name').default('launch'),
+    dockerUser: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name')
+      .default('launch'),
     /**
      * gzip level of the context sent to the engine (1–9), or 0 for a plain tar. Default: a plain tar
      * to a unix socket (as the docker CLI sends it: compressing for a local engine only costs CPU on
@@ -105,7 +109,14 @@ export function engineAddress(
     code: 'builder.invalid_options',
     stage: 'agent',
     subject: 'docker builder options',
-    issues: [{ path: 'DOCKER_HOST', expected: 'unix:///path or tcp://host:port', found: JSON.stringify(host), message: `expected unix:///path or tcp://host:port, found ${JSON.stringify(host)}` }],
+    issues: [
+      {
+        path: 'DOCKER_HOST',
+        expected: 'unix:///path or tcp://host:port',
+        found: JSON.stringify(host),
+        message: `expected unix:///path or tcp://host:port, found ${JSON.stringify(host)}`,
+      },
+    ],
   });
 }
 

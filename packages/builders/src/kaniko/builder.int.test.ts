@@ -37,9 +37,14 @@ function testRegistry(host: string, repository: string, credentials?: { username
     async imageExists(imageUri: string) {
       registry.heads++;
       const colon = imageUri.lastIndexOf(':');
-      const headers: Record<string, string> = { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' };
+      const headers: Record<string, string> = {
+        accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json',
+      };
       if (credentials) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
-      const response = await fetch(`http://${host}/v2/${imageUri.slice(host.length + 1, colon)}/manifests/${imageUri.slice(colon + 1)}`, { method: 'HEAD', headers });
+      const response = await fetch(`http://${host}/v2/${imageUri.slice(host.length + 1, colon)}/manifests/${imageUri.slice(colon + 1)}`, {
+        method: 'HEAD',
+        headers,
+      });
       if (response.status === 200) return true;
       if (response.status === 404) return false;
       throw new Error(`HEAD manifest: ${response.status}`);
@@ -84,7 +89,14 @@ describe.runIf(available)('kaniko builder through the build stand-in', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  const s3Store = () => createS3ContextStore({ uri: `s3://${BUCKET}/ctx`, region: 'us-east-1', credentials: { ...S3RVER_CREDENTIALS }, endpoint: s3.endpoint, forcePathStyle: true });
+  const s3Store = () =>
+    createS3ContextStore({
+      uri: `s3://${BUCKET}/ctx`,
+      region: 'us-east-1',
+      credentials: { ...S3RVER_CREDENTIALS },
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+    });
   const kaniko = (over: Partial<KanikoBuilderOptions> = {}): KanikoBuilder =>
     createKanikoBuilder({ kubeconfigPath: kube.kubeconfigPath, namespace: NAMESPACE, contextStore: s3Store(), ...over });
   const objects = async () => ((await reader.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key);
@@ -153,7 +165,9 @@ describe.runIf(available)('kaniko builder through the build stand-in', () => {
     expect(e.message + e.hint).not.toContain(registries!.password);
     const during = configMapsDuringBuild.at(-1) as Array<{ metadata: { name: string }; data: Record<string, string> }>;
     expect(during.map((c) => c.metadata.name)).toEqual(['docker-config-wandb-launch-container-build-fail1']);
-    expect(JSON.parse(during[0]!.data['config.json']!)).toEqual({ auths: { [registries!.basic]: { auth: Buffer.from(`${registries!.username}:${registries!.password}`).toString('base64') } } });
+    expect(JSON.parse(during[0]!.data['config.json']!)).toEqual({
+      auths: { [registries!.basic]: { auth: Buffer.from(`${registries!.username}:${registries!.password}`).toString('base64') } },
+    });
     expect(leftovers()).toEqual({ jobs: 0, configMaps: 0 });
     expect(await objects()).toEqual([]);
   });
@@ -184,7 +198,17 @@ describe.runIf(available)('kaniko builder through the build stand-in', () => {
     const dir = code({ Dockerfile: `FROM ${docker!.baseImage}\nRUN echo ${marker} && sleep 300\n` });
     const controller = new AbortController();
     const error = await kaniko()
-      .build({ spec, runId: 'abort1', itemId: 'i', contextDir: dir, registry: testRegistry(registries!.plain, repo()), onProgress: (l) => l.includes(marker) && controller.abort() }, { ...ctx, signal: controller.signal })
+      .build(
+        {
+          spec,
+          runId: 'abort1',
+          itemId: 'i',
+          contextDir: dir,
+          registry: testRegistry(registries!.plain, repo()),
+          onProgress: (l) => l.includes(marker) && controller.abort(),
+        },
+        { ...ctx, signal: controller.signal },
+      )
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'build.aborted', stage: 'build' });
     expect(leftovers()).toEqual({ jobs: 0, configMaps: 0 });

@@ -196,7 +196,10 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
     }
     let dockerConfig: Json | undefined;
     if (config.dockerConfigSecret) {
-      mounts.volumes.push({ name: 'kaniko-docker-config', secret: { secretName: config.dockerConfigSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] } });
+      mounts.volumes.push({
+        name: 'kaniko-docker-config',
+        secret: { secretName: config.dockerConfigSecret, items: [{ key: '.dockerconfigjson', path: 'config.json' }] },
+      });
       mounts.volumeMounts.push({ name: 'kaniko-docker-config', mountPath: '/kaniko/.docker' });
     } else if (ACR_HOST.test(host) || registry?.name === 'acr') {
       dockerConfig = { credHelpers: { [host]: 'acr-env' } };
@@ -208,7 +211,13 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
     }
     if (dockerConfig) {
       const name = `docker-config-${jobName}`.slice(0, 253);
-      configMaps.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace, labels: { wandb: 'launch' } }, data: { 'config.json': JSON.stringify(dockerConfig) }, immutable: true });
+      configMaps.push({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name, namespace, labels: { wandb: 'launch' } },
+        data: { 'config.json': JSON.stringify(dockerConfig) },
+        immutable: true,
+      });
       mounts.volumes.push({ name: 'docker-config', configMap: { name } });
       mounts.volumeMounts.push({ name: 'docker-config', mountPath: '/kaniko/.docker' });
     }
@@ -216,7 +225,12 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
   }
 
   /** Waits on a watch of the Job until it finishes, `deadline` passes or `signal` fires. */
-  async function waitForJob(k: Kube, name: string, deadline: number, signal: AbortSignal | undefined): Promise<{ job: Json; outcome: NonNullable<ReturnType<typeof jobOutcome>> }> {
+  async function waitForJob(
+    k: Kube,
+    name: string,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ job: Json; outcome: NonNullable<ReturnType<typeof jobOutcome>> }> {
     const path = `/apis/batch/v1/namespaces/${namespace}/jobs`;
     for (;;) {
       throwIfAborted(signal, 'the kaniko build');
@@ -225,7 +239,14 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
         job = (await k.batch.readNamespacedJob({ name, namespace })) as Json;
       } catch (error) {
         if (statusCode(error) === 404) {
-          throw new LaunchError({ code: 'build.job_deleted', stage: 'build', category: 'BuildFailed', retryable: true, message: `the kaniko build Job ${namespace}/${name} was deleted before it finished`, hint: 'something else removed the build Job; the item can be retried' });
+          throw new LaunchError({
+            code: 'build.job_deleted',
+            stage: 'build',
+            category: 'BuildFailed',
+            retryable: true,
+            message: `the kaniko build Job ${namespace}/${name} was deleted before it finished`,
+            hint: 'something else removed the build Job; the item can be retried',
+          });
         }
         throw kubeFailure(error, `read the build Job ${name}`, namespace);
       }
@@ -260,7 +281,11 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
         k.watch
           .watch(
             path,
-            { fieldSelector: `metadata.name=${name}`, resourceVersion: job.metadata?.resourceVersion, timeoutSeconds: Math.max(1, Math.min(300, Math.ceil(remaining / 1000))) },
+            {
+              fieldSelector: `metadata.name=${name}`,
+              resourceVersion: job.metadata?.resourceVersion,
+              timeoutSeconds: Math.max(1, Math.min(300, Math.ceil(remaining / 1000))),
+            },
             (type: string, obj: Json) => {
               if (type === 'DELETED') finish('deleted');
               else if ((type === 'ADDED' || type === 'MODIFIED') && jobOutcome(obj)) finish(obj);
@@ -294,8 +319,19 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
     if (!pod) return { lines: [] };
     const container = pod.spec?.containers?.[0]?.name;
     try {
-      const text = (await k.core.readNamespacedPodLog({ name: pod.metadata.name, namespace, container, ...(tail ? { tailLines: tail } : {}) })) as unknown as string;
-      return { pod: pod.metadata.name, lines: String(text ?? '').replace(/\n$/, '').split('\n').filter((l, i, all) => l !== '' || i < all.length - 1) };
+      const text = (await k.core.readNamespacedPodLog({
+        name: pod.metadata.name,
+        namespace,
+        container,
+        ...(tail ? { tailLines: tail } : {}),
+      })) as unknown as string;
+      return {
+        pod: pod.metadata.name,
+        lines: String(text ?? '')
+          .replace(/\n$/, '')
+          .split('\n')
+          .filter((l, i, all) => l !== '' || i < all.length - 1),
+      };
     } catch {
       return { pod: pod.metadata.name, lines: [] };
     }
@@ -342,11 +378,18 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
       followed = pod.metadata?.name;
       const container = pod.spec?.containers?.[0]?.name;
       k.log
-        .log(namespace, followed!, container, sink, (err: unknown) => {
-          if (err) logger.debug({ err: String(err) }, 'kaniko build log stream ended with an error');
-          if (!sink.writableEnded) sink.end();
-          resolveEnded();
-        }, { follow: true })
+        .log(
+          namespace,
+          followed!,
+          container,
+          sink,
+          (err: unknown) => {
+            if (err) logger.debug({ err: String(err) }, 'kaniko build log stream ended with an error');
+            if (!sink.writableEnded) sink.end();
+            resolveEnded();
+          },
+          { follow: true },
+        )
         .then(
           (c) => {
             logController = c;
@@ -432,7 +475,9 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
     const onSkip = (path: string, kind: string) => logger.warn({ path, kind }, `build context: ${kind} ${path} is not archived`);
 
     const scratch = await mkdtemp(join(tmpdir(), 'launch-kaniko-'));
-    const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [{ what: 'the packed context', run: () => rm(scratch, { recursive: true, force: true }) }];
+    const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [
+      { what: 'the packed context', run: () => rm(scratch, { recursive: true, force: true }) },
+    ];
     try {
       // One pass: pack to a file while hashing; the digest gives the tag.
       const archive = join(scratch, 'context.tgz');
@@ -441,13 +486,28 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
         await pipeline(packed.stream, createWriteStream(archive), { signal });
       } catch (error) {
         if (signal?.aborted) throw abortedError('packing the build context', error);
-        throw LaunchError.isInstance(error) ? error : contextError({ code: 'pack_failed', message: `packing the build context of ${request.contextDir} failed: ${(error as Error).message}`, cause: error });
+        throw LaunchError.isInstance(error)
+          ? error
+          : contextError({
+              code: 'pack_failed',
+              message: `packing the build context of ${request.contextDir} failed: ${(error as Error).message}`,
+              cause: error,
+            });
       }
       const digest = await packed.digest;
       const wandbSource = wandbJobSourceString(request.spec.job);
-      const tag = wandbSource ? wandbTag(wandbSource, plan.dockerfile) : contentTag({ dockerfile: plan.dockerfile, contextDigest: digest.sha256, buildArgs: config.buildArgs });
+      const tag = wandbSource
+        ? wandbTag(wandbSource, plan.dockerfile)
+        : contentTag({ dockerfile: plan.dockerfile, contextDigest: digest.sha256, buildArgs: config.buildArgs });
       const imageUri = `${repository}:${tag}`;
-      const result = { imageUri, tag, tagScheme: wandbSource ? ('wandb' as const) : ('content' as const), dockerfileSource: plan.dockerfileSource, contextDigest: digest.sha256, entryPoint: plan.entryPoint };
+      const result = {
+        imageUri,
+        tag,
+        tagScheme: wandbSource ? ('wandb' as const) : ('content' as const),
+        dockerfileSource: plan.dockerfileSource,
+        contextDigest: digest.sha256,
+        entryPoint: plan.entryPoint,
+      };
 
       if (registry && !config.dockerConfigSecret) {
         let exists: boolean;
@@ -491,11 +551,23 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
       const jobNamespace: string = manifest.metadata.namespace;
       const name: string = manifest.metadata.name;
       if (jobNamespace !== namespace) {
-        throw new LaunchError({ code: 'builder.invalid_kaniko_config', stage: 'build', category: 'BuildFailed', message: `builder.kaniko-config metadata.namespace "${jobNamespace}" differs from the builder's namespace "${namespace}"`, hint: 'set the kaniko builder namespace instead of metadata.namespace in kaniko-config' });
+        throw new LaunchError({
+          code: 'builder.invalid_kaniko_config',
+          stage: 'build',
+          category: 'BuildFailed',
+          message: `builder.kaniko-config metadata.namespace "${jobNamespace}" differs from the builder's namespace "${namespace}"`,
+          hint: 'set the kaniko builder namespace instead of metadata.namespace in kaniko-config',
+        });
       }
 
       for (const cm of configMaps) {
-        cleanups.push({ what: `ConfigMap ${cm.metadata.name}`, run: () => k.core.deleteNamespacedConfigMap({ name: cm.metadata.name, namespace }).catch((e: unknown) => (statusCode(e) === 404 ? undefined : Promise.reject(e))) });
+        cleanups.push({
+          what: `ConfigMap ${cm.metadata.name}`,
+          run: () =>
+            k.core
+              .deleteNamespacedConfigMap({ name: cm.metadata.name, namespace })
+              .catch((e: unknown) => (statusCode(e) === 404 ? undefined : Promise.reject(e))),
+        });
         try {
           await k.core.createNamespacedConfigMap({ namespace, body: cm });
         } catch (error) {
@@ -505,7 +577,13 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
       const follower = followLog(k, name, onLine);
       follower.setLogger(logger);
       cleanups.push({ what: 'the build log stream', run: () => follower.stop(0) });
-      cleanups.push({ what: `Job ${name}`, run: () => k.batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' }).catch((e: unknown) => (statusCode(e) === 404 ? undefined : Promise.reject(e))) });
+      cleanups.push({
+        what: `Job ${name}`,
+        run: () =>
+          k.batch
+            .deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' })
+            .catch((e: unknown) => (statusCode(e) === 404 ? undefined : Promise.reject(e))),
+      });
       try {
         await k.batch.createNamespacedJob({ namespace, body: manifest });
       } catch (error) {
@@ -541,7 +619,11 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
     } finally {
       // Cleanup runs without the signal: a cancelled build still leaves nothing behind.
       for (const step of cleanups.reverse()) {
-        await step.run().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, `kaniko cleanup: removing ${step.what} failed`));
+        await step
+          .run()
+          .catch((error: unknown) =>
+            logger.warn({ err: error instanceof Error ? error.message : String(error) }, `kaniko cleanup: removing ${step.what} failed`),
+          );
       }
     }
   }

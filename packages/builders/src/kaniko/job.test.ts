@@ -37,7 +37,7 @@ function thrown(fn: () => unknown): LaunchError {
 }
 
 describe('buildKanikoJob (W&B kaniko-config merge)', () => {
-  it('makes W&B\'s Job when kaniko-config is empty', () => {
+  it("makes W&B's Job when kaniko-config is empty", () => {
     const job = buildKanikoJob(input());
     expect(job).toEqual({
       apiVersion: 'batch/v1',
@@ -72,7 +72,7 @@ describe('buildKanikoJob (W&B kaniko-config merge)', () => {
     });
   });
 
-  it('lets the user\'s --k=v args override ours in place and add new ones; keeps their env, mounts, volumes and fields', () => {
+  it("lets the user's --k=v args override ours in place and add new ones; keeps their env, mounts, volumes and fields", () => {
     const kanikoConfig = {
       metadata: { labels: { team: 'ml' }, annotations: { a: 'b' } },
       spec: {
@@ -100,16 +100,29 @@ describe('buildKanikoJob (W&B kaniko-config merge)', () => {
       input({
         kanikoConfig,
         buildArgs: { A: '1' },
-        credentials: { env: [{ name: 'AWS_REGION', value: 'us-east-1' }], volumes: [{ name: 's', secret: { secretName: 's' } }], volumeMounts: [{ name: 's', mountPath: '/root/.aws' }], podLabels: { 'azure.workload.identity/use': 'true' } },
+        credentials: {
+          env: [{ name: 'AWS_REGION', value: 'us-east-1' }],
+          volumes: [{ name: 's', secret: { secretName: 's' } }],
+          volumeMounts: [{ name: 's', mountPath: '/root/.aws' }],
+          podLabels: { 'azure.workload.identity/use': 'true' },
+        },
       }),
     );
     expect(kanikoConfig).toEqual(before); // deep copy: the config is never changed
-    expect(job.metadata).toEqual({ name: 'wandb-launch-container-build-abc123', namespace: 'wandb', labels: { team: 'ml', wandb: 'launch' }, annotations: { a: 'b' } });
+    expect(job.metadata).toEqual({
+      name: 'wandb-launch-container-build-abc123',
+      namespace: 'wandb',
+      labels: { team: 'ml', wandb: 'launch' },
+      annotations: { a: 'b' },
+    });
     expect(job.spec.backoffLimit).toBe(2);
     expect(job.spec.template.metadata.labels).toEqual({ wandb: 'launch', app: 'build', 'azure.workload.identity/use': 'true' });
     const pod = job.spec.template.spec;
     expect(pod).toMatchObject({ serviceAccountName: 'kaniko-sa', nodeSelector: { pool: 'build' }, restartPolicy: 'Never', activeDeadlineSeconds: 1800 });
-    expect(pod.volumes).toEqual([{ name: 'cache', emptyDir: {} }, { name: 's', secret: { secretName: 's' } }]);
+    expect(pod.volumes).toEqual([
+      { name: 'cache', emptyDir: {} },
+      { name: 's', secret: { secretName: 's' } },
+    ]);
     expect(pod.containers).toHaveLength(1);
     const c = pod.containers[0];
     expect(c.args).toEqual([
@@ -124,14 +137,25 @@ describe('buildKanikoJob (W&B kaniko-config merge)', () => {
       '--no-push',
       '--build-arg=A=1',
     ]);
-    expect(c.env).toEqual([{ name: 'MY_ENV_VAR', value: 'x' }, { name: 'AWS_REGION', value: 'us-east-1' }]);
-    expect(c.volumeMounts).toEqual([{ name: 'cache', mountPath: '/cache' }, { name: 's', mountPath: '/root/.aws' }]);
+    expect(c.env).toEqual([
+      { name: 'MY_ENV_VAR', value: 'x' },
+      { name: 'AWS_REGION', value: 'us-east-1' },
+    ]);
+    expect(c.volumeMounts).toEqual([
+      { name: 'cache', mountPath: '/cache' },
+      { name: 's', mountPath: '/root/.aws' },
+    ]);
     expect(c.resources).toEqual({ limits: { memory: '4Gi' } });
     expect(c.name).toBe('wandb-container-build');
   });
 
-  it('keeps the user\'s container name and image, and their --build-arg instead of ours', () => {
-    const job = buildKanikoJob(input({ buildArgs: { A: '1' }, kanikoConfig: { spec: { template: { spec: { containers: [{ name: 'k', image: 'mirror/kaniko:1', args: ['--build-arg=B=2'] }] } } } } }));
+  it("keeps the user's container name and image, and their --build-arg instead of ours", () => {
+    const job = buildKanikoJob(
+      input({
+        buildArgs: { A: '1' },
+        kanikoConfig: { spec: { template: { spec: { containers: [{ name: 'k', image: 'mirror/kaniko:1', args: ['--build-arg=B=2'] }] } } } },
+      }),
+    );
     const c = job.spec.template.spec.containers[0];
     expect(c).toMatchObject({ name: 'k', image: 'mirror/kaniko:1' });
     expect(c.args.filter((a: string) => a.startsWith('--build-arg'))).toEqual(['--build-arg=B=2']);

@@ -26,7 +26,11 @@ export const kanikoBuilderOptionsSchema = z
     /** Namespace of build Jobs. Default: the in-cluster service account's namespace, else `wandb` (W&B). */
     namespace: z.string().max(63).regex(DNS_LABEL, 'a namespace name (lower-case letters, digits, "-")').optional(),
     /** W&B `builder.build-job-name`: Jobs are `<buildJobName>-<run id>`. */
-    buildJobName: z.string().max(50).regex(DNS_LABEL, 'a DNS label (lower-case letters, digits, "-"), at most 50 characters').default(KANIKO_DEFAULTS.buildJobName),
+    buildJobName: z
+      .string()
+      .max(50)
+      .regex(DNS_LABEL, 'a DNS label (lower-case letters, digits, "-"), at most 50 characters')
+      .default(KANIKO_DEFAULTS.buildJobName),
     /** W&B `builder.kaniko-config`: a partial Job deep-merged with ours (see buildKanikoJob). */
     kanikoConfig: z.record(z.string(), z.unknown()).default({}),
     /** The kaniko executor image (W&B's is `gcr.io/kaniko-project/executor:v1.11.0`). */
@@ -54,21 +58,39 @@ export const kanikoBuilderOptionsSchema = z
     pvcMountPath: z.string().startsWith('/', 'an absolute path').default('/kaniko'),
     /** W&B `builder.secret-name` / `secret-key`: a Secret with cloud credentials for kaniko (both or neither). */
     secretName: z.string().max(253).regex(DNS_SUBDOMAIN, 'a Secret name').optional(),
-    secretKey: z.string().min(1).regex(/^[-._a-zA-Z0-9]+$/, 'a Secret key').optional(),
+    secretKey: z
+      .string()
+      .min(1)
+      .regex(/^[-._a-zA-Z0-9]+$/, 'a Secret key')
+      .optional(),
     /** W&B `WANDB_LAUNCH_KANIKO_AUTH_SECRET`: a `kubernetes.io/dockerconfigjson` Secret mounted as kaniko's docker config; the image-exists check is then skipped. */
     dockerConfigSecret: z.string().max(253).regex(DNS_SUBDOMAIN, 'a Secret name').optional(),
     /** W&B `WANDB_LAUNCH_SERVICE_ACCOUNT_NAME`: the build pod's service account. Default `default`. */
     serviceAccountName: z.string().max(253).regex(DNS_SUBDOMAIN, 'a ServiceAccount name').default(KANIKO_DEFAULTS.serviceAccountName),
     /** AWS region for ECR pushes (`AWS_REGION` in the pod); default the one in an ECR repository's host. */
-    awsRegion: z.string().regex(/^[a-z0-9-]+$/, 'an AWS region').optional(),
+    awsRegion: z
+      .string()
+      .regex(/^[a-z0-9-]+$/, 'an AWS region')
+      .optional(),
     /** The build pod's `activeDeadlineSeconds` (W&B 1800); the builder waits at most three times this. */
-    buildTimeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).default(KANIKO_DEFAULTS.buildTimeoutSeconds),
+    buildTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .default(KANIKO_DEFAULTS.buildTimeoutSeconds),
     /** `--build-arg` values passed to every build. */
     buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a build argument name'), z.string()).default({}),
     /** Python `major.minor` of generated Dockerfiles when a job names none. Default `3.10`. */
-    pythonVersion: z.string().regex(/^\d+\.\d+$/, 'major.minor, e.g. 3.11').default('3.10'),
+    pythonVersion: z
+      .string()
+      .regex(/^\d+\.\d+$/, 'major.minor, e.g. 3.11')
+      .default('3.10'),
     /** User name in generated Dockerfiles. */
-    dockerUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name').default('launch'),
+    dockerUser: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name')
+      .default('launch'),
     /** gzip level of the uploaded context (0–9). Default 6. */
     gzipLevel: z.number().int().min(0).max(9).default(6),
     /** Most files, directories and links a build context may hold. */
@@ -80,13 +102,18 @@ export const kanikoBuilderOptionsSchema = z
   .strict()
   .superRefine((value, ctx) => {
     if (!!value.secretName !== !!value.secretKey) {
-      ctx.addIssue({ code: 'custom', path: [value.secretName ? 'secretKey' : 'secretName'], message: 'give secretName and secretKey together, or neither (W&B: secret-name / secret-key)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [value.secretName ? 'secretKey' : 'secretName'],
+        message: 'give secretName and secretKey together, or neither (W&B: secret-name / secret-key)',
+      });
     }
     if (!value.contextStore && !value.pvcName) {
       ctx.addIssue({
         code: 'custom',
         path: ['contextStore'],
-        message: 'the kaniko builder needs a build context store (builder.build-context-store: s3://, gs:// or an Azure blob container) or a PVC (WANDB_LAUNCH_KANIKO_PVC_NAME)',
+        message:
+          'the kaniko builder needs a build context store (builder.build-context-store: s3://, gs:// or an Azure blob container) or a PVC (WANDB_LAUNCH_KANIKO_PVC_NAME)',
       });
     }
   });

@@ -38,7 +38,14 @@ function json(res: ServerResponse, status: number, value: unknown): void {
 }
 
 function aadError(res: ServerResponse, status: number, error: string, code: number, description: string): void {
-  json(res, status, { error, error_description: `AADSTS${code}: ${description} Trace ID: ${randomUUID()} Correlation ID: ${randomUUID()} Timestamp: ${new Date().toISOString()}`, error_codes: [code], timestamp: new Date().toISOString(), trace_id: randomUUID(), correlation_id: randomUUID() });
+  json(res, status, {
+    error,
+    error_description: `AADSTS${code}: ${description} Trace ID: ${randomUUID()} Correlation ID: ${randomUUID()} Timestamp: ${new Date().toISOString()}`,
+    error_codes: [code],
+    timestamp: new Date().toISOString(),
+    trace_id: randomUUID(),
+    correlation_id: randomUUID(),
+  });
 }
 
 /**
@@ -60,7 +67,11 @@ export async function startAad(options: { tls: TestTls; signer: TestJwtSigner; a
       const knownTenant = options.apps.some((a) => a.tenantId === tenant);
       if (req.method === 'GET' && parts[0] === 'common' && parts[1] === 'discovery' && parts[2] === 'instance') {
         const host = new URL(base).host;
-        return json(res, 200, { tenant_discovery_endpoint: `${base}/{tenant}/v2.0/.well-known/openid-configuration`, 'api-version': '1.1', metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }] });
+        return json(res, 200, {
+          tenant_discovery_endpoint: `${base}/{tenant}/v2.0/.well-known/openid-configuration`,
+          'api-version': '1.1',
+          metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
+        });
       }
       if (req.method === 'GET' && parts.slice(1).join('/') === 'v2.0/.well-known/openid-configuration') {
         if (!knownTenant) return aadError(res, 400, 'invalid_tenant', 90002, `Tenant '${tenant}' not found.`);
@@ -84,16 +95,48 @@ export async function startAad(options: { tls: TestTls; signer: TestJwtSigner; a
       if (req.method === 'POST' && parts.slice(1).join('/') === 'oauth2/v2.0/token') {
         const form = await body(req);
         if (!knownTenant) return aadError(res, 400, 'invalid_request', 90002, `Tenant '${tenant}' not found.`);
-        if (form.get('grant_type') !== 'client_credentials') return aadError(res, 400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
+        if (form.get('grant_type') !== 'client_credentials')
+          return aadError(res, 400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.');
         const app = options.apps.find((a) => a.tenantId === tenant && a.clientId === form.get('client_id'));
-        if (!app) return aadError(res, 400, 'unauthorized_client', 700016, `Application with identifier '${form.get('client_id') ?? ''}' was not found in the directory '${tenant}'.`);
-        if (form.get('client_secret') !== app.clientSecret) return aadError(res, 401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
+        if (!app)
+          return aadError(
+            res,
+            400,
+            'unauthorized_client',
+            700016,
+            `Application with identifier '${form.get('client_id') ?? ''}' was not found in the directory '${tenant}'.`,
+          );
+        if (form.get('client_secret') !== app.clientSecret)
+          return aadError(
+            res,
+            401,
+            'invalid_client',
+            7000215,
+            'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.',
+          );
         const scope = (form.get('scope') ?? '').split(' ').find((s) => s.endsWith('/.default'));
-        if (!scope) return aadError(res, 400, 'invalid_scope', 1002012, `The provided value for scope ${form.get('scope') ?? ''} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`);
+        if (!scope)
+          return aadError(
+            res,
+            400,
+            'invalid_scope',
+            1002012,
+            `The provided value for scope ${form.get('scope') ?? ''} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`,
+          );
         const now = Math.floor(Date.now() / 1000);
         const aud = scope.slice(0, -'/.default'.length);
         issued.push({ clientId: app.clientId, scope });
-        const token = options.signer.sign({ aud, iss: `https://sts.windows.net/${tenant}/`, iat: now, nbf: now, exp: now + lifetime, tid: tenant, oid: app.objectId ?? app.clientId, appid: app.clientId, sub: app.objectId ?? app.clientId });
+        const token = options.signer.sign({
+          aud,
+          iss: `https://sts.windows.net/${tenant}/`,
+          iat: now,
+          nbf: now,
+          exp: now + lifetime,
+          tid: tenant,
+          oid: app.objectId ?? app.clientId,
+          appid: app.clientId,
+          sub: app.objectId ?? app.clientId,
+        });
         return json(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: token });
       }
       return aadError(res, 404, 'not_found', 90000, `no such endpoint ${req.method} ${url.pathname}`);

@@ -25,7 +25,11 @@ export async function startAzurite(timeoutMs = 60_000): Promise<RunningAzurite> 
   const require = createRequire(import.meta.url);
   const bin = join(dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
   const location = mkdtempSync(join(tmpdir(), 'azurite-'));
-  const child: ChildProcess = spawn(process.execPath, [bin, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--skipApiVersionCheck', '--disableTelemetry'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [bin, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location, '--skipApiVersionCheck', '--disableTelemetry'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   const endpoint = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`azurite-blob did not start within ${timeoutMs} ms; output: ${output.slice(-2000)}`)), timeoutMs);

@@ -17,7 +17,11 @@ export interface GarTestServer {
 
 function registryError(res: ServerResponse, status: number, code: string, message: string, head: boolean): void {
   const body = JSON.stringify({ errors: [{ code, message }] });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'docker-distribution-api-version': 'registry/2.0' });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    'docker-distribution-api-version': 'registry/2.0',
+  });
   res.end(head ? undefined : body);
 }
 
@@ -65,10 +69,22 @@ export async function startGarServer(options: { check: TokenCheck }): Promise<Ga
       const [, project, repository, image, reference] = m as unknown as [string, string, string, string, string];
       const repo = repositories.get(`${project}/${repository}`);
       if (!repo) return registryError(res, 404, 'NAME_UNKNOWN', `Repository "${repository}" not found`, head);
-      if (repo.deny.includes(who)) return registryError(res, 403, 'DENIED', `Permission "artifactregistry.repositories.downloadArtifacts" denied on resource "projects/${project}/locations/-/repositories/${repository}" (or it may not exist)`, head);
+      if (repo.deny.includes(who))
+        return registryError(
+          res,
+          403,
+          'DENIED',
+          `Permission "artifactregistry.repositories.downloadArtifacts" denied on resource "projects/${project}/locations/-/repositories/${repository}" (or it may not exist)`,
+          head,
+        );
       const manifest = repo.manifests.get(`${image}:${decodeURIComponent(reference)}`);
       if (!manifest) return registryError(res, 404, 'MANIFEST_UNKNOWN', `Requested entity was not found.`, head);
-      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(manifest.body.length), 'docker-content-digest': manifest.digest, 'docker-distribution-api-version': 'registry/2.0' });
+      res.writeHead(200, {
+        'content-type': 'application/vnd.oci.image.manifest.v1+json',
+        'content-length': String(manifest.body.length),
+        'docker-content-digest': manifest.digest,
+        'docker-distribution-api-version': 'registry/2.0',
+      });
       return res.end(head ? undefined : manifest.body);
     }
     registryError(res, 404, 'NOT_FOUND', `not served by the GAR test server: ${req.method} ${path}`, head);
@@ -87,7 +103,15 @@ export async function startGarServer(options: { check: TokenCheck }): Promise<Ga
     putManifest(project, repository, image, tag) {
       const repo = repositories.get(`${project}/${repository}`);
       if (!repo) throw new Error(`no repository ${project}/${repository}`);
-      const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: 2, digest: `sha256:${'1'.repeat(64)}` }, layers: [], annotations: { tag } }));
+      const body = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: 2, digest: `sha256:${'1'.repeat(64)}` },
+          layers: [],
+          annotations: { tag },
+        }),
+      );
       const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
       repo.manifests.set(`${image}:${tag}`, { digest, body });
       repo.manifests.set(`${image}:${digest}`, { digest, body });

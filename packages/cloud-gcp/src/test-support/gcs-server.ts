@@ -137,7 +137,12 @@ export async function startGcsServer(options: { check: TokenCheck }): Promise<Gc
       return undefined;
     }
     if (bucket.deny.includes(who)) {
-      googleError(res, 403, 'forbidden', `${who} does not have ${permission} access to the Google Cloud Storage ${permission.startsWith('storage.buckets') ? 'bucket' : 'object'}. Permission '${permission}' denied on resource (or it may not exist).`);
+      googleError(
+        res,
+        403,
+        'forbidden',
+        `${who} does not have ${permission} access to the Google Cloud Storage ${permission.startsWith('storage.buckets') ? 'bucket' : 'object'}. Permission '${permission}' denied on resource (or it may not exist).`,
+      );
       return undefined;
     }
     return bucket;
@@ -179,7 +184,8 @@ export async function startGcsServer(options: { check: TokenCheck }): Promise<Gc
       } else {
         req.resume();
       }
-      if (total !== undefined && session.received > total) return googleError(res, 400, 'invalid', `Received ${session.received} bytes, more than the declared ${total}.`);
+      if (total !== undefined && session.received > total)
+        return googleError(res, 400, 'invalid', `Received ${session.received} bytes, more than the declared ${total}.`);
       if (total !== undefined && session.received === total) {
         const bucket = buckets.get(session.bucket);
         if (!bucket) return googleError(res, 404, 'notFound', 'The specified bucket does not exist.');
@@ -220,15 +226,26 @@ export async function startGcsServer(options: { check: TokenCheck }): Promise<Gc
         count('POST upload');
         const metadata = await readJson(req);
         const bucketName = decodeURIComponent(upload[1]!);
-        if (url.searchParams.get('uploadType') !== 'resumable') return googleError(res, 400, 'invalid', 'Only uploadType=resumable is served by this test server.');
+        if (url.searchParams.get('uploadType') !== 'resumable')
+          return googleError(res, 400, 'invalid', 'Only uploadType=resumable is served by this test server.');
         const bucket = bucketFor(res, bucketName, who, 'storage.objects.create');
         if (!bucket) return;
         const name = url.searchParams.get('name') ?? (typeof metadata.name === 'string' ? metadata.name : '');
         if (!name) return googleError(res, 400, 'required', 'Required: object name.');
         if (name.length > 1024 || /[\r\n]/.test(name)) return googleError(res, 400, 'invalid', 'The object name is invalid.');
         const id = randomBytes(16).toString('hex');
-        const contentType = typeof metadata.contentType === 'string' ? metadata.contentType : String(req.headers['x-upload-content-type'] ?? 'application/octet-stream');
-        sessions.set(id, { bucket: bucketName, name, contentType, path: join(dir, `session-${id}`), received: 0, md5: createHash('md5'), crc: new CRC32C(), busy: false });
+        const contentType =
+          typeof metadata.contentType === 'string' ? metadata.contentType : String(req.headers['x-upload-content-type'] ?? 'application/octet-stream');
+        sessions.set(id, {
+          bucket: bucketName,
+          name,
+          contentType,
+          path: join(dir, `session-${id}`),
+          received: 0,
+          md5: createHash('md5'),
+          crc: new CRC32C(),
+          busy: false,
+        });
         createWriteStream(join(dir, `session-${id}`)).end();
         res.writeHead(200, { location: `${endpoint}/upload/session/${id}`, 'content-length': '0' });
         return res.end();
@@ -239,7 +256,17 @@ export async function startGcsServer(options: { check: TokenCheck }): Promise<Gc
         const name = decodeURIComponent(bucketPath[1]!);
         if (!bucketFor(res, name, who, 'storage.buckets.get')) return;
         res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8' });
-        return res.end(JSON.stringify({ kind: 'storage#bucket', id: name, name, location: 'US-CENTRAL1', storageClass: 'STANDARD', metageneration: '1', timeCreated: '2026-01-01T00:00:00.000Z' }));
+        return res.end(
+          JSON.stringify({
+            kind: 'storage#bucket',
+            id: name,
+            name,
+            location: 'US-CENTRAL1',
+            storageClass: 'STANDARD',
+            metageneration: '1',
+            timeCreated: '2026-01-01T00:00:00.000Z',
+          }),
+        );
       }
       const objectPath = /^\/storage\/v1\/b\/([^/]+)\/o\/(.+)$/.exec(path);
       if (objectPath && (req.method === 'GET' || req.method === 'DELETE')) {
@@ -257,7 +284,12 @@ export async function startGcsServer(options: { check: TokenCheck }): Promise<Gc
           return res.end();
         }
         if (url.searchParams.get('alt') === 'media') {
-          res.writeHead(200, { 'content-type': object.contentType, 'content-length': String(object.size), 'x-goog-hash': `crc32c=${object.crc32c},md5=${object.md5}`, 'x-goog-generation': object.generation });
+          res.writeHead(200, {
+            'content-type': object.contentType,
+            'content-length': String(object.size),
+            'x-goog-hash': `crc32c=${object.crc32c},md5=${object.md5}`,
+            'x-goog-generation': object.generation,
+          });
           return createReadStream(object.path).pipe(res);
         }
         res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8' });
@@ -290,4 +322,3 @@ export async function startGcsServer(options: { check: TokenCheck }): Promise<Gc
     },
   };
 }
-

@@ -6,7 +6,16 @@ export const TEST_PROJECT = 'launch-test-project';
 export const TEST_ACCOUNT = `launch-agent@${TEST_PROJECT}.iam.gserviceaccount.com`;
 
 /** The variables Application Default Credentials and gcp-metadata read; tests replace them all. */
-const GOOGLE_VARIABLES = ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_CLOUD_PROJECT', 'GCLOUD_PROJECT', 'GOOGLE_CLOUD_REGION', 'CLOUDSDK_CONFIG', 'METADATA_SERVER_DETECTION', 'GCE_METADATA_HOST', 'GCE_METADATA_IP'];
+const GOOGLE_VARIABLES = [
+  'GOOGLE_APPLICATION_CREDENTIALS',
+  'GOOGLE_CLOUD_PROJECT',
+  'GCLOUD_PROJECT',
+  'GOOGLE_CLOUD_REGION',
+  'CLOUDSDK_CONFIG',
+  'METADATA_SERVER_DETECTION',
+  'GCE_METADATA_HOST',
+  'GCE_METADATA_IP',
+];
 
 /**
  * Points Application Default Credentials at `keyPath` only: sets `GOOGLE_APPLICATION_CREDENTIALS`,

@@ -114,9 +114,15 @@ export async function startOAuthServer(): Promise<OAuthTestServer> {
       const now = Math.floor(Date.now() / 1000);
       const iat = claims.iat;
       const exp = claims.exp;
-      if (typeof iat !== 'number' || typeof exp !== 'number' || iat > now + 300 || exp < now || exp - iat > 3600) return grantError(res, 'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.');
-      if (typeof claims.aud !== 'string' || ![...GOOGLE_AUDIENCES, `${endpoint}/token`].includes(claims.aud)) return grantError(res, 'Invalid JWT: Failed audience check.');
-      if (typeof claims.scope !== 'string' || claims.scope.trim() === '') return grantError(res, 'Invalid OAuth scope or ID token audience provided.', 'invalid_scope');
+      if (typeof iat !== 'number' || typeof exp !== 'number' || iat > now + 300 || exp < now || exp - iat > 3600)
+        return grantError(
+          res,
+          'Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.',
+        );
+      if (typeof claims.aud !== 'string' || ![...GOOGLE_AUDIENCES, `${endpoint}/token`].includes(claims.aud))
+        return grantError(res, 'Invalid JWT: Failed audience check.');
+      if (typeof claims.scope !== 'string' || claims.scope.trim() === '')
+        return grantError(res, 'Invalid OAuth scope or ID token audience provided.', 'invalid_scope');
       const token = fixed ?? `ya29.test-${randomBytes(24).toString('base64url')}`;
       const expiresIn = 3599;
       issued.set(token, { email: email as string, scope: claims.scope, expiresAt: Date.now() + expiresIn * 1000 });

@@ -38,14 +38,24 @@ describe('createAgent loop', () => {
   it('never runs more than max_jobs at once, and -1 means no limit', async () => {
     const source = createMemoryQueue();
     for (let i = 0; i < 6; i++) source.enqueue('q', job());
-    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 60 }, { state: 'finished', exitCode: 0 }] });
+    const runner = createScriptedRunner({
+      script: () => [
+        { state: 'running', ms: 60 },
+        { state: 'finished', exitCode: 0 },
+      ],
+    });
     await start({ source, runners: [runner], maxJobs: 2 }).start();
     await waitFor(() => ops(source, 'finish').length === 6, { what: 'all jobs' });
     expect(runner.peak).toBe(2);
 
     const source2 = createMemoryQueue();
     for (let i = 0; i < 6; i++) source2.enqueue('q', job());
-    const runner2 = createScriptedRunner({ script: () => [{ state: 'running', ms: 200 }, { state: 'finished', exitCode: 0 }] });
+    const runner2 = createScriptedRunner({
+      script: () => [
+        { state: 'running', ms: 200 },
+        { state: 'finished', exitCode: 0 },
+      ],
+    });
     await start({ source: source2, runners: [runner2], maxJobs: -1 }).start();
     await waitFor(() => ops(source2, 'finish').length === 6, { what: 'all jobs (unlimited)' });
     expect(runner2.peak).toBe(6);
@@ -58,7 +68,13 @@ describe('createAgent loop', () => {
     const s2 = source.enqueue('q', { ...sched, name: 's2' });
     source.enqueue('q', job({ name: 'regular' }));
     const runner = createScriptedRunner({
-      script: (r) => (r.spec.name === 's1' ? [{ state: 'running', ms: 300 }, { state: 'finished', exitCode: 0 }] : [{ state: 'finished', exitCode: 0 }]),
+      script: (r) =>
+        r.spec.name === 's1'
+          ? [
+              { state: 'running', ms: 300 },
+              { state: 'finished', exitCode: 0 },
+            ]
+          : [{ state: 'finished', exitCode: 0 }],
     });
     await start({ source, runners: [runner], maxJobs: 5, maxSchedulers: 1 }).start();
     await waitFor(() => ops(source, 'finish').length === 3, { what: 'both schedulers and the regular job' });
@@ -90,12 +106,20 @@ describe('createAgent loop', () => {
     const base = createMemoryQueue();
     const { release: _release, ...source } = base;
     const uri = 'placeholder-uri-scheduler';
-    for (let i = 0; i < 20; i++) base.enqueue('q', { uri, resource: 'local-process', overrides: { entry_point: ['python', 'train.py'] }, ...job({ name: `j${i}` }) });
-    for (let i = 0; i < 2; i++) base.enqueue('q', { uri, resource: 'local-process', overrides: { entry_point: ['wandb', 'scheduler', `sweep${i}`] }, ...job({ name: `s${i}` }) });
+    for (let i = 0; i < 20; i++)
+      base.enqueue('q', { uri, resource: 'local-process', overrides: { entry_point: ['python', 'train.py'] }, ...job({ name: `j${i}` }) });
+    for (let i = 0; i < 2; i++)
+      base.enqueue('q', { uri, resource: 'local-process', overrides: { entry_point: ['wandb', 'scheduler', `sweep${i}`] }, ...job({ name: `s${i}` }) });
     let running = 0;
     let schedulersRunning = 0;
     let peakSchedulers = 0;
-    const runner = createScriptedRunner({ resources: ['local-process'], script: () => [{ state: 'running', ms: 150 }, { state: 'finished', exitCode: 0 }] });
+    const runner = createScriptedRunner({
+      resources: ['local-process'],
+      script: () => [
+        { state: 'running', ms: 150 },
+        { state: 'finished', exitCode: 0 },
+      ],
+    });
     const agent = start({ source: source as typeof base, runners: [runner], maxJobs: -1, maxSchedulers: 1 });
     agent.on('run:state', ({ item, state }) => {
       const sched = (item.spec as { name: string }).name.startsWith('s');
@@ -178,7 +202,11 @@ describe('createAgent loop', () => {
     broken.enqueue('q', job());
     const runner2 = createScriptedRunner({});
     // Every wait shortened to at most 5 ms, so the six retries take no real time.
-    const fast = { now: () => Date.now(), setTimeout: (fn: () => void, ms: number) => setTimeout(fn, Math.min(ms, 5)), clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+    const fast = {
+      now: () => Date.now(),
+      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, Math.min(ms, 5)),
+      clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+    };
     const clockless = start({ source: broken, runners: [runner2], clock: fast });
     const gaveUp: string[] = [];
     const finished2: string[] = [];
@@ -233,7 +261,7 @@ describe('createAgent loop', () => {
     expect(local.requests[0]!.attachOnly).toBeUndefined();
   });
 
-  it('a stop cancels a submission still in flight through the call\'s signal, and hands the item back', async () => {
+  it("a stop cancels a submission still in flight through the call's signal, and hands the item back", async () => {
     const source = createMemoryQueue();
     const id = source.enqueue('q', job());
     let sawSignal: AbortSignal | undefined;
@@ -258,7 +286,7 @@ describe('createAgent loop', () => {
     expect(ops(source, 'finish')).toMatchObject([{ itemId: id, result: { state: 'stopped' } }]);
   });
 
-  it('converts W&B\'s legacy flat resource_args forms and reports each conversion as a warning on the item', async () => {
+  it("converts W&B's legacy flat resource_args forms and reports each conversion as a warning on the item", async () => {
     const source = createMemoryQueue();
     const id = source.enqueue('q', job({ resource: 'kubernetes', resource_args: { kubernetes: { tolerations: [{ key: 'gpu', operator: 'Exists' }] } } }));
     const runner = createScriptedRunner({ resources: ['kubernetes'] });
@@ -391,7 +419,18 @@ describe('createAgent loop', () => {
   it('injects the WANDB_* variables and splits WANDB_CONFIG above 32,670 characters', async () => {
     const source = createMemoryQueue();
     const big = { text: 'x'.repeat(70_000) };
-    const id = source.enqueue('q', job({ run_id: 'envrun', name: 'n1', author: 'ada', sweep_id: 'sw1', job: 'ent/proj/job:v1', docker: { docker_image: 'img:1' }, overrides: { run_config: big, files: { 'a.yaml': { k: 1 } } } }));
+    const id = source.enqueue(
+      'q',
+      job({
+        run_id: 'envrun',
+        name: 'n1',
+        author: 'ada',
+        sweep_id: 'sw1',
+        job: 'ent/proj/job:v1',
+        docker: { docker_image: 'img:1' },
+        overrides: { run_config: big, files: { 'a.yaml': { k: 1 } } },
+      }),
+    );
     const small = source.enqueue('q', job({ overrides: { run_config: { lr: 0.1 } }, _wandb_api_key: 'spec-key-123456' }));
     const runner = createScriptedRunner({});
     await start({ source, runners: [runner], entity: 'agent-ent', baseUrl: 'http://wandb.local', apiKey: 'agent-key-abcdef' }).start();
@@ -426,12 +465,25 @@ describe('createAgent loop', () => {
 
   it('reports POLLING, RUNNING and KILLED', async () => {
     const source = createMemoryQueue();
-    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 1200 }, { state: 'finished', exitCode: 0 }] });
+    const runner = createScriptedRunner({
+      script: () => [
+        { state: 'running', ms: 1200 },
+        { state: 'finished', exitCode: 0 },
+      ],
+    });
     const agent = start({ source, runners: [runner] });
     await agent.start();
     source.enqueue('q', job());
     await waitFor(() => ops(source, 'finish').length === 1, { what: 'job end' });
-    await waitFor(() => source.calls.filter((c) => c.op === 'status').map((c) => (c as { status: string }).status).join(',').endsWith('POLLING'), { what: 'back to POLLING' });
+    await waitFor(
+      () =>
+        source.calls
+          .filter((c) => c.op === 'status')
+          .map((c) => (c as { status: string }).status)
+          .join(',')
+          .endsWith('POLLING'),
+      { what: 'back to POLLING' },
+    );
     await agent.stop();
     const statuses = source.calls.filter((c) => c.op === 'status').map((c) => (c as { status: string }).status);
     expect(statuses[0]).toBe('POLLING');
@@ -533,7 +585,12 @@ describe('createAgent loop', () => {
     const source = createMemoryQueue({ pollIntervalMs: 60_000, notify: false });
     for (let i = 0; i < 4; i++) source.enqueue('q', job({ name: `j${i}` }));
     // The jobs end one by one, 40 ms apart, on an agent with free slots: a wake per ending used to pop each time.
-    const runner = createScriptedRunner({ script: (r) => [{ state: 'running', ms: 40 * (1 + Number(r.spec.name!.slice(1))) }, { state: 'finished', exitCode: 0 }] });
+    const runner = createScriptedRunner({
+      script: (r) => [
+        { state: 'running', ms: 40 * (1 + Number(r.spec.name!.slice(1))) },
+        { state: 'finished', exitCode: 0 },
+      ],
+    });
     await start({ source, runners: [runner], maxJobs: 10 }).start();
     await waitFor(() => ops(source, 'finish').length === 4, { what: 'four jobs' });
     await new Promise((r) => setTimeout(r, 100));
@@ -567,7 +624,7 @@ describe('createAgent loop', () => {
     expect(warnings).toEqual(['0/3 nodes are available', 'ImagePullError: cannot pull repo/img:1 (hint: check the image name)']);
   });
 
-  it('reports a build\'s warnings at stage build and runs the image with the entry point the build chose', async () => {
+  it("reports a build's warnings at stage build and runs the image with the entry point the build chose", async () => {
     const source = createMemoryQueue();
     source.enqueue('q', job({ name: 'chosen', overrides: { entry_point: ['python', 'train.py'] } }));
     source.enqueue('q', job({ name: 'kept', overrides: { entry_point: ['python', 'train.py'] } }));
@@ -576,7 +633,9 @@ describe('createAgent loop', () => {
       name: 'stub',
       async build(request) {
         request.onWarning?.(`left out package foo for ${request.spec.name}`);
-        return request.spec.name === 'chosen' ? { imageUri: 'built:1', cached: false, entryPoint: ['python', 'src/train.py'] } : { imageUri: 'built:2', cached: true };
+        return request.spec.name === 'chosen'
+          ? { imageUri: 'built:1', cached: false, entryPoint: ['python', 'src/train.py'] }
+          : { imageUri: 'built:2', cached: true };
       },
     };
     const runner = createScriptedRunner({ needsImage: true });
@@ -593,7 +652,10 @@ describe('createAgent loop', () => {
   });
 
   it('reports run warnings under the stage the runner declares (warningStage), else under its name', async () => {
-    const steps: ScriptStep[] = [{ state: 'starting', messages: ['pod pending'], ms: 30 }, { state: 'finished', exitCode: 0 }];
+    const steps: ScriptStep[] = [
+      { state: 'starting', messages: ['pod pending'], ms: 30 },
+      { state: 'finished', exitCode: 0 },
+    ];
     const stages = async (runner: ReturnType<typeof createScriptedRunner>) => {
       const source = createMemoryQueue();
       source.enqueue('q', job());
@@ -654,7 +716,12 @@ describe('createAgent loop', () => {
     const source = createMemoryQueue();
     const rand = (n: number) => Math.floor(Math.random() * n);
     const hostile: unknown[] = [
-      null, 42, 'str', [], [1, 2], true,
+      null,
+      42,
+      'str',
+      [],
+      [1, 2],
+      true,
       { overrides: { args: 'not-a-list' } },
       { overrides: { entry_point: [1, 2] } },
       { run_id: 'bad id with spaces' },
@@ -734,8 +801,14 @@ describe('createAgent loop', () => {
       throw new Error('createAgent accepted the backend');
     };
     const cases: [Partial<AgentOptions>, string][] = [
-      [{ source: { ...source, specificationVersion: 'v2' } as never }, 'queue source "memory" implements contract specificationVersion "v2"; this agent knows "v1"'],
-      [{ runners: [runner, { ...runner, name: 'future', specificationVersion: 'v9' } as never] }, 'runner "future" implements contract specificationVersion "v9"; this agent knows "v1"'],
+      [
+        { source: { ...source, specificationVersion: 'v2' } as never },
+        'queue source "memory" implements contract specificationVersion "v2"; this agent knows "v1"',
+      ],
+      [
+        { runners: [runner, { ...runner, name: 'future', specificationVersion: 'v9' } as never] },
+        'runner "future" implements contract specificationVersion "v9"; this agent knows "v1"',
+      ],
       [{ builder: backend('docker', 'v2') }, 'builder "docker" implements contract specificationVersion "v2"; this agent knows "v1"'],
       [{ registry: backend('ecr', undefined) }, 'registry "ecr" implements contract specificationVersion none; this agent knows "v1"'],
       [{ contextStore: backend('s3', 2) }, 'context store "s3" implements contract specificationVersion number; this agent knows "v1"'],
@@ -757,7 +830,12 @@ describe('concurrent claiming', () => {
     const source = createMemoryQueue();
     for (let i = 0; i < 8; i++) source.enqueue('a', { entity: 'e', project: 'p', name: `a${i}` });
     for (let i = 0; i < 8; i++) source.enqueue('b', { entity: 'e', project: 'p', name: `b${i}` });
-    const runner = createScriptedRunner({ script: () => [{ state: 'running', ms: 30 }, { state: 'finished', exitCode: 0 }] });
+    const runner = createScriptedRunner({
+      script: () => [
+        { state: 'running', ms: 30 },
+        { state: 'finished', exitCode: 0 },
+      ],
+    });
     const agent = createAgent({ source, runners: [runner], queues: ['a', 'b'], maxJobs: 4, defaultResource: 'scripted', env: {}, monitorIntervalMs: 20 });
     agents.push(agent);
     await agent.start();

@@ -129,9 +129,7 @@ export function createAgent(options: AgentOptions): Agent {
     lastStatus = status;
     lastStatusAt = clock.now();
     emitter.emit('agent:status', { status });
-    statusInFlight = statusInFlight
-      .then(() => source.updateAgentStatus(agentId!, status))
-      .catch((e: unknown) => reportError(e, 'updateAgentStatus'));
+    statusInFlight = statusInFlight.then(() => source.updateAgentStatus(agentId!, status)).catch((e: unknown) => reportError(e, 'updateAgentStatus'));
   };
   const reportStatus = (force = false) => {
     if (!agentId) return;
@@ -151,7 +149,14 @@ export function createAgent(options: AgentOptions): Agent {
   };
 
   const startJob = (item: QueueItem) => {
-    const job: JobTracker = { item, state: 'unknown', scheduler: false, startedAt: clock.now(), secrets: redactor.scope(item.id), abort: new AbortController() };
+    const job: JobTracker = {
+      item,
+      state: 'unknown',
+      scheduler: false,
+      startedAt: clock.now(),
+      secrets: redactor.scope(item.id),
+      abort: new AbortController(),
+    };
     if (stopping) job.shutdown = 'cancel';
     jobs.set(item.id, job);
     reportStatus();
@@ -230,7 +235,10 @@ export function createAgent(options: AgentOptions): Agent {
       if (source.heartbeat && jobs.size > 0 && now - lastHeartbeat >= opts.monitorIntervalMs) {
         lastHeartbeat = now;
         await source
-          .heartbeat(agentId!, [...jobs.values()].map((j) => j.item))
+          .heartbeat(
+            agentId!,
+            [...jobs.values()].map((j) => j.item),
+          )
           .catch((e: unknown) => reportError(e, 'heartbeat'));
       }
       if (now - lastKeepAlive >= 2 * opts.pollIntervalMs) {
@@ -365,7 +373,13 @@ export function createAgent(options: AgentOptions): Agent {
       loopDone = loop().catch((e: unknown) => {
         reportError(e, 'loop');
         const cause = toLaunchError(e, { code: 'agent.loop_failed', stage: 'agent' });
-        const error = new LaunchError({ code: cause.code, stage: cause.stage, category: cause.category, hint: cause.hint, message: redactor.redact(cause.message) });
+        const error = new LaunchError({
+          code: cause.code,
+          stage: cause.stage,
+          category: cause.category,
+          hint: cause.hint,
+          message: redactor.redact(cause.message),
+        });
         void stopWith({ reason: `the agent loop failed: ${error.message}`, cause: 'fatal', error });
       });
     },

@@ -53,23 +53,30 @@ async function codeDir(): Promise<string> {
   return dir;
 }
 
-const codeJob = (dir: string, extra: Partial<ResolvedJob> = {}): ResolvedJob => ({
-  kind: 'code',
-  source: 'artifact',
-  job: 'acme/vision/train:v3',
-  version: 'v3',
-  entryPoint: ['python', 'train.py'],
-  codeDir: dir,
-  sourceString: 'acme/vision/code-abc:v0',
-  ...extra,
-} as ResolvedJob);
+const codeJob = (dir: string, extra: Partial<ResolvedJob> = {}): ResolvedJob =>
+  ({
+    kind: 'code',
+    source: 'artifact',
+    job: 'acme/vision/train:v3',
+    version: 'v3',
+    entryPoint: ['python', 'train.py'],
+    codeDir: dir,
+    sourceString: 'acme/vision/code-abc:v0',
+    ...extra,
+  }) as ResolvedJob;
 
 describe('W&B jobs: resolved, then run as W&B runs them', () => {
   it('an image job runs its image with its entry point; overrides.entry_point wins; WANDB_ARTIFACTS names the job', async () => {
     const source = createMemoryQueue();
     source.enqueue('q', { entity: 'acme', project: 'vision', job: 'acme/vision/serve:latest' });
     source.enqueue('q', { entity: 'acme', project: 'vision', job: 'acme/vision/serve:latest', overrides: { entry_point: ['python', 'other.py'] } });
-    const resolver = resolverOf(() => ({ kind: 'image', job: 'acme/vision/serve:v7', version: 'v7', image: 'ghcr.io/acme/serve:7', entryPoint: ['python', 'serve.py'] }));
+    const resolver = resolverOf(() => ({
+      kind: 'image',
+      job: 'acme/vision/serve:v7',
+      version: 'v7',
+      image: 'ghcr.io/acme/serve:7',
+      entryPoint: ['python', 'serve.py'],
+    }));
     const runner = createScriptedRunner({ needsImage: true });
     await start({ source, runners: [runner], jobResolver: resolver }).start();
     await waitFor(() => ops(source, 'finish').length === 2, { what: 'both jobs' });
@@ -91,7 +98,10 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
         // The run writes beside its code, as jobs do.
         writeFileSync(join(request.workingDir!, 'out.txt'), 'written by the run');
         seen = { cwd: request.workingDir!, files: [readFileSync(join(request.workingDir!, '..', 'train.py'), 'utf8')] };
-        return [{ state: 'running', ms: 5 }, { state: 'finished', exitCode: 0 }];
+        return [
+          { state: 'running', ms: 5 },
+          { state: 'finished', exitCode: 0 },
+        ];
       },
     });
     await start({ source, runners: [runner], jobResolver: resolverOf(() => codeJob(dir)) }).start();
@@ -104,7 +114,7 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
     await waitFor(() => !existsSync(join(seen!.cwd, '..')), { what: 'the copy to be removed' });
   });
 
-  it('a code job with a builder is built from the fetched code, under the resolved version, with the job\'s build settings', async () => {
+  it("a code job with a builder is built from the fetched code, under the resolved version, with the job's build settings", async () => {
     const dir = await codeDir();
     const source = createMemoryQueue();
     source.enqueue('q', { entity: 'acme', project: 'vision', job: 'acme/vision/train:latest' });
@@ -131,7 +141,7 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
     expect(runner.requests[0]!.code).toBeUndefined();
   });
 
-  it('a code job without a builder runs on W&B\'s default base image with its code mounted, installing its requirements first', async () => {
+  it("a code job without a builder runs on W&B's default base image with its code mounted, installing its requirements first", async () => {
     const dir = await codeDir();
     const source = createMemoryQueue();
     source.enqueue('q', { entity: 'acme', project: 'vision', job: 'acme/vision/train:v3', overrides: { args: ['--lr', '0.1'], working_dir: 'src' } });
@@ -170,15 +180,40 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
   it('refuses what it cannot run, naming the job: no resolver, a resolver error, a runner that cannot mount code, an entry point outside the code', async () => {
     const dir = await codeDir();
     const cases: Array<[Partial<AgentOptions>, Record<string, unknown>, { stage: string; text: string }]> = [
-      [{}, { job: 'acme/vision/train:latest' }, { stage: 'agent', text: 'the item names the W&B job acme/vision/train:latest, but this agent cannot fetch W&B jobs' }],
       [
-        { jobResolver: resolverOf(() => new LaunchError({ code: 'job.deleted', stage: 'agent', message: 'job acme/vision/train:v3: its code artifact acme/vision/code-abc:v0 was deleted' })) },
+        {},
+        { job: 'acme/vision/train:latest' },
+        { stage: 'agent', text: 'the item names the W&B job acme/vision/train:latest, but this agent cannot fetch W&B jobs' },
+      ],
+      [
+        {
+          jobResolver: resolverOf(
+            () =>
+              new LaunchError({
+                code: 'job.deleted',
+                stage: 'agent',
+                message: 'job acme/vision/train:v3: its code artifact acme/vision/code-abc:v0 was deleted',
+              }),
+          ),
+        },
         { job: 'acme/vision/train:v3' },
         { stage: 'agent', text: 'its code artifact acme/vision/code-abc:v0 was deleted' },
       ],
-      [{ jobResolver: resolverOf(() => codeJob(dir)), runners: [createScriptedRunner({ needsImage: true })] }, { job: 'acme/vision/train:v3' }, { stage: 'build', text: 'the scripted runner cannot mount code into a base image' }],
-      [{ jobResolver: resolverOf(() => codeJob(dir, { entryPoint: ['python', '../../etc/x.py'] })) }, { job: 'acme/vision/train:v3' }, { stage: 'agent', text: 'names ../../etc/x.py, which is outside the job\'s code' }],
-      [{ jobResolver: resolverOf(() => codeJob(dir)) }, { job: 'acme/vision/train:v3', overrides: { working_dir: '../..' } }, { stage: 'agent', text: 'overrides.working_dir: expected a directory inside the job\'s code, found "../.."' }],
+      [
+        { jobResolver: resolverOf(() => codeJob(dir)), runners: [createScriptedRunner({ needsImage: true })] },
+        { job: 'acme/vision/train:v3' },
+        { stage: 'build', text: 'the scripted runner cannot mount code into a base image' },
+      ],
+      [
+        { jobResolver: resolverOf(() => codeJob(dir, { entryPoint: ['python', '../../etc/x.py'] })) },
+        { job: 'acme/vision/train:v3' },
+        { stage: 'agent', text: "names ../../etc/x.py, which is outside the job's code" },
+      ],
+      [
+        { jobResolver: resolverOf(() => codeJob(dir)) },
+        { job: 'acme/vision/train:v3', overrides: { working_dir: '../..' } },
+        { stage: 'agent', text: 'overrides.working_dir: expected a directory inside the job\'s code, found "../.."' },
+      ],
     ];
     for (const [options, spec, expected] of cases) {
       const source = createMemoryQueue();

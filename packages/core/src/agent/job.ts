@@ -100,7 +100,7 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
       throw new LaunchError({
         code: 'spec.unknown_resource',
         message: `no runner handles resource "${resource}" (this agent runs: ${known})`,
-        hint: 'set the job\'s `resource` to one this agent runs, or configure a runner for it',
+        hint: "set the job's `resource` to one this agent runs, or configure a runner for it",
       });
     }
     job.runner = runner;
@@ -120,7 +120,8 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     // A lost claim's remote run may still be going, or have ended while no agent watched: follow it, never
     // start a second one. A local run died with its agent (the orphan guard kills it), so it runs again.
     const attachOnly = item.previousRun !== undefined && runner.capabilities.remote;
-    if (attachOnly && !(runner.capabilities.adopt && runner.adopt)) throw outcomeLost(item, runId, `the ${runner.name} runner cannot find runs it started earlier`);
+    if (attachOnly && !(runner.capabilities.adopt && runner.adopt))
+      throw outcomeLost(item, runId, `the ${runner.name} runner cannot find runs it started earlier`);
     // A W&B job is read and its code fetched first (W&B's fetch_and_validate_project); then the image is decided.
     const resolvedJob = attachOnly ? undefined : await resolveJob(ctx, job, spec, runId);
     const built: PreparedRun = resolvedJob
@@ -189,7 +190,12 @@ async function localCodeDir(ctx: JobContext, spec: LaunchSpec): Promise<string |
     try {
       dir = fileURLToPath(uri);
     } catch {
-      throw new LaunchError({ code: 'spec.invalid_uri', stage: 'agent', message: `uri "${uri}" is not a valid file URL`, hint: 'give the code directory as file:///absolute/path' });
+      throw new LaunchError({
+        code: 'spec.invalid_uri',
+        stage: 'agent',
+        message: `uri "${uri}" is not a valid file URL`,
+        hint: 'give the code directory as file:///absolute/path',
+      });
     }
   } else if (isAbsolute(uri)) dir = uri;
   if (!dir) return undefined;
@@ -341,7 +347,9 @@ async function monitor(ctx: JobContext, job: JobTracker, run: SubmittedRun, spec
   };
   const unsubscribe = run.onStatus(onStatus);
   // Streaming logs can cost the backend a connection per run (Kubernetes): only when someone listens.
-  const unlog = !emitter.has('run:log') ? undefined : run.onLog?.((chunk) => emitter.emit('run:log', { item, runId, chunk: { ...chunk, text: redactor.redact(chunk.text) } }));
+  const unlog = !emitter.has('run:log')
+    ? undefined
+    : run.onLog?.((chunk) => emitter.emit('run:log', { item, runId, chunk: { ...chunk, text: redactor.redact(chunk.text) } }));
 
   let wake: () => void = () => {};
   // A poke while the monitor is busy (awaiting the source or the backend) must not be lost: it is kept and

@@ -80,7 +80,10 @@ export function resolveOptions(o: AgentOptions) {
     throw new LaunchError({ code: 'agent.options', message: `pollIntervalMs must be > 0, found ${String(pollIntervalMs)}` });
   }
   if (o.redactor !== undefined && (typeof o.redactor !== 'object' || o.redactor === null || typeof o.redactor.scope !== 'function')) {
-    throw new LaunchError({ code: 'agent.options', message: `redactor must be a Redactor (from @launch/core), found ${o.redactor === null ? 'null' : typeof o.redactor}` });
+    throw new LaunchError({
+      code: 'agent.options',
+      message: `redactor must be a Redactor (from @launch/core), found ${o.redactor === null ? 'null' : typeof o.redactor}`,
+    });
   }
   const monitorIntervalMs = o.monitorIntervalMs ?? 10_000;
   if (!(monitorIntervalMs > 0)) {

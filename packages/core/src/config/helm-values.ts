@@ -36,7 +36,9 @@ export function isHelmValues(raw: Record<string, unknown>): boolean {
 
 /** The one issue for a values file given as the agent config. */
 export function helmValuesIssue(raw: Record<string, unknown>): ValidationIssue {
-  const keys = Object.keys(raw).filter((k) => HELM_VALUES_KEYS.has(k)).slice(0, 4);
+  const keys = Object.keys(raw)
+    .filter((k) => HELM_VALUES_KEYS.has(k))
+    .slice(0, 4);
   const inline = typeof raw['launchConfig'] === 'string';
   return {
     path: '',

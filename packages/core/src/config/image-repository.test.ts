@@ -41,10 +41,13 @@ describe('checkImageRepository', () => {
 });
 
 describe('isBuildContextStoreUri', () => {
-  it.each(['s3://bucket', 's3://bucket/prefix/dir', 'gs://bucket/ctx', 'https://acct.blob.core.windows.net/container/ctx', 'https://acct.blob.core.windows.net/container'])(
-    'accepts %s',
-    (uri) => expect(isBuildContextStoreUri(uri)).toBe(true),
-  );
+  it.each([
+    's3://bucket',
+    's3://bucket/prefix/dir',
+    'gs://bucket/ctx',
+    'https://acct.blob.core.windows.net/container/ctx',
+    'https://acct.blob.core.windows.net/container',
+  ])('accepts %s', (uri) => expect(isBuildContextStoreUri(uri)).toBe(true));
   it.each(['s3://', 'gs:///x', 'ftp://bucket/x', 'https://example.com/container', 'https://acct.blob.core.windows.net/', '/local/dir', 's3://bucket name'])(
     'refuses %s',
     (uri) => expect(isBuildContextStoreUri(uri)).toBe(false),

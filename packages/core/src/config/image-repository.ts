@@ -72,9 +72,7 @@ export function checkImageRepository(raw: string): ImageRepositoryCheck {
   const last = parts[parts.length - 1] ?? '';
   const colon = last.indexOf(':');
   if (colon >= 0) {
-    return fail(
-      `an image repository without a tag (the agent tags each image with a hash of its source; remove "${last.slice(colon)}")`,
-    );
+    return fail(`an image repository without a tag (the agent tags each image with a hash of its source; remove "${last.slice(colon)}")`);
   }
   for (const part of parts) {
     if (!COMPONENT.test(part)) {
@@ -90,8 +88,7 @@ export function checkImageRepository(raw: string): ImageRepositoryCheck {
  * A build context store W&B supports: an S3 or GCS bucket or an Azure blob container, each with an
  * optional prefix. One pattern so that the JSON Schema carries it too.
  */
-export const BUILD_CONTEXT_STORE_PATTERN =
-  /^(?:s3:\/\/[^/\s]+|gs:\/\/[^/\s]+|https:\/\/[^./\s]+\.blob\.core\.windows\.net\/[^/\s]+)(?:\/\S*)?$/;
+export const BUILD_CONTEXT_STORE_PATTERN = /^(?:s3:\/\/[^/\s]+|gs:\/\/[^/\s]+|https:\/\/[^./\s]+\.blob\.core\.windows\.net\/[^/\s]+)(?:\/\S*)?$/;
 
 /** True when `uri` names a supported build context store (see BUILD_CONTEXT_STORE_PATTERN). */
 export function isBuildContextStoreUri(uri: string): boolean {

@@ -122,7 +122,16 @@ describe('loadAgentConfig: files', () => {
 
   it('names the file in a validation error listing every bad field', async () => {
     const path = await file(
-      ['max_jobs: -4', 'queus: [a]', 'builder:', '  type: kaniko', '  destination: reg.azurecr.io/launch:v2', '  build-context-store: /tmp/ctx', '  secret-name: creds', ''].join('\n'),
+      [
+        'max_jobs: -4',
+        'queus: [a]',
+        'builder:',
+        '  type: kaniko',
+        '  destination: reg.azurecr.io/launch:v2',
+        '  build-context-store: /tmp/ctx',
+        '  secret-name: creds',
+        '',
+      ].join('\n'),
     );
     const error = (await rejection({ path })) as LaunchValidationError;
     expect(error.message.split('\n')[0]).toBe(`agent config ${path} is invalid:`);
@@ -307,7 +316,8 @@ describe('loadAgentConfig: malformed environment and flags', () => {
 });
 
 describe('loadAgentConfig: Helm values files', () => {
-  const values = (launchConfig: string, extra = '') => `agent:\n  apiKey: ""\nnamespace: wandb\n${extra}launchConfig: |\n${launchConfig.replace(/^/gm, '  ')}\n`;
+  const values = (launchConfig: string, extra = '') =>
+    `agent:\n  apiKey: ""\nnamespace: wandb\n${extra}launchConfig: |\n${launchConfig.replace(/^/gm, '  ')}\n`;
 
   it('refuses a values file given as the config and says to pass its launchConfig', async () => {
     const path = await file(values('queues: [gpu]'), 'values.yaml');
@@ -324,23 +334,32 @@ describe('loadAgentConfig: Helm values files', () => {
 
     const badPath = await file(values('entity: <W_B_ENTITY>\nqueues: [gpu]'), 'bad.yaml');
     const bad = await rejection({ path: badPath, helmValues: true });
-    expect(bad.message).toBe(`launchConfig in ${badPath} is invalid:\n  - entity: entity is still the placeholder <W_B_ENTITY>: put your W&B entity (team or user name) here`);
+    expect(bad.message).toBe(
+      `launchConfig in ${badPath} is invalid:\n  - entity: entity is still the placeholder <W_B_ENTITY>: put your W&B entity (team or user name) here`,
+    );
   });
 
-  it('counts the chart\'s kanikoPvcName as the PVC kaniko needs', async () => {
+  it("counts the chart's kanikoPvcName as the PVC kaniko needs", async () => {
     const kaniko = values('queues: [q]\nbuilder:\n  type: kaniko');
     await expect(rejection({ path: await file(kaniko, 'k1.yaml'), helmValues: true })).resolves.toMatchObject({ code: 'config.invalid' });
-    const loaded = await load({ path: await file(values('queues: [q]\nbuilder:\n  type: kaniko', 'kanikoPvcName: kaniko-pvc\n'), 'k2.yaml'), helmValues: true });
+    const loaded = await load({
+      path: await file(values('queues: [q]\nbuilder:\n  type: kaniko', 'kanikoPvcName: kaniko-pvc\n'), 'k2.yaml'),
+      helmValues: true,
+    });
     expect(loaded.config.builder?.type).toBe('kaniko');
   });
 
   it('refuses an empty launchConfig, bad YAML inside it, and a file that is no values file', async () => {
     const empty = await rejection({ path: await file('agent:\n  apiKey: ""\nlaunchConfig: ""\n', 'e.yaml'), helmValues: true });
-    expect(empty.message).toContain("launchConfig: expected the agent config's text (launchConfig: | followed by the config), found nothing: the agent would start with no queue");
+    expect(empty.message).toContain(
+      "launchConfig: expected the agent config's text (launchConfig: | followed by the config), found nothing: the agent would start with no queue",
+    );
     const yamlPath = await file(values('queues: [a,\n'), 'y.yaml');
     const yamlError = await rejection({ path: yamlPath, helmValues: true });
     expect(yamlError.code).toBe('config.yaml');
-    expect(yamlError.message).toMatch(new RegExp(`^${yamlPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: launchConfig is not valid YAML at its line \\d+, column \\d+: `));
+    expect(yamlError.message).toMatch(
+      new RegExp(`^${yamlPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: launchConfig is not valid YAML at its line \\d+, column \\d+: `),
+    );
     const plain = await rejection({ path: await file('queues: [a]\n', 'p.yaml'), helmValues: true });
     expect(plain.message).toContain('found no chart keys; is it the agent config itself? Then drop --from-values');
   });
@@ -349,6 +368,8 @@ describe('loadAgentConfig: Helm values files', () => {
     const path = await file('queues: [q]\nenvironment:\n  type: gcp\n  region: us-central1\n  project: p\nbuilder:\n  type: kaniko\n');
     await expect(rejection({ path })).resolves.toMatchObject({ code: 'config.invalid' });
     const loaded = await load({ path, env: { WANDB_LAUNCH_KANIKO_PVC_NAME: 'pvc' } });
-    expect(loaded.warnings).toEqual(['environment.project: ignored: the Google Cloud project comes from the credentials (as in W&B, which warns about it too)']);
+    expect(loaded.warnings).toEqual([
+      'environment.project: ignored: the Google Cloud project comes from the credentials (as in W&B, which warns about it too)',
+    ]);
   });
 });

@@ -195,9 +195,7 @@ export async function loadAgentConfig(options: LoadAgentConfigOptions = {}): Pro
 
   const flagLayer = textLayer(FLAGS, (spec) => flags[spec.flag]);
   if (flags.queues !== undefined && flags.queues.length > 0) flagLayer.layer['queues'] = flags.queues;
-  issues.push(
-    ...layerIssues(flagLayer.layer, (key) => (key === 'queues' ? '--queue' : (flagLayer.names.get(key)?.cli ?? key))),
-  );
+  issues.push(...layerIssues(flagLayer.layer, (key) => (key === 'queues' ? '--queue' : (flagLayer.names.get(key)?.cli ?? key))));
 
   const secrets = [file['api_key'], envLayer.layer['api_key']];
   if (issues.length > 0) throw configValidationError(subject, issues, secrets);
@@ -230,20 +228,36 @@ function helmLaunchConfig(values: unknown, path: string): { raw: unknown; pvc?: 
   const subject = `Helm values file ${path}`;
   if (!isPlainObject(values) || !Object.keys(values).some((k) => HELM_VALUES_KEYS.has(k))) {
     throw configValidationError(subject, [
-      { path: '', expected: 'a Helm values file of the launch-agent chart', found: isPlainObject(values) ? 'no chart keys (launchConfig, agent, …)' : 'no mapping', message: 'expected a Helm values file of the launch-agent chart (with launchConfig), found no chart keys; is it the agent config itself? Then drop --from-values' },
+      {
+        path: '',
+        expected: 'a Helm values file of the launch-agent chart',
+        found: isPlainObject(values) ? 'no chart keys (launchConfig, agent, …)' : 'no mapping',
+        message:
+          'expected a Helm values file of the launch-agent chart (with launchConfig), found no chart keys; is it the agent config itself? Then drop --from-values',
+      },
     ]);
   }
   const pvc = typeof values['kanikoPvcName'] === 'string' && values['kanikoPvcName'] !== '' ? values['kanikoPvcName'] : undefined;
   const text = values['launchConfig'];
   if (text === undefined || text === null || (typeof text === 'string' && text.trim() === '')) {
     throw configValidationError(subject, [
-      { path: 'launchConfig', expected: "the agent config's text", found: 'nothing', message: "expected the agent config's text (launchConfig: | followed by the config), found nothing: the agent would start with no queue" },
+      {
+        path: 'launchConfig',
+        expected: "the agent config's text",
+        found: 'nothing',
+        message: "expected the agent config's text (launchConfig: | followed by the config), found nothing: the agent would start with no queue",
+      },
     ]);
   }
   if (isPlainObject(text)) return { raw: text, ...(pvc ? { pvc } : {}) };
   if (typeof text !== 'string') {
     throw configValidationError(subject, [
-      { path: 'launchConfig', expected: "the agent config's text", found: Array.isArray(text) ? 'a list' : typeof text, message: `expected the agent config's text (launchConfig: |), found ${Array.isArray(text) ? 'a list' : typeof text}` },
+      {
+        path: 'launchConfig',
+        expected: "the agent config's text",
+        found: Array.isArray(text) ? 'a list' : typeof text,
+        message: `expected the agent config's text (launchConfig: |), found ${Array.isArray(text) ? 'a list' : typeof text}`,
+      },
     ]);
   }
   try {
@@ -270,8 +284,7 @@ function origins(
   flagLayer: Record<string, unknown>,
 ): Record<string, ConfigOrigin> {
   const out: Record<string, ConfigOrigin> = {};
-  const top = (key: string): ConfigOrigin =>
-    key in flagLayer ? 'flag' : key in envLayer ? 'env' : key in file ? 'file' : 'default';
+  const top = (key: string): ConfigOrigin => (key in flagLayer ? 'flag' : key in envLayer ? 'env' : key in file ? 'file' : 'default');
   for (const [key, value] of Object.entries(config)) {
     if (value === undefined) continue;
     if (key === 'builder' || key === 'registry' || key === 'environment') {

@@ -107,12 +107,16 @@ describe('parseAgentConfig: valid configs', () => {
     for (const type of ['gcp', 'aws']) ok({ environment: { type, region: 'r' } });
     for (const type of ['azure', 'local']) ok({ environment: { type } });
     for (const platform of ['linux/amd64', 'linux/arm64']) ok({ builder: { type: 'docker', platform } });
-    for (const store of ['gs://bucket', 'https://acct.blob.core.windows.net/container/prefix']) ok({ builder: { type: 'kaniko', 'build-context-store': store } });
+    for (const store of ['gs://bucket', 'https://acct.blob.core.windows.net/container/prefix'])
+      ok({ builder: { type: 'kaniko', 'build-context-store': store } });
     for (const type of ['docker', 'noop']) ok({ builder: { type } });
   });
 
   it('treats empty YAML values (null) as unset', () => {
-    const config = parseAgentConfig({ entity: null, builder: { type: 'docker', platform: null, destination: 'r.example.com/img' }, registry: null, max_jobs: null }, 'n');
+    const config = parseAgentConfig(
+      { entity: null, builder: { type: 'docker', platform: null, destination: 'r.example.com/img' }, registry: null, max_jobs: null },
+      'n',
+    );
     expect(config.entity).toBeUndefined();
     expect(config.registry).toBeUndefined();
     expect(config.max_jobs).toBe(1);
@@ -201,10 +205,25 @@ describe('parseAgentConfig: bad input', () => {
     ['registry not an object', { registry: ['ecr'] }, 'registry', 'expected a mapping of registry keys, found an array of 1'],
     ['environment not an object', { environment: 'aws' }, 'environment', 'expected a mapping of environment keys, found "aws"'],
     ['bad registry type', { registry: { type: 'docker' } }, 'registry.type', 'expected one of "ecr", "acr", "gcr", "local", "oci", found "docker"'],
-    ['registry uri with a tag', { registry: { type: 'oci', uri: 'localhost:5000/img:1' } }, 'registry.uri', 'expected an image repository without a tag (the agent tags each image with a hash of its source; remove ":1"), found "localhost:5000/img:1"'],
-    ['ECR key on a GAR registry', { registry: { type: 'gcr', uri: 'us-docker.pkg.dev/p/r/i', account_id: '1' } }, 'registry.account_id', 'expected no account_id for a gcr registry (it applies to ecr), found "1"'],
+    [
+      'registry uri with a tag',
+      { registry: { type: 'oci', uri: 'localhost:5000/img:1' } },
+      'registry.uri',
+      'expected an image repository without a tag (the agent tags each image with a hash of its source; remove ":1"), found "localhost:5000/img:1"',
+    ],
+    [
+      'ECR key on a GAR registry',
+      { registry: { type: 'gcr', uri: 'us-docker.pkg.dev/p/r/i', account_id: '1' } },
+      'registry.account_id',
+      'expected no account_id for a gcr registry (it applies to ecr), found "1"',
+    ],
     ['acr without uri', { registry: { type: 'acr' } }, 'registry.uri', 'expected a uri for the acr registry, found nothing'],
-    ['ecr incomplete', { registry: { type: 'ecr', account_id: '1' } }, 'registry.uri', 'expected a uri, or account_id, region and repo_name, for an ecr registry, found nothing'],
+    [
+      'ecr incomplete',
+      { registry: { type: 'ecr', account_id: '1' } },
+      'registry.uri',
+      'expected a uri, or account_id, region and repo_name, for an ecr registry, found nothing',
+    ],
     ['environment without type', { environment: { region: 'us-east-1' } }, 'environment.type', 'expected one of "aws", "gcp", "azure", "local", found nothing'],
     ['aws environment without region', { environment: { type: 'aws' } }, 'environment.region', 'expected a region for the aws environment, found nothing'],
   ])('%s', (_name, raw, path, message) => {

@@ -36,7 +36,11 @@ describe('queue config: bad input', () => {
   const cases: [string, unknown, Record<string, RegExp>][] = [
     ['not a mapping', ['kubernetes'], { '': /expected a mapping with resource, resource_args and template_variables, found an array/ }],
     ['no resource', { resource_args: {} }, { resource: /expected a resource name .*found nothing/ }],
-    ['an unknown key, with a did-you-mean', { resource: 'kubernetes', template_variable: {} }, { template_variable: /unknown key "template_variable" \(did you mean "template_variables"\?\)/ }],
+    [
+      'an unknown key, with a did-you-mean',
+      { resource: 'kubernetes', template_variable: {} },
+      { template_variable: /unknown key "template_variable" \(did you mean "template_variables"\?\)/ },
+    ],
     ['a typo of a W&B resource', { resource: 'kubernets' }, { resource: /found "kubernets" \(did you mean "kubernetes"\?\)/ }],
     [
       'a manifest directly under resource_args',
@@ -50,7 +54,11 @@ describe('queue config: bad input', () => {
     ],
     [
       'an undeclared placeholder, with a did-you-mean',
-      { resource: 'kubernetes', resource_args: { kubernetes: { spec: { parallelism: '{{cpus}}' } } }, template_variables: { cpu: { schema: { type: 'integer' } } } },
+      {
+        resource: 'kubernetes',
+        resource_args: { kubernetes: { spec: { parallelism: '{{cpus}}' } } },
+        template_variables: { cpu: { schema: { type: 'integer' } } },
+      },
       {
         'resource_args.kubernetes.spec.parallelism': /the placeholder \{\{cpus\}\} has no declaration \(did you mean "cpu"\?\): add template_variables.cpus/,
         'template_variables.cpu': /declared but resource_args has no \{\{cpu\}\}/,
@@ -66,7 +74,11 @@ describe('queue config: bad input', () => {
     ],
     [
       'an unknown type, a misspelt bound',
-      { resource: 'local-container', resource_args: { 'local-container': { a: '{{x}}', b: '{{y}}' } }, template_variables: { x: { schema: { type: 'bool' } }, y: { schema: { type: 'integer', min: 1 } } } },
+      {
+        resource: 'local-container',
+        resource_args: { 'local-container': { a: '{{x}}', b: '{{y}}' } },
+        template_variables: { x: { schema: { type: 'bool' } }, y: { schema: { type: 'integer', min: 1 } } },
+      },
       {
         'template_variables.x.schema.type': /expected one of "string", "integer", "number", "int", "float", found "bool"/,
         'template_variables.y.schema.min': /unknown key "min" \(did you mean "minimum"\?\)/,
@@ -115,13 +127,28 @@ describe('queue config: bad input', () => {
 describe('template variable values: bad input', () => {
   const decls = k8s.template_variables as Record<string, TemplateVariableDeclaration>;
   const cases: [string, Record<string, unknown>, Record<string, RegExp>][] = [
-    ['a float for an integer', { cpu: '2.5', mem: '1' }, { 'template_variables.cpu': /template variable "cpu": expected an integer between 1 and 8, found value "2.5"/ }],
+    [
+      'a float for an integer',
+      { cpu: '2.5', mem: '1' },
+      { 'template_variables.cpu': /template variable "cpu": expected an integer between 1 and 8, found value "2.5"/ },
+    ],
     ['text for a number', { mem: 'lots' }, { 'template_variables.mem': /expected a number between 0.5 and 64, found value "lots"/ }],
     ['a value above the maximum', { cpu: '9', mem: '1' }, { 'template_variables.cpu': /expected an integer between 1 and 8, found value 9/ }],
     ['a value below the minimum', { mem: 0.1 }, { 'template_variables.mem': /expected a number between 0.5 and 64, found value 0.1/ }],
     ['a value outside the enum', { mem: '1', retries: '2' }, { 'template_variables.retries': /expected one of 0, 1, 3, found value number 2/ }],
-    ['a missing required variable', {}, { 'template_variables.mem': /template variable "mem" needs a value: expected a number between 0.5 and 64, found none, and it has no default \(give --template-var mem=VALUE\)/ }],
-    ['an unknown variable, with a did-you-mean', { mem: '1', cpus: '2' }, { 'template_variables.cpus': /queue "gpu" has no template variable "cpus" \(did you mean "cpu"\?\): its variables are "cpu", "mem", "retries"/ }],
+    [
+      'a missing required variable',
+      {},
+      {
+        'template_variables.mem':
+          /template variable "mem" needs a value: expected a number between 0.5 and 64, found none, and it has no default \(give --template-var mem=VALUE\)/,
+      },
+    ],
+    [
+      'an unknown variable, with a did-you-mean',
+      { mem: '1', cpus: '2' },
+      { 'template_variables.cpus': /queue "gpu" has no template variable "cpus" \(did you mean "cpu"\?\): its variables are "cpu", "mem", "retries"/ },
+    ],
     ['Infinity for a number', { mem: 'Infinity' }, { 'template_variables.mem': /found value "Infinity"/ }],
   ];
   for (const [what, given, expected] of cases) {
@@ -152,7 +179,11 @@ describe('merging a queue config into a spec (W&B server rule)', () => {
   const spec = { entity: 'e', project: 'p', docker: { docker_image: 'img:1' } };
 
   it('the queue gives resource and resource_args, filled with typed values and defaults; macros are left for the agent', () => {
-    const { spec: merged, values } = mergeQueueConfig(k8s, { ...spec, template_variables: { mem: '4', retries: 1 } }, { queue: 'gpu', templateVariables: { retries: '3' } });
+    const { spec: merged, values } = mergeQueueConfig(
+      k8s,
+      { ...spec, template_variables: { mem: '4', retries: 1 } },
+      { queue: 'gpu', templateVariables: { retries: '3' } },
+    );
     expect(values).toEqual({ cpu: 2, mem: 4, retries: 3 });
     expect(merged).toEqual({
       ...spec,
@@ -177,7 +208,11 @@ describe('merging a queue config into a spec (W&B server rule)', () => {
     expect(issuesOf(() => mergeQueueConfig(k8s, { ...spec, resource: 'local-process' }, { queue: 'gpu', templateVariables: { mem: 1, retries: 0 } }))).toEqual({
       resource: expect.stringMatching(/queue "gpu" runs resource "kubernetes" \(its queue config\), but the spec says "local-process"/),
     });
-    expect(issuesOf(() => mergeQueueConfig(k8s, { ...spec, resource_args: { kubernetes: { spec: {} } } }, { queue: 'gpu', templateVariables: { mem: 1, retries: 0 } }))).toEqual({
+    expect(
+      issuesOf(() =>
+        mergeQueueConfig(k8s, { ...spec, resource_args: { kubernetes: { spec: {} } } }, { queue: 'gpu', templateVariables: { mem: 1, retries: 0 } }),
+      ),
+    ).toEqual({
       resource_args: expect.stringMatching(/only one can be set \(W&B's client drops the resource_args\)/),
     });
     const box = parseQueueConfig({ resource: 'local-container' });

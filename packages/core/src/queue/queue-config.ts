@@ -85,7 +85,14 @@ function invalidConfig(queue: string | undefined, issues: ValidationIssue[]): La
 export function parseQueueConfig(raw: unknown, queue?: string): QueueConfig {
   if (!isPlainObject(raw)) {
     const found = raw === null ? 'null' : Array.isArray(raw) ? 'an array' : raw === undefined ? 'nothing' : typeof raw;
-    throw invalidConfig(queue, [{ path: '', expected: 'a mapping (a queue config)', found, message: `expected a mapping with resource, resource_args and template_variables, found ${found}` }]);
+    throw invalidConfig(queue, [
+      {
+        path: '',
+        expected: 'a mapping (a queue config)',
+        found,
+        message: `expected a mapping with resource, resource_args and template_variables, found ${found}`,
+      },
+    ]);
   }
   // A manifest pasted directly under resource_args gets one issue saying so, not one per manifest key.
   const rawArgs = raw['resource_args'];
@@ -94,7 +101,12 @@ export function parseQueueConfig(raw: unknown, queue?: string): QueueConfig {
     const resource = typeof raw['resource'] === 'string' ? raw['resource'] : '<resource>';
     const found = `${manifestKeys.map((k) => `"${k}"`).join(', ')} directly under resource_args`;
     throw invalidConfig(queue, [
-      { path: 'resource_args', expected: `the resource's arguments under resource_args.${resource}`, found, message: `found ${found}: W&B keys resource_args by resource, so move them under resource_args.${resource}` },
+      {
+        path: 'resource_args',
+        expected: `the resource's arguments under resource_args.${resource}`,
+        found,
+        message: `found ${found}: W&B keys resource_args by resource, so move them under resource_args.${resource}`,
+      },
     ]);
   }
   const result = queueConfigSchema.safeParse(raw);
@@ -106,7 +118,12 @@ export function parseQueueConfig(raw: unknown, queue?: string): QueueConfig {
     const guess = closest(config.resource, WANDB_RESOURCES);
     if (guess || !RESOURCE_NAME.test(config.resource)) {
       const expected = `a resource name (${WANDB_RESOURCES.join(', ')}, or a lower-case name a custom runner declares)`;
-      issues.push({ path: 'resource', expected, found: describeValue(config.resource), message: `expected ${expected}, found ${describeValue(config.resource)}${guess ? ` (did you mean "${guess}"?)` : ''}` });
+      issues.push({
+        path: 'resource',
+        expected,
+        found: describeValue(config.resource),
+        message: `expected ${expected}, found ${describeValue(config.resource)}${guess ? ` (did you mean "${guess}"?)` : ''}`,
+      });
     }
   }
 
@@ -126,9 +143,19 @@ export function parseQueueConfig(raw: unknown, queue?: string): QueueConfig {
   const used = new Set<string>();
   for (const use of findPlaceholders(args, 'resource_args')) {
     if (use.inKey) {
-      issues.push({ path: use.path, expected: 'placeholders in values only', found: `the placeholder ${use.text} in a key`, message: `the placeholder ${use.text} is in a mapping key: template variables fill values only` });
+      issues.push({
+        path: use.path,
+        expected: 'placeholders in values only',
+        found: `the placeholder ${use.text} in a key`,
+        message: `the placeholder ${use.text} is in a mapping key: template variables fill values only`,
+      });
     } else if (use.name === undefined) {
-      issues.push({ path: use.path, expected: 'a placeholder {{name}} (letters, digits, "_" or "-")', found: use.text, message: `malformed placeholder ${use.text}: expected {{name}} with a name of letters, digits, "_" or "-" (W&B macros are written \${name})` });
+      issues.push({
+        path: use.path,
+        expected: 'a placeholder {{name}} (letters, digits, "_" or "-")',
+        found: use.text,
+        message: `malformed placeholder ${use.text}: expected {{name}} with a name of letters, digits, "_" or "-" (W&B macros are written \${name})`,
+      });
     } else if (!Object.hasOwn(declared, use.name)) {
       const guess = closest(use.name, Object.keys(declared));
       issues.push({
@@ -199,7 +226,14 @@ export function mergeQueueConfig(
   }
   const fromSpec = spec['template_variables'];
   if (fromSpec !== undefined && fromSpec !== null && !isPlainObject(fromSpec)) {
-    throw specConflict(queue, [{ path: 'template_variables', expected: 'a mapping of variable names to values', found: describeValue(fromSpec), message: `expected a mapping of variable names to values, found ${describeValue(fromSpec)}` }]);
+    throw specConflict(queue, [
+      {
+        path: 'template_variables',
+        expected: 'a mapping of variable names to values',
+        found: describeValue(fromSpec),
+        message: `expected a mapping of variable names to values, found ${describeValue(fromSpec)}`,
+      },
+    ]);
   }
   const given: Record<string, unknown> = { ...(fromSpec ?? {}), ...(options.templateVariables ?? {}) };
   const hasValues = Object.keys(given).length > 0;
@@ -223,13 +257,22 @@ export function mergeQueueConfig(
   const specArgs = spec['resource_args'];
   const ownArgs = isPlainObject(specArgs) ? specArgs : {};
   if (specArgs !== undefined && specArgs !== null && !isPlainObject(specArgs)) {
-    issues.push({ path: 'resource_args', expected: 'a mapping of resource names to their arguments', found: describeValue(specArgs), message: `expected a mapping of resource names to their arguments, found ${describeValue(specArgs)}` });
+    issues.push({
+      path: 'resource_args',
+      expected: 'a mapping of resource names to their arguments',
+      found: describeValue(specArgs),
+      message: `expected a mapping of resource names to their arguments, found ${describeValue(specArgs)}`,
+    });
   }
   if (hasValues && Object.keys(ownArgs).length > 0) {
     issues.push({
       path: 'resource_args',
       expected: 'resource_args or template variable values, not both',
-      found: `resource_args for ${Object.keys(ownArgs).map((k) => `"${k}"`).join(', ')} and values for ${Object.keys(given).map((k) => `"${k}"`).join(', ')}`,
+      found: `resource_args for ${Object.keys(ownArgs)
+        .map((k) => `"${k}"`)
+        .join(', ')} and values for ${Object.keys(given)
+        .map((k) => `"${k}"`)
+        .join(', ')}`,
       message: `the spec has resource_args and template variable values were given: only one can be set (W&B's client drops the resource_args); remove resource_args to fill the queue's template, or give no template variables to override its keys`,
     });
   }
@@ -243,7 +286,13 @@ export function mergeQueueConfig(
         message: `queue "${queue}" runs resource "${resource}": arguments for "${key}" would never be used; put them under resource_args.${resource}`,
       });
     } else if (isPlainObject(value)) own = { ...own, ...value };
-    else issues.push({ path: `resource_args.${key}`, expected: "a mapping (the resource's arguments)", found: describeValue(value), message: `expected a mapping (the resource's arguments), found ${describeValue(value)}` });
+    else
+      issues.push({
+        path: `resource_args.${key}`,
+        expected: "a mapping (the resource's arguments)",
+        found: describeValue(value),
+        message: `expected a mapping (the resource's arguments), found ${describeValue(value)}`,
+      });
   }
   if (issues.length > 0) throw specConflict(queue, issues);
 

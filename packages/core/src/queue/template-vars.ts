@@ -38,7 +38,11 @@ export const templateVariableSchema = z.strictObject(
         type: z.enum([...TEMPLATE_VARIABLE_TYPES, 'int', 'float'], { error: 'one of "string", "integer" (or "int"), "number" (or "float")' }),
         minimum: z.number({ error: 'a number' }).optional(),
         maximum: z.number({ error: 'a number' }).optional(),
-        enum: z.array(scalar, { error: 'a list of allowed values' }).min(1, { error: 'a non-empty list of allowed values' }).max(1000, { error: 'at most 1,000 allowed values' }).optional(),
+        enum: z
+          .array(scalar, { error: 'a list of allowed values' })
+          .min(1, { error: 'a non-empty list of allowed values' })
+          .max(1000, { error: 'at most 1,000 allowed values' })
+          .optional(),
         default: scalar.optional(),
       },
       { error: 'a mapping with type, and optionally minimum, maximum, enum and default' },
@@ -73,7 +77,12 @@ const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
  * command line are strings); a number given for a `string` variable is refused (quote it). Returns the
  * typed value, or an issue whose path is `template_variables.<name>`.
  */
-export function checkTemplateValue(name: string, decl: TemplateVariableDeclaration, raw: unknown, origin = 'value'): { value: TemplateValue } | { issue: ValidationIssue } {
+export function checkTemplateValue(
+  name: string,
+  decl: TemplateVariableDeclaration,
+  raw: unknown,
+  origin = 'value',
+): { value: TemplateValue } | { issue: ValidationIssue } {
   const path = `template_variables.${name}`;
   const expected = describeExpected(decl);
   const fail = (found: string, extra = ''): { issue: ValidationIssue } => ({
@@ -94,7 +103,13 @@ export function checkTemplateValue(name: string, decl: TemplateVariableDeclarati
     if ((s.minimum !== undefined && value < s.minimum) || (s.maximum !== undefined && value > s.maximum)) return fail(`${origin} ${value}`);
   }
   if (decl.schema.enum && !decl.schema.enum.some((allowed) => allowed === value)) {
-    const guess = typeof value === 'string' ? closest(value, decl.schema.enum.filter((v): v is string => typeof v === 'string')) : undefined;
+    const guess =
+      typeof value === 'string'
+        ? closest(
+            value,
+            decl.schema.enum.filter((v): v is string => typeof v === 'string'),
+          )
+        : undefined;
     return fail(`${origin} ${describeValue(value)}`, guess ? ` (did you mean "${guess}"?)` : '');
   }
   return { value };
@@ -108,33 +123,65 @@ export function declarationIssues(name: string, decl: TemplateVariableDeclaratio
   const type = variableType(decl);
   if (!TEMPLATE_VARIABLE_NAME.test(name)) {
     const expected = 'a variable name of letters, digits, "_" or "-" (at most 64)';
-    out.push({ path: `template_variables.${name}`, expected, found: `the name ${JSON.stringify(name)}`, message: `expected ${expected}, found the name ${JSON.stringify(name)}` });
+    out.push({
+      path: `template_variables.${name}`,
+      expected,
+      found: `the name ${JSON.stringify(name)}`,
+      message: `expected ${expected}, found the name ${JSON.stringify(name)}`,
+    });
   }
   if (type === 'string') {
     for (const key of ['minimum', 'maximum'] as const) {
       if (s[key] !== undefined) {
-        out.push({ path: `${at}.${key}`, expected: 'no bound on a string variable', found: `${key} ${s[key]}`, message: `${key} applies to integer and number variables only; this one is a string (use enum to restrict a string)` });
+        out.push({
+          path: `${at}.${key}`,
+          expected: 'no bound on a string variable',
+          found: `${key} ${s[key]}`,
+          message: `${key} applies to integer and number variables only; this one is a string (use enum to restrict a string)`,
+        });
       }
     }
   } else if (s.minimum !== undefined && s.maximum !== undefined && s.minimum > s.maximum) {
-    out.push({ path: `${at}.minimum`, expected: `a minimum <= the maximum ${s.maximum}`, found: `minimum ${s.minimum}`, message: `expected a minimum <= the maximum ${s.maximum}, found ${s.minimum}` });
+    out.push({
+      path: `${at}.minimum`,
+      expected: `a minimum <= the maximum ${s.maximum}`,
+      found: `minimum ${s.minimum}`,
+      message: `expected a minimum <= the maximum ${s.maximum}, found ${s.minimum}`,
+    });
   }
-  const bare: TemplateVariableDeclaration = { schema: { type: s.type, ...(s.minimum !== undefined ? { minimum: s.minimum } : {}), ...(s.maximum !== undefined ? { maximum: s.maximum } : {}) } };
+  const bare: TemplateVariableDeclaration = {
+    schema: { type: s.type, ...(s.minimum !== undefined ? { minimum: s.minimum } : {}), ...(s.maximum !== undefined ? { maximum: s.maximum } : {}) },
+  };
   (s.enum ?? []).forEach((v, i) => {
     if (typeof v !== (type === 'string' ? 'string' : 'number')) {
       const expected = type === 'string' ? 'a string' : type === 'integer' ? 'an integer' : 'a number';
-      out.push({ path: `${at}.enum[${i}]`, expected, found: describeValue(v), message: `expected ${expected} (the variable's type), found ${describeValue(v)}` });
+      out.push({
+        path: `${at}.enum[${i}]`,
+        expected,
+        found: describeValue(v),
+        message: `expected ${expected} (the variable's type), found ${describeValue(v)}`,
+      });
       return;
     }
     const checked = checkTemplateValue(name, bare, v);
-    if ('issue' in checked) out.push({ ...checked.issue, path: `${at}.enum[${i}]`, message: `enum value ${describeValue(v)} breaks the variable's own type or bounds: expected ${checked.issue.expected}` });
+    if ('issue' in checked)
+      out.push({
+        ...checked.issue,
+        path: `${at}.enum[${i}]`,
+        message: `enum value ${describeValue(v)} breaks the variable's own type or bounds: expected ${checked.issue.expected}`,
+      });
   });
   if (s.default !== undefined) {
     const typed = type === 'string' ? typeof s.default === 'string' : typeof s.default === 'number';
     const checked = typed ? checkTemplateValue(name, decl, s.default, 'default') : undefined;
     if (!typed || (checked && 'issue' in checked)) {
       const expected = describeExpected(decl);
-      out.push({ path: `${at}.default`, expected, found: describeValue(s.default), message: `the default must be ${expected}, found ${describeValue(s.default)}` });
+      out.push({
+        path: `${at}.default`,
+        expected,
+        found: describeValue(s.default),
+        message: `the default must be ${expected}, found ${describeValue(s.default)}`,
+      });
     }
   }
   return out;

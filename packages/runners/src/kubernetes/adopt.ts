@@ -78,13 +78,7 @@ async function listKind(cluster: Cluster, kind: KindRef, selector: string, names
  * finished, plus finished ones whose per-run secret still exists (the previous agent never saw them end, because it
  * deletes that secret when it does).
  */
-export async function findOrphans(
-  cluster: Cluster,
-  agentName: string,
-  kinds: KindRef[],
-  namespaces: string[],
-  logger: Logger,
-): Promise<Orphan[]> {
+export async function findOrphans(cluster: Cluster, agentName: string, kinds: KindRef[], namespaces: string[], logger: Logger): Promise<Orphan[]> {
   const selector = monitorSelector(agentName);
   const out: Orphan[] = [];
   for (const kind of kinds) {
@@ -131,4 +125,3 @@ export async function findOrphans(
   }
   return out;
 }
-

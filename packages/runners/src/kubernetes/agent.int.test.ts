@@ -20,7 +20,12 @@ async function start(runnerOptions: Parameters<typeof createKubernetesRunner>[0]
   server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, timeScale: 0.01 });
   dir = await mkdtemp(join(tmpdir(), 'launch-k8s-agent-'));
   queue = createEmbeddedQueue({ stateDir: join(dir, 'queue'), fsync: false });
-  runner = createKubernetesRunner({ kubeconfigPath: server.kubeconfigPath, agentName: 'e2e-agent', watchBackoffMs: { initial: 10, max: 100 }, ...runnerOptions });
+  runner = createKubernetesRunner({
+    kubeconfigPath: server.kubeconfigPath,
+    agentName: 'e2e-agent',
+    watchBackoffMs: { initial: 10, max: 100 },
+    ...runnerOptions,
+  });
   agent = createAgent({
     source: queue,
     queues: ['gpu'],
@@ -55,14 +60,20 @@ async function settled(id: string, timeoutMs = 15_000): Promise<ItemRecord> {
 }
 
 describe('kubernetes runner through the agent', () => {
-  it('runs the seed chart\'s CoreWeave queue config end to end', async () => {
+  it("runs the seed chart's CoreWeave queue config end to end", async () => {
     await start();
     const args = structuredClone(COREWEAVE_ARGS) as Obj;
     args.spec.template.spec.containers[0].image = '${image_uri}';
     args.spec.template.spec.containers[0].args = ['sh', '-c', 'echo fine-tuning; exit 0'];
     const item = await queue.enqueue({
       queue: 'gpu',
-      spec: { entity: 'acme', project: 'llm', docker: { docker_image: 'ghcr.io/acme/finetune:3' }, resource: 'kubernetes', resource_args: { kubernetes: args } },
+      spec: {
+        entity: 'acme',
+        project: 'llm',
+        docker: { docker_image: 'ghcr.io/acme/finetune:3' },
+        resource: 'kubernetes',
+        resource_args: { kubernetes: args },
+      },
     });
     const record = await settled(item.id);
     expect(record.state).toBe('finished');
@@ -85,13 +96,29 @@ describe('kubernetes runner through the agent', () => {
     await start({}, { startTimeout: 1.5 });
     const cases = [
       { category: 'ImagePullError', steps: [{ imagePull: 'ErrImagePull' as const }, { wait: 60_000 }], ends: 'failed' },
-      { category: 'CrashLoopBackOff', steps: [{ running: true as const }, { crashLoop: { restartCount: 2 } }, { wait: 300 }, { fail: { exitCode: 1 } }], ends: 'failed' },
+      {
+        category: 'CrashLoopBackOff',
+        steps: [{ running: true as const }, { crashLoop: { restartCount: 2 } }, { wait: 300 }, { fail: { exitCode: 1 } }],
+        ends: 'failed',
+      },
       { category: 'OOMKilled', steps: [{ running: true as const }, { log: 'allocating' }, { fail: { exitCode: 137, reason: 'OOMKilled' } }], ends: 'failed' },
-      { category: 'Unschedulable', steps: [{ unschedulable: "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector." }, { wait: 300 }, { running: true as const }, { succeed: true as const }], ends: 'finished' },
+      {
+        category: 'Unschedulable',
+        steps: [
+          { unschedulable: "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector." },
+          { wait: 300 },
+          { running: true as const },
+          { succeed: true as const },
+        ],
+        ends: 'finished',
+      },
     ];
     const items = [];
     for (const c of cases) {
-      const item = await queue.enqueue({ queue: 'gpu', spec: { entity: 'acme', project: 'diag', docker: { docker_image: `img/${c.category.toLowerCase()}:1` } } });
+      const item = await queue.enqueue({
+        queue: 'gpu',
+        spec: { entity: 'acme', project: 'diag', docker: { docker_image: `img/${c.category.toLowerCase()}:1` } },
+      });
       server.kubelet.script({ label: { [LABEL.itemId]: labelValue(item.id) } }, c.steps);
       items.push(item);
     }

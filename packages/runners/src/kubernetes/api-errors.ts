@@ -56,7 +56,7 @@ export function kubeError(error: unknown, call: ApiCall): LaunchError {
   if (LaunchError.isInstance(error)) return error;
   const code = statusCode(error);
   const body = statusBody(error);
-  const detail: string = body?.message ?? (error instanceof Error ? (error.message.split("\n")[0] ?? error.message) : String(error));
+  const detail: string = body?.message ?? (error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error));
   const where = call.namespace ? ` in namespace "${call.namespace}"` : ' cluster-wide';
   const what = `${call.verb} ${call.resource}${call.name ? ` "${call.name}"` : ''}${where}`;
   let hint: string | undefined;
@@ -68,7 +68,7 @@ export function kubeError(error: unknown, call: ApiCall): LaunchError {
     hint = `the agent's service account lacks "${call.verb}" on "${call.resource}"${where}: grant it with a Role/RoleBinding`;
   } else if (code === 401) {
     category = 'PermissionDenied';
-    hint = 'the kube config\'s credentials were refused: check the token or client certificate';
+    hint = "the kube config's credentials were refused: check the token or client certificate";
   } else if (code === 404 && call.verb === 'create') {
     hint = `check that namespace "${call.namespace}" exists and that the API serving "${call.resource}" is installed (CRD)`;
   } else if (code === 422 || code === 400) {

@@ -27,7 +27,7 @@ export function loadCluster(configFile: string | undefined, context: string | un
       code: 'run.kubeconfig',
       stage: 'run',
       message: `cannot load the kube config${configFile ? ` "${configFile}"` : ''}: ${error instanceof Error ? error.message : String(error)}`,
-      hint: 'set resource_args.kubernetes.configFile or the runner\'s kubeconfigPath to a valid kube config, or run the agent in a cluster',
+      hint: "set resource_args.kubernetes.configFile or the runner's kubeconfigPath to a valid kube config, or run the agent in a cluster",
       cause: error,
     });
   }

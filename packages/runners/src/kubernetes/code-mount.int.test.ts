@@ -80,7 +80,7 @@ function readsItsCode(pvcRoot: string, gate?: Promise<void>): PodExecutor {
 
 const jobs = () => server!.listObjects('/apis/batch/v1/namespaces/default/jobs') as Obj[];
 
-describe('kubernetes runner: a W&B job\'s code from the code PVC', () => {
+describe("kubernetes runner: a W&B job's code from the code PVC", () => {
   it('copies the code onto the PVC, mounts its subPath at /mnt/wandb with the working directory, and removes it after the run', async () => {
     const { runner, server, pvcRoot } = await setup();
     server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { execute: readsItsCode(pvcRoot) }]);
@@ -175,12 +175,16 @@ describe('kubernetes runner: a W&B job\'s code from the code PVC', () => {
     server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { wait: 600_000 }]);
     const run = await runner.run(kubeRequest({ ...ids(), code: { dir: await jobCode(), mountPath: '/mnt/wandb' } }), ctx);
     await until(run, (s) => s.state === 'running', 20_000);
-    const pod = (server.listObjects('/api/v1/namespaces/default/pods') as Obj[]).find((p) => p.metadata.labels?.['job-name'] === run.id || p.metadata.ownerReferences?.[0]?.name === run.id)!;
+    const pod = (server.listObjects('/api/v1/namespaces/default/pods') as Obj[]).find(
+      (p) => p.metadata.labels?.['job-name'] === run.id || p.metadata.ownerReferences?.[0]?.name === run.id,
+    )!;
     // The kubelet is frozen: the evicted pod stays terminating (phase Running) while the run is already over.
     server.kubelet.pause();
     const kc = new KubeConfig();
     kc.loadFromString(server.kubeconfigYaml);
-    await kc.makeApiClient(CoreV1Api).createNamespacedPodEviction({ name: pod.metadata.name, namespace: 'default', body: { metadata: { name: pod.metadata.name, namespace: 'default' } } });
+    await kc
+      .makeApiClient(CoreV1Api)
+      .createNamespacedPodEviction({ name: pod.metadata.name, namespace: 'default', body: { metadata: { name: pod.metadata.name, namespace: 'default' } } });
     expect((await run.wait()).state).toBe('preempted');
     const terminating = server.getObject(`/api/v1/namespaces/default/pods/${pod.metadata.name}`) as Obj;
     expect(terminating.metadata.deletionTimestamp).toBeDefined();
@@ -191,7 +195,6 @@ describe('kubernetes runner: a W&B job\'s code from the code PVC', () => {
     await eventually(async () => (await readdir(pvcRoot)).length === 0, 30_000);
   });
 });
-
 
 async function eventually(fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

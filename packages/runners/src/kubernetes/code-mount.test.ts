@@ -176,15 +176,26 @@ describe('parseCodeAnnotation', () => {
 });
 
 describe('addCodeMount', () => {
-  const template = () => ({ spec: { containers: [{ name: 'main', volumeMounts: [{ name: 'dshm', mountPath: '/dev/shm' }] }, { name: 'side' }], volumes: [{ name: 'dshm', emptyDir: {} }] } });
+  const template = () => ({
+    spec: {
+      containers: [{ name: 'main', volumeMounts: [{ name: 'dshm', mountPath: '/dev/shm' }] }, { name: 'side' }],
+      volumes: [{ name: 'dshm', emptyDir: {} }],
+    },
+  });
 
   it('adds the claim as a volume and mounts its subPath into the first container only', () => {
     const t = template();
     addCodeMount([t], { claimName: 'code', subPath: 'run-1', mountPath: '/mnt/wandb', workingDir: '/mnt/wandb/src' }, () => 'spec.template.spec');
-    expect(t.spec.volumes).toEqual([{ name: 'dshm', emptyDir: {} }, { name: 'launch-code', persistentVolumeClaim: { claimName: 'code' } }]);
+    expect(t.spec.volumes).toEqual([
+      { name: 'dshm', emptyDir: {} },
+      { name: 'launch-code', persistentVolumeClaim: { claimName: 'code' } },
+    ]);
     expect(t.spec.containers[0]).toEqual({
       name: 'main',
-      volumeMounts: [{ name: 'dshm', mountPath: '/dev/shm' }, { name: 'launch-code', mountPath: '/mnt/wandb', subPath: 'run-1' }],
+      volumeMounts: [
+        { name: 'dshm', mountPath: '/dev/shm' },
+        { name: 'launch-code', mountPath: '/mnt/wandb', subPath: 'run-1' },
+      ],
       workingDir: '/mnt/wandb/src',
     });
     expect(t.spec.containers[1]).toEqual({ name: 'side' });
@@ -215,7 +226,18 @@ describe('addCodeMount', () => {
 
 describe('buildJobManifest with code', () => {
   it('mounts the code into the first container of every pod template of a custom resource, and annotates the object', () => {
-    const task = (name: string) => ({ name, replicas: 1, template: { spec: { containers: [{ name: `${name}-c`, image: 'x' }, { name: 'sidecar', image: 'y' }] } } });
+    const task = (name: string) => ({
+      name,
+      replicas: 1,
+      template: {
+        spec: {
+          containers: [
+            { name: `${name}-c`, image: 'x' },
+            { name: 'sidecar', image: 'y' },
+          ],
+        },
+      },
+    });
     const request = kubeRequest({
       resourceArgs: { apiVersion: 'batch.volcano.sh/v1alpha1', kind: 'Job', spec: { tasks: [task('master'), task('worker')] } },
       workingDir: '/mnt/wandb',
@@ -232,7 +254,12 @@ describe('buildJobManifest with code', () => {
   });
 
   it('adds nothing for a request without code', () => {
-    const manifest = buildJobManifest({ request: kubeRequest({ workingDir: '/home/me' }), agentName: 'a', namespace: 'ml', code: { claimName: 'code', subPath: 'run-1' } }) as any;
+    const manifest = buildJobManifest({
+      request: kubeRequest({ workingDir: '/home/me' }),
+      agentName: 'a',
+      namespace: 'ml',
+      code: { claimName: 'code', subPath: 'run-1' },
+    }) as any;
     expect(manifest.spec.template.spec.volumes).toBeUndefined();
     expect(manifest.spec.template.spec.containers[0].workingDir).toBeUndefined();
     expect(manifest.metadata.annotations['launch.dev/code']).toBeUndefined();

@@ -29,9 +29,7 @@ export const codePvcSchema = z
     /** The PersistentVolumeClaim the run's pod mounts (W&B's `WANDB_LAUNCH_CODE_PVC_NAME`), in the run's namespace. */
     name: z.string().max(253).regex(DNS_SUBDOMAIN, 'a PersistentVolumeClaim name (a DNS-1123 subdomain, e.g. "launch-code")'),
     /** Where that claim is mounted on the agent's machine (W&B's `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH`). */
-    mountPath: z
-      .string()
-      .refine((p) => isAbsolute(p) && !p.includes('\0'), 'an absolute directory of the agent\'s machine'),
+    mountPath: z.string().refine((p) => isAbsolute(p) && !p.includes('\0'), "an absolute directory of the agent's machine"),
   })
   .strict();
 
@@ -165,19 +163,19 @@ export async function removeCodeWhenIdle(options: {
   const deadline = Date.now() + (options.deadlineMs ?? 15 * 60_000);
   const remove = () =>
     removeCode(root, subPath).then(
-      () => logger.debug({ dir: join(root, subPath) }, 'removed the run\'s code from the code PVC'),
-      (error: unknown) => logger.warn({ dir: join(root, subPath), err: (error as Error).message }, 'could not remove the run\'s code from the code PVC'),
+      () => logger.debug({ dir: join(root, subPath) }, "removed the run's code from the code PVC"),
+      (error: unknown) => logger.warn({ dir: join(root, subPath), err: (error as Error).message }, "could not remove the run's code from the code PVC"),
     );
   const live = () =>
     options.livePods().catch((error: unknown) => {
-      logger.warn({ err: (error as Error).message }, 'could not list the run\'s pods before removing its code');
+      logger.warn({ err: (error as Error).message }, "could not list the run's pods before removing its code");
       return -1;
     });
   if ((await live()) === 0) return remove();
   let delay = 500;
   const again = async (): Promise<void> => {
     if (Date.now() > deadline) {
-      logger.warn({ dir: join(root, subPath) }, 'the run\'s pods did not end in time: its code is left on the code PVC');
+      logger.warn({ dir: join(root, subPath) }, "the run's pods did not end in time: its code is left on the code PVC");
       return;
     }
     if ((await live()) === 0) return remove();
@@ -202,7 +200,7 @@ async function checkSymlinks(from: string): Promise<void> {
         code: 'run.code_read_failed',
         stage: 'run',
         message: `reading the job's code at ${dir} failed: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        hint: 'the agent\'s copy of the code is unreadable or was removed while the run started; run the job again',
+        hint: "the agent's copy of the code is unreadable or was removed while the run started; run the job again",
         cause: error,
       });
     }
@@ -219,7 +217,7 @@ async function checkSymlinks(from: string): Promise<void> {
             stage: 'run',
             category: 'InvalidSpec',
             message: `the job's code has a symlink ${relative(top, path)} pointing outside the code (${JSON.stringify(target)}); it is not copied to the code PVC`,
-            hint: 'make the link relative and inside the code directory, or remove it from the job\'s code',
+            hint: "make the link relative and inside the code directory, or remove it from the job's code",
           });
         }
       }
@@ -237,7 +235,10 @@ function outside(top: string, path: string): boolean {
 function copyError(error: NodeJS.ErrnoException, root: string, path: string): LaunchError {
   const code = error.code ?? '';
   const hints: Record<string, string> = {
-    ENOENT: path === root ? `mount the code PVC on the agent at ${root} (WANDB_LAUNCH_CODE_PVC_MOUNT_PATH), or correct that path` : `the job's code changed while it was copied; run the job again`,
+    ENOENT:
+      path === root
+        ? `mount the code PVC on the agent at ${root} (WANDB_LAUNCH_CODE_PVC_MOUNT_PATH), or correct that path`
+        : `the job's code changed while it was copied; run the job again`,
     ENOTDIR: `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH must name the directory where the code PVC is mounted, not ${root}`,
     ENOSPC: `the code PVC mounted at ${root} is full: remove old runs' code from it or give it more space`,
     EDQUOT: `the code PVC mounted at ${root} is over its quota: remove old runs' code from it or raise the quota`,

@@ -17,7 +17,12 @@ describe('diagnosePod', () => {
 
   it('CrashLoopBackOff with restart count and last exit code', () => {
     const d = diagnosePod(
-      pod({ phase: 'Running', containerStatuses: [{ name: 'c', restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 3, reason: 'Error' } } }] }),
+      pod({
+        phase: 'Running',
+        containerStatuses: [
+          { name: 'c', restartCount: 4, state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: { exitCode: 3, reason: 'Error' } } },
+        ],
+      }),
     );
     expect(d?.category).toBe('CrashLoopBackOff');
     expect(d?.message).toMatch(/restarted 4 times, last exit code 3/);

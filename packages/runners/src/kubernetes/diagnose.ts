@@ -36,13 +36,13 @@ export function unschedulableReason(message: string): { kind: 'InsufficientResou
   if (/node affinity|node selector|nodeAffinity|nodeSelector/i.test(message)) {
     return {
       kind: 'NodeAffinity',
-      hint: 'no node matches the job\'s nodeSelector/affinity: check the node labels it requires (e.g. gpu.nvidia.com/class, region)',
+      hint: "no node matches the job's nodeSelector/affinity: check the node labels it requires (e.g. gpu.nvidia.com/class, region)",
     };
   }
   if (/taint/i.test(message)) {
     return { kind: 'Taint', hint: 'the nodes carry taints the job does not tolerate: add matching tolerations or use other nodes' };
   }
-  return { kind: 'Other', hint: 'check the scheduler\'s message above and the cluster\'s capacity (kubectl describe pod)' };
+  return { kind: 'Other', hint: "check the scheduler's message above and the cluster's capacity (kubectl describe pod)" };
 }
 
 /**
@@ -97,7 +97,7 @@ export function diagnosePod(pod: Obj): Diagnosis | undefined {
         category: oom ? 'OOMKilled' : 'CrashLoopBackOff',
         message: `container ${s.name} keeps crashing (restarted ${s.restartCount ?? 0} times${last ? `, last exit code ${last.exitCode}${oom ? ', OOMKilled' : ''}` : ''})`,
         hint: oom
-          ? 'raise the container\'s memory limit or reduce the job\'s memory use'
+          ? "raise the container's memory limit or reduce the job's memory use"
           : 'the container exits right after it starts: read its log (the tail is attached) and fix the entry point or its config',
       };
     }
@@ -108,7 +108,7 @@ export function diagnosePod(pod: Obj): Diagnosis | undefined {
       return {
         category: 'OOMKilled',
         message: `container ${s.name} was killed for using more memory than its limit (exit code ${term.exitCode ?? 137})`,
-        hint: 'raise the container\'s memory limit (resources.limits.memory) or reduce the job\'s memory use',
+        hint: "raise the container's memory limit (resources.limits.memory) or reduce the job's memory use",
       };
     }
   }

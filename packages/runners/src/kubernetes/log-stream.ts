@@ -57,7 +57,7 @@ export function createLogStream(o: {
       if (closing) c.abort();
     })
     .catch((error: unknown) => {
-      o.logger.warn({ pod: o.pod, err: error instanceof Error ? error.message : String(error) }, 'could not stream the pod\'s log');
+      o.logger.warn({ pod: o.pod, err: error instanceof Error ? error.message : String(error) }, "could not stream the pod's log");
       end();
     });
   return {

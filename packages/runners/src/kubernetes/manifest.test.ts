@@ -19,9 +19,17 @@ describe('buildJobManifest (Job path)', () => {
     const other = buildJobManifest({ request: kubeRequest({ itemId: 'another-item' }), agentName: 'agent-1', namespace: 'ml' }) as Obj;
     expect(other.metadata.name).not.toBe(m.metadata.name);
     expect(m.metadata.finalizers).toEqual([FINALIZER]);
-    const long = buildJobManifest({ request: kubeRequest({ spec: { entity: 'e'.repeat(80), project: 'p'.repeat(80), docker: { docker_image: 'i:1' } } }), agentName: 'a', namespace: 'ml' }) as Obj;
+    const long = buildJobManifest({
+      request: kubeRequest({ spec: { entity: 'e'.repeat(80), project: 'p'.repeat(80), docker: { docker_image: 'i:1' } } }),
+      agentName: 'a',
+      namespace: 'ml',
+    }) as Obj;
     expect(long.metadata.name.length).toBeLessThanOrEqual(63);
-    const prefixed = buildJobManifest({ request: kubeRequest({ resourceArgs: { metadata: { generateName: 'my-train-' } } }), agentName: 'a', namespace: 'ml' }) as Obj;
+    const prefixed = buildJobManifest({
+      request: kubeRequest({ resourceArgs: { metadata: { generateName: 'my-train-' } } }),
+      agentName: 'a',
+      namespace: 'ml',
+    }) as Obj;
     expect(prefixed.metadata.name).toMatch(/^my-train-[0-9a-f]{10}$/);
     expect(m.spec.backoffLimit).toBe(0);
     expect(m.spec.ttlSecondsAfterFinished).toBe(60);
@@ -74,7 +82,13 @@ describe('buildJobManifest (Job path)', () => {
 
   it('adds the pull secret and strips runner keys (configFile, context, namespace)', () => {
     const request = kubeRequest({ resourceArgs: { configFile: '/k', context: 'c', namespace: 'x', wait_for_ready: false } });
-    const m = buildJobManifest({ request, agentName: 'a', namespace: 'x', pullSecret: 'regcred-abc123', ownedSecrets: ['wandb-api-key-abc123', 'regcred-abc123'] }) as Obj;
+    const m = buildJobManifest({
+      request,
+      agentName: 'a',
+      namespace: 'x',
+      pullSecret: 'regcred-abc123',
+      ownedSecrets: ['wandb-api-key-abc123', 'regcred-abc123'],
+    }) as Obj;
     expect(m.spec.template.spec.imagePullSecrets).toEqual([{ name: 'regcred-abc123' }]);
     expect(m.configFile).toBeUndefined();
     expect(m.context).toBeUndefined();

@@ -48,9 +48,7 @@ export interface BuildManifestInput {
  */
 export function resolveNamespace(resourceArgs: Obj, runnerNamespace?: string, contextNamespace?: string): string {
   const meta = isRecord(resourceArgs.metadata) ? resourceArgs.metadata : {};
-  const pick = [meta.namespace, resourceArgs.namespace, runnerNamespace, contextNamespace].find(
-    (v): v is string => typeof v === 'string' && v.length > 0,
-  );
+  const pick = [meta.namespace, resourceArgs.namespace, runnerNamespace, contextNamespace].find((v): v is string => typeof v === 'string' && v.length > 0);
   return pick ?? 'default';
 }
 

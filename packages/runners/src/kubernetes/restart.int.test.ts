@@ -59,7 +59,8 @@ it('kill -9 of the agent while jobs run, then a restart: every job is adopted an
   const stateDir = join(dir, 'queue');
   queue = createEmbeddedQueue({ stateDir, fsync: false });
   const ids: string[] = [];
-  for (let i = 0; i < 3; i++) ids.push((await queue.enqueue({ queue: 'gpu', spec: { entity: 'acme', project: 'restart', docker: { docker_image: 'img:1' } } })).id);
+  for (let i = 0; i < 3; i++)
+    ids.push((await queue.enqueue({ queue: 'gpu', spec: { entity: 'acme', project: 'restart', docker: { docker_image: 'img:1' } } })).id);
   const env = { LAUNCH_STATE_DIR: stateDir, LAUNCH_KUBECONFIG: server.kubeconfigPath, LAUNCH_AGENT_NAME: 'restart-agent', LAUNCH_LEASE_MS: '1000' };
 
   const first = startAgent(env);
@@ -85,7 +86,11 @@ it('kill -9 of the agent while jobs run, then a restart: every job is adopted an
   // (the dead agent's lease expired), run() returned the existing Job for it instead of creating one.
   const original = new Map(first.lines.filter((l) => l.event === 'submitted').map((l) => [l.itemId, l.backendId]));
   for (const l of second.lines.filter((x) => x.event === 'submitted')) expect(l.backendId).toBe(original.get(l.itemId));
-  for (const id of ids) expect(second.lines.some((l) => l.event === 'finished' && l.itemId === id && l.state === 'finished'), id).toBe(true);
+  for (const id of ids)
+    expect(
+      second.lines.some((l) => l.event === 'finished' && l.itemId === id && l.state === 'finished'),
+      id,
+    ).toBe(true);
   // Each item is reported exactly once: an adopted item that the queue hands back (the dead agent's lease expired)
   // is taken over by the run already being followed, never followed a second time.
   for (const id of ids) {
@@ -95,7 +100,7 @@ it('kill -9 of the agent while jobs run, then a restart: every job is adopted an
   second.child.kill('SIGTERM');
 }, 90_000);
 
-it('an agent down longer than the Jobs\' TTL: the finalizer keeps each outcome, the restarted agent reports it once and creates nothing', async () => {
+it("an agent down longer than the Jobs' TTL: the finalizer keeps each outcome, the restarted agent reports it once and creates nothing", async () => {
   server = await startKubeTestServer({ kubelet: { stepDelayMs: 5 }, timeScale: 0.01 });
   server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { wait: 500 }, { log: 'done' }, { succeed: true }]);
   dir = await mkdtemp(join(tmpdir(), 'launch-k8s-ttl-'));
@@ -118,8 +123,14 @@ it('an agent down longer than the Jobs\' TTL: the finalizer keeps each outcome, 
   // for deletion, and only the agent's finalizer keeps it. Wait until that is so for all three.
   const jobs = () => server!.listObjects('/apis/batch/v1/namespaces/default/jobs') as Array<Record<string, any>>;
   const deadline = Date.now() + 30_000;
-  while (!(jobs().length === 3 && jobs().every((j) => j.metadata.deletionTimestamp && (j.status?.conditions ?? []).some((c: { type: string }) => c.type === 'Complete')))) {
-    if (Date.now() > deadline) throw new Error(`jobs did not finish and expire: ${JSON.stringify(jobs().map((j) => [j.metadata.name, j.metadata.deletionTimestamp, j.status]))}`);
+  while (
+    !(
+      jobs().length === 3 &&
+      jobs().every((j) => j.metadata.deletionTimestamp && (j.status?.conditions ?? []).some((c: { type: string }) => c.type === 'Complete'))
+    )
+  ) {
+    if (Date.now() > deadline)
+      throw new Error(`jobs did not finish and expire: ${JSON.stringify(jobs().map((j) => [j.metadata.name, j.metadata.deletionTimestamp, j.status]))}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 

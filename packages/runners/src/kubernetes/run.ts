@@ -161,7 +161,10 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
         if (typeof text === 'string' && text.length > 0) logTail = text;
       })
       .catch((error: unknown) => {
-        logger.warn({ pod: podName, err: kubeError(error, { verb: 'get', resource: 'core/pods/log', namespace, name: podName }).message }, 'could not read the failed pod\'s log');
+        logger.warn(
+          { pod: podName, err: kubeError(error, { verb: 'get', resource: 'core/pods/log', namespace, name: podName }).message },
+          "could not read the failed pod's log",
+        );
       });
     captures.set(podName, p);
   };
@@ -262,7 +265,9 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
         diagnosis = {
           category: 'NonZeroExit',
           message: `container ${container ?? ''} of pod ${lastPod?.metadata?.name ?? name} exited with code ${exitCode}`.replace('  ', ' '),
-          hint: logTail ? 'the job itself failed: read the end of its log (attached) and fix the code or its inputs' : 'the job itself failed: read its log (kubectl logs) and fix the code or its inputs',
+          hint: logTail
+            ? 'the job itself failed: read the end of its log (attached) and fix the code or its inputs'
+            : 'the job itself failed: read its log (kubectl logs) and fix the code or its inputs',
         };
       }
       if (final === 'preempted' && name) {
@@ -307,7 +312,10 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
     if (deleting(obj)) {
       // Marked for deletion (our cancel, or someone else's delete): it has stopped once its pods are gone.
       if (!dependentsRemain(obj)) {
-        return finalize(cancelRequested ? 'stopped' : 'failed', cancelRequested ? undefined : `the ${kind.kind} ${name || obj?.metadata?.name} was deleted before it finished`);
+        return finalize(
+          cancelRequested ? 'stopped' : 'failed',
+          cancelRequested ? undefined : `the ${kind.kind} ${name || obj?.metadata?.name} was deleted before it finished`,
+        );
       }
       return;
     }

@@ -31,7 +31,6 @@ const ids = () => {
   return { runId: `run${n}x${Date.now().toString(36)}`, itemId: `item-${n}-${Math.random().toString(36).slice(2)}=` };
 };
 
-
 async function eventually<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -68,7 +67,7 @@ describe('kubernetes runner on the test server', () => {
     const run = await runner.run(req, ctx);
     const job = jobs().find((j) => j.metadata.name === run.id)!;
     const env = job.spec.template.spec.containers[0].env as Obj[];
-    expect(env.find((e) => e.name === "WANDB_API_KEY")?.valueFrom.secretKeyRef.name).toBe('wandb-api-key-launch');
+    expect(env.find((e) => e.name === 'WANDB_API_KEY')?.valueFrom.secretKeyRef.name).toBe('wandb-api-key-launch');
     expect(secrets().some((s) => s.metadata.name === `wandb-api-key-${req.runId}`)).toBe(false);
     expect((await run.wait()).state).toBe('finished');
   });
@@ -95,7 +94,7 @@ describe('kubernetes runner on the test server', () => {
     expect(secrets().some((s) => s.metadata.name === `regcred-${req.runId}`)).toBe(false);
   });
 
-  it('reports starting (not unknown) until the pod runs, so the agent\'s start timeout applies to plain Jobs; a cancel never goes back to starting', async () => {
+  it("reports starting (not unknown) until the pod runs, so the agent's start timeout applies to plain Jobs; a cancel never goes back to starting", async () => {
     const { runner, server } = await setup();
     server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ pending: 'ContainerCreating' }, { wait: 60_000 }]);
     const run = await runner.run(kubeRequest(ids()), ctx);
@@ -113,9 +112,27 @@ describe('kubernetes runner on the test server', () => {
   });
 
   const scenarios: { name: string; steps: KubeletStep[]; category: string; state: string; text: RegExp }[] = [
-    { name: 'ErrImagePull', steps: [{ imagePull: 'ErrImagePull' }, { wait: 60_000 }], category: 'ImagePullError', state: 'starting', text: /ghcr\.io\/acme\/train:1/ },
-    { name: 'ImagePullBackOff', steps: [{ imagePull: 'ImagePullBackOff' }, { wait: 60_000 }], category: 'ImagePullError', state: 'starting', text: /ImagePullBackOff/ },
-    { name: 'CrashLoopBackOff', steps: [{ running: true }, { crashLoop: { restartCount: 3, exitCode: 2 } }, { wait: 60_000 }], category: 'CrashLoopBackOff', state: 'running', text: /restarted 3 times/ },
+    {
+      name: 'ErrImagePull',
+      steps: [{ imagePull: 'ErrImagePull' }, { wait: 60_000 }],
+      category: 'ImagePullError',
+      state: 'starting',
+      text: /ghcr\.io\/acme\/train:1/,
+    },
+    {
+      name: 'ImagePullBackOff',
+      steps: [{ imagePull: 'ImagePullBackOff' }, { wait: 60_000 }],
+      category: 'ImagePullError',
+      state: 'starting',
+      text: /ImagePullBackOff/,
+    },
+    {
+      name: 'CrashLoopBackOff',
+      steps: [{ running: true }, { crashLoop: { restartCount: 3, exitCode: 2 } }, { wait: 60_000 }],
+      category: 'CrashLoopBackOff',
+      state: 'running',
+      text: /restarted 3 times/,
+    },
     {
       name: 'Unschedulable',
       steps: [{ unschedulable: '0/3 nodes are available: 3 Insufficient nvidia.com/gpu.' }, { wait: 60_000 }],
@@ -256,7 +273,16 @@ describe('kubernetes runner on the test server', () => {
   it('secure mode refuses each dangerous field, naming its path', async () => {
     const { runner } = await setup({ secureMode: true });
     const resourceArgs = {
-      spec: { template: { spec: { hostNetwork: false, initContainers: [{ name: 'i', image: 'x' }], containers: [{ command: ['sh'] }], volumes: [{ name: 'v', hostPath: { path: '/' } }] } } },
+      spec: {
+        template: {
+          spec: {
+            hostNetwork: false,
+            initContainers: [{ name: 'i', image: 'x' }],
+            containers: [{ command: ['sh'] }],
+            volumes: [{ name: 'v', hostPath: { path: '/' } }],
+          },
+        },
+      },
     };
     const base = kubeRequest();
     const spec = { ...base.spec, overrides: { entry_point: ['python'] } };
@@ -273,7 +299,7 @@ describe('kubernetes runner on the test server', () => {
     expect(jobs()).toEqual([]);
   });
 
-  it('secure mode runs a job\'s own entry point (not an override of the item), as W&B does', async () => {
+  it("secure mode runs a job's own entry point (not an override of the item), as W&B does", async () => {
     const { runner, server } = await setup({ secureMode: true });
     server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ succeed: true }]);
     const run = await runner.run(kubeRequest({ ...ids(), entryPoint: ['python', 'train.py'] }), ctx);
@@ -316,7 +342,11 @@ describe('kubernetes runner on the test server', () => {
     const resourceArgs = {
       apiVersion: 'batch.volcano.sh/v1alpha1',
       kind: 'Job',
-      spec: { minAvailable: 1, schedulerName: 'volcano', tasks: [{ name: 'main', replicas: 1, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm' }] } } }] },
+      spec: {
+        minAvailable: 1,
+        schedulerName: 'volcano',
+        tasks: [{ name: 'main', replicas: 1, template: { spec: { restartPolicy: 'Never', containers: [{ name: 'm' }] } } }],
+      },
     };
     const run = await runner.run(kubeRequest({ ...ids(), resourceArgs, entryPoint: ['sh', '-c'], args: ['echo volcano; exit 0'] }), ctx);
     const obj = server!.getObject(`/apis/batch.volcano.sh/v1alpha1/namespaces/default/jobs/${run.id}`) as Obj;
@@ -386,9 +416,16 @@ describe('kubernetes runner on the test server', () => {
     expect(runner.watchStats().informers).toBe(1);
   });
 
-  it('streams the running pod\'s log to onLog listeners', async () => {
+  it("streams the running pod's log to onLog listeners", async () => {
     const { runner, server } = await setup();
-    server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [{ running: true }, { log: 'epoch 1' }, { wait: 200 }, { log: 'epoch 2' }, { wait: 200 }, { succeed: true }]);
+    server.kubelet.script({ label: { [LABEL.monitor]: 'true' } }, [
+      { running: true },
+      { log: 'epoch 1' },
+      { wait: 200 },
+      { log: 'epoch 2' },
+      { wait: 200 },
+      { succeed: true },
+    ]);
     const run = await runner.run(kubeRequest(ids()), ctx);
     let text = '';
     run.onLog!((chunk) => {

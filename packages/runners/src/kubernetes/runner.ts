@@ -5,7 +5,18 @@ import { isConflict, isNotFound, kubeError } from './api-errors.js';
 import { loadCluster, type Cluster } from './cluster.js';
 import { cannotMountCode, codeSubPath, copyCode, removeCode } from './code-mount.js';
 import { ANNOTATION, labelValue } from './labels.js';
-import { buildJobManifest, buildServiceManifest, FINALIZER, JOB_KIND, kindRef, manifestKind, resolveNamespace, runLabels, VOLCANO_KIND, type KindRef } from './manifest.js';
+import {
+  buildJobManifest,
+  buildServiceManifest,
+  FINALIZER,
+  JOB_KIND,
+  kindRef,
+  manifestKind,
+  resolveNamespace,
+  runLabels,
+  VOLCANO_KIND,
+  type KindRef,
+} from './manifest.js';
 import { createMonitor, type Monitor } from './monitor.js';
 import { parseKubernetesRunnerOptions, type KubernetesRunnerOptions } from './options.js';
 import { createRunTracker } from './run.js';
@@ -62,11 +73,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     return c;
   };
 
-  const adoptKinds = () => [
-    JOB_KIND,
-    ...(opts.volcano ? [VOLCANO_KIND] : []),
-    ...opts.customKinds.map((k) => kindRef(k.apiVersion, k.kind)),
-  ];
+  const adoptKinds = () => [JOB_KIND, ...(opts.volcano ? [VOLCANO_KIND] : []), ...opts.customKinds.map((k) => kindRef(k.apiVersion, k.kind))];
 
   const serviceConfigs = (request: RunRequest): Obj[] => (request.spec.additional_services ?? []).map((s) => s.config as Obj);
 
@@ -74,7 +81,8 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
   const securityIssues = (request: RunRequest): ValidationIssue[] => {
     const issues = findKubernetesIssues(request.resourceArgs, { secureMode: opts.secureMode });
     serviceConfigs(request).forEach((config, i) => {
-      for (const issue of findKubernetesIssues(config)) issues.push({ ...issue, path: `additional_services[${i}].config${issue.path ? `.${issue.path}` : ''}` });
+      for (const issue of findKubernetesIssues(config))
+        issues.push({ ...issue, path: `additional_services[${i}].config${issue.path ? `.${issue.path}` : ''}` });
     });
     // The item's own override is refused; the job's entry point and the agent's install wrapper of a base-image
     // job are not overrides.
@@ -96,7 +104,11 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     serviceManifests.forEach((m, i) => {
       const prefix = `additional_services[${i}].config`;
       for (const issue of findManifestIssues(m)) {
-        issues.push({ ...issue, path: issue.path ? `${prefix}.${issue.path}` : prefix, message: issue.message.replace('(did you mean ', `(did you mean ${prefix}.`) });
+        issues.push({
+          ...issue,
+          path: issue.path ? `${prefix}.${issue.path}` : prefix,
+          message: issue.message.replace('(did you mean ', `(did you mean ${prefix}.`),
+        });
       }
     });
     return issues;
@@ -133,7 +145,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         manifest = buildJobManifest({ ...manifestInput, code });
       } else if (request.code) {
         const error = cannotMountCode();
-        issues.push({ path: 'code', expected: 'a code PVC to copy the job\'s code to (codePvc)', found: 'no codePvc', message: error.message });
+        issues.push({ path: 'code', expected: "a code PVC to copy the job's code to (codePvc)", found: 'no codePvc', message: error.message });
       }
     } catch (error) {
       if (!LaunchError.isInstance(error)) throw error;
@@ -189,7 +201,10 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         namespace: resolveNamespace(args, opts.namespace),
         ...(codePvc ? { code: { claimName: codePvc.name, subPath: 'draft' } } : {}),
       };
-      const invalid = schemaIssues(buildJobManifest(draftInput), services.map((config, i) => buildServiceManifest(config, draftInput, i)));
+      const invalid = schemaIssues(
+        buildJobManifest(draftInput),
+        services.map((config, i) => buildServiceManifest(config, draftInput, i)),
+      );
       if (invalid.length > 0) throw invalidManifestError(invalid, 'resource_args.kubernetes');
     }
 
@@ -203,11 +218,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     const target = { cluster: c, namespace, kind, agentName, itemLabel };
 
     const perRunKey = !opts.releaseName && request.env.WANDB_API_KEY !== undefined;
-    const apiKeySecret = opts.releaseName
-      ? apiKeySecretName(opts.releaseName)
-      : perRunKey
-        ? apiKeySecretName(request.runId)
-        : undefined;
+    const apiKeySecret = opts.releaseName ? apiKeySecretName(opts.releaseName) : perRunKey ? apiKeySecretName(request.runId) : undefined;
     let pullSecret: string | undefined;
     let credentials = null;
     if (opts.registry?.needsPullSecret && opts.registry.uri) {
@@ -280,7 +291,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         // Before anything is created in the cluster: the pod must find its code complete when it starts.
         const dest = await copyCode(request.code.dir, codePvc.mountPath, code.subPath);
         copied = true;
-        log.info({ dir: dest, claim: codePvc.name, subPath: code.subPath }, 'copied the job\'s code to the code PVC');
+        log.info({ dir: dest, claim: codePvc.name, subPath: code.subPath }, "copied the job's code to the code PVC");
       }
       const labels = runLabels(request, agentName);
       if (perRunKey && apiKeySecret) {
@@ -329,7 +340,9 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         if (copied && code && codePvc) {
           // That Job has its own copy of the code (named in its annotation); this one is not used.
           copied = false;
-          await removeCode(codePvc.mountPath, code.subPath).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'could not remove an unused copy of the code'));
+          await removeCode(codePvc.mountPath, code.subPath).catch((e: unknown) =>
+            log.warn({ err: (e as Error).message }, 'could not remove an unused copy of the code'),
+          );
         }
         return tracker.submitted(name);
       }

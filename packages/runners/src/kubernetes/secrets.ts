@@ -36,11 +36,9 @@ async function createOrReplace(input: SecretInput, body: Record<string, unknown>
   } catch (error) {
     if (!isConflict(error)) throw kubeError(error, { verb: 'create', resource: 'core/secrets', namespace, name });
     // A secret left by an earlier attempt of the same run (a requeue keeps the run id): replace it, but only ours.
-    const existing = await cluster.core
-      .readNamespacedSecret({ name, namespace })
-      .catch((e: unknown) => {
-        throw kubeError(e, { verb: 'get', resource: 'core/secrets', namespace, name });
-      });
+    const existing = await cluster.core.readNamespacedSecret({ name, namespace }).catch((e: unknown) => {
+      throw kubeError(e, { verb: 'get', resource: 'core/secrets', namespace, name });
+    });
     if (existing.metadata?.labels?.[LABEL.createdBy] !== CREATED_BY) {
       throw new LaunchError({
         code: 'run.secret_conflict',
@@ -73,9 +71,7 @@ export function registryServer(uri: string): string {
 }
 
 /** Creates a `kubernetes.io/dockerconfigjson` image-pull secret for one registry. */
-export async function createPullSecret(
-  input: SecretInput & { server: string; credentials: RegistryCredentials; retryBaseMs?: number },
-): Promise<void> {
+export async function createPullSecret(input: SecretInput & { server: string; credentials: RegistryCredentials; retryBaseMs?: number }): Promise<void> {
   const { username, password } = input.credentials;
   const auth = Buffer.from(`${username}:${password}`).toString('base64');
   const config = { auths: { [input.server]: { username, password, auth } } };

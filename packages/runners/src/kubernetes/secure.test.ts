@@ -10,7 +10,7 @@ const pod = (podSpec: Record<string, unknown>, container: Record<string, unknown
 const paths = (args: unknown, secureMode = false) => findKubernetesIssues(args, { secureMode }).map((i) => i.path);
 
 describe('validateKubernetesResourceArgs', () => {
-  it('accepts the seed chart\'s CoreWeave queue config', () => {
+  it("accepts the seed chart's CoreWeave queue config", () => {
     expect(() => validateKubernetesResourceArgs(COREWEAVE_ARGS)).not.toThrow();
     expect(() => validateKubernetesResourceArgs(COREWEAVE_ARGS, { secureMode: true })).not.toThrow();
   });
@@ -19,7 +19,11 @@ describe('validateKubernetesResourceArgs', () => {
     ['securityContext', pod({}, { securityContext: { privileged: true } }), 'spec.template.spec.containers[0].securityContext'],
     ['pod securityContext', pod({ securityContext: { runAsUser: 0 } }), 'spec.template.spec.securityContext'],
     ['hostPath', pod({ volumes: [{ name: 'v', hostPath: { path: '/' } }] }), 'spec.template.spec.volumes[0].hostPath'],
-    ['serviceAccountToken', pod({ volumes: [{ name: 'v', projected: { sources: [{ serviceAccountToken: { path: 't' } }] } }] }), 'spec.template.spec.volumes[0].projected.sources[0].serviceAccountToken'],
+    [
+      'serviceAccountToken',
+      pod({ volumes: [{ name: 'v', projected: { sources: [{ serviceAccountToken: { path: 't' } }] } }] }),
+      'spec.template.spec.volumes[0].projected.sources[0].serviceAccountToken',
+    ],
     ['hostPID', pod({ hostPID: true }), 'spec.template.spec.hostPID'],
     ['hostIPC', pod({ hostIPC: true }), 'spec.template.spec.hostIPC'],
     ['hostNetwork', pod({ hostNetwork: true }), 'spec.template.spec.hostNetwork'],
@@ -29,13 +33,21 @@ describe('validateKubernetesResourceArgs', () => {
     ['serviceAccount', pod({ serviceAccount: 'admin' }), 'spec.template.spec.serviceAccount'],
     ['automountServiceAccountToken', pod({ automountServiceAccountToken: true }), 'spec.template.spec.automountServiceAccountToken'],
     ['hostPort', pod({}, { ports: [{ containerPort: 80, hostPort: 80 }] }), 'spec.template.spec.containers[0].ports[0].hostPort'],
-    ['Bidirectional', pod({}, { volumeMounts: [{ name: 'v', mountPath: '/m', mountPropagation: 'Bidirectional' }] }), 'spec.template.spec.containers[0].volumeMounts[0].mountPropagation'],
+    [
+      'Bidirectional',
+      pod({}, { volumeMounts: [{ name: 'v', mountPath: '/m', mountPropagation: 'Bidirectional' }] }),
+      'spec.template.spec.containers[0].volumeMounts[0].mountPropagation',
+    ],
     [
       'unconfined AppArmor',
       { spec: { template: { metadata: { annotations: { 'container.apparmor.security.beta.kubernetes.io/c': 'unconfined' } }, spec: { containers: [{}] } } } },
       'spec.template.metadata.annotations.container.apparmor.security.beta.kubernetes.io/c',
     ],
-    ['unconfined seccomp', { metadata: { annotations: { 'seccomp.security.alpha.kubernetes.io/pod': 'Unconfined' } } }, 'metadata.annotations.seccomp.security.alpha.kubernetes.io/pod'],
+    [
+      'unconfined seccomp',
+      { metadata: { annotations: { 'seccomp.security.alpha.kubernetes.io/pod': 'Unconfined' } } },
+      'metadata.annotations.seccomp.security.alpha.kubernetes.io/pod',
+    ],
   ];
 
   for (const [what, args, path] of refused) {
@@ -74,7 +86,12 @@ describe('validateKubernetesResourceArgs', () => {
     const args = { metadata: { labels: { a: 1 } }, spec: { template: { spec: { hostNetwork: true, containers: 'x', volumes: [{ hostPath: {} }] } } } };
     const found = paths(args);
     expect(found).toEqual(
-      expect.arrayContaining(['metadata.labels.a', 'spec.template.spec.containers', 'spec.template.spec.hostNetwork', 'spec.template.spec.volumes[0].hostPath']),
+      expect.arrayContaining([
+        'metadata.labels.a',
+        'spec.template.spec.containers',
+        'spec.template.spec.hostNetwork',
+        'spec.template.spec.volumes[0].hostPath',
+      ]),
     );
     expect(paths('nope')).toEqual(['']);
   });

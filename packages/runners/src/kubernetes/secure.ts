@@ -3,7 +3,7 @@ import { describeValue, LaunchValidationError, type ValidationIssue } from '@lau
 /** Keys refused wherever they appear in a manifest (W&B's `validate_launch_resource_args`). */
 const REFUSED_KEYS: Record<string, string> = {
   securityContext: 'the agent sets a hardened securityContext itself',
-  hostPath: 'hostPath volumes expose the node\'s filesystem',
+  hostPath: "hostPath volumes expose the node's filesystem",
   serviceAccountToken: 'projected service-account tokens grant API access',
   serviceAccountName: 'a job may not pick its service account',
   serviceAccount: 'a job may not pick its service account',
@@ -11,11 +11,11 @@ const REFUSED_KEYS: Record<string, string> = {
 
 /** Keys refused when truthy. */
 const REFUSED_TRUTHY: Record<string, string> = {
-  hostPID: 'sharing the node\'s process namespace',
-  hostIPC: 'sharing the node\'s IPC namespace',
-  hostNetwork: 'sharing the node\'s network',
+  hostPID: "sharing the node's process namespace",
+  hostIPC: "sharing the node's IPC namespace",
+  hostNetwork: "sharing the node's network",
   shareProcessNamespace: 'sharing a process namespace between containers',
-  hostUsers: 'running in the node\'s user namespace',
+  hostUsers: "running in the node's user namespace",
   automountServiceAccountToken: 'mounting a service-account token grants API access',
   hostPort: 'binding a port on the node',
 };

@@ -18,12 +18,22 @@ const request = (resourceArgs: Record<string, unknown>, extra: Partial<RunReques
   ...extra,
 });
 
-const rendered = (args: Record<string, unknown>) => buildJobManifest({ request: request(args), agentName: 'agent', namespace: 'ns', apiKeySecret: 'wandb-api-key-run1' });
+const rendered = (args: Record<string, unknown>) =>
+  buildJobManifest({ request: request(args), agentName: 'agent', namespace: 'ns', apiKeySecret: 'wandb-api-key-run1' });
 const messages = (manifest: unknown) => findManifestIssues(manifest).map((i) => `${i.path}: ${i.message}`);
 
 describe('manifests checked against their kind schema', () => {
   it('accepts what the runner renders from W&B docs examples (Job queue config, Volcano, Kubeflow PyTorchJob)', () => {
-    const job = { spec: { template: { spec: { containers: [{ env: [{ name: 'MY_ENV_VAR', value: 'some-value' }], resources: { requests: { cpu: '1000m', memory: '1Gi' }, limits: { cpu: 1 } } }] } } }, metadata: { labels: { queue: 'k8s-test' } } };
+    const job = {
+      spec: {
+        template: {
+          spec: {
+            containers: [{ env: [{ name: 'MY_ENV_VAR', value: 'some-value' }], resources: { requests: { cpu: '1000m', memory: '1Gi' }, limits: { cpu: 1 } } }],
+          },
+        },
+      },
+      metadata: { labels: { queue: 'k8s-test' } },
+    };
     expect(messages(rendered(job))).toEqual([]);
     const pytorch = {
       apiVersion: 'kubeflow.org/v1',
@@ -38,14 +48,24 @@ describe('manifests checked against their kind schema', () => {
       },
     };
     expect(messages(rendered(pytorch))).toEqual([]);
-    const volcano = { apiVersion: 'batch.volcano.sh/v1alpha1', kind: 'Job', spec: { minAvailable: 1, tasks: [{ replicas: 1, name: 'master', template: { spec: { containers: [{ name: 'm' }] } } }] } };
+    const volcano = {
+      apiVersion: 'batch.volcano.sh/v1alpha1',
+      kind: 'Job',
+      spec: { minAvailable: 1, tasks: [{ replicas: 1, name: 'master', template: { spec: { containers: [{ name: 'm' }] } } }] },
+    };
     expect(messages(rendered(volcano))).toEqual([]);
   });
 
   it('refuses unknown top-level fields and misplaced or misspelt ones, by JSON path with "did you mean"', () => {
     const bad = {
       replicas: 2,
-      spec: { template: { spec: { containers: [{ resources: { volumeMounts: [{ name: 'data', mountPath: '/data' }] }, imagePullPolocy: 'Always', env: [{ name: 'N', value: 3 }] }] } } },
+      spec: {
+        template: {
+          spec: {
+            containers: [{ resources: { volumeMounts: [{ name: 'data', mountPath: '/data' }] }, imagePullPolocy: 'Always', env: [{ name: 'N', value: 3 }] }],
+          },
+        },
+      },
     };
     expect(messages(rendered(bad))).toEqual([
       'replicas: unknown field',
@@ -64,14 +84,19 @@ describe('manifests checked against their kind schema', () => {
   });
 
   it('checks the pod templates and metadata of a custom resource, not its operator-defined fields', () => {
-    const cr = { apiVersion: 'kubeflow.org/v1', kind: 'PyTorchJob', metadata: { labls: { a: 'b' } }, spec: { anyOperatorField: 1, pytorchReplicaSpecs: { Master: { template: { spec: { containers: [{ name: 'x', nme: 'y' }] } } } } } };
+    const cr = {
+      apiVersion: 'kubeflow.org/v1',
+      kind: 'PyTorchJob',
+      metadata: { labls: { a: 'b' } },
+      spec: { anyOperatorField: 1, pytorchReplicaSpecs: { Master: { template: { spec: { containers: [{ name: 'x', nme: 'y' }] } } } } },
+    };
     expect(messages(rendered(cr))).toEqual([
       'metadata.labls: unknown field (did you mean metadata.labels?)',
       'spec.pytorchReplicaSpecs.Master.template.spec.containers[0].nme: unknown field (did you mean spec.pytorchReplicaSpecs.Master.template.spec.containers[0].name?)',
     ]);
   });
 
-  it('refuses W&B\'s `kubernetes:` wrapper nested inside resource_args.kubernetes instead of running a plain Job', () => {
+  it("refuses W&B's `kubernetes:` wrapper nested inside resource_args.kubernetes instead of running a plain Job", () => {
     const wrapped = { kubernetes: { apiVersion: 'kubeflow.org/v1', kind: 'PyTorchJob', spec: { pytorchReplicaSpecs: {} } } };
     const issues = findManifestIssues(rendered(wrapped));
     expect(issues.map((i) => i.path)).toEqual(['kubernetes']);
@@ -81,14 +106,20 @@ describe('manifests checked against their kind schema', () => {
   it('the wrapper at the resource_args level is what W&B reads: resource_args.kubernetes is the PyTorchJob', () => {
     const { spec } = normalizeLaunchSpec({
       resource: 'kubernetes',
-      resource_args: { kubernetes: { apiVersion: 'kubeflow.org/v1', kind: 'PyTorchJob', spec: { pytorchReplicaSpecs: { Master: { template: { spec: { containers: [{ name: 'pytorch' }] } } } } } } },
+      resource_args: {
+        kubernetes: {
+          apiVersion: 'kubeflow.org/v1',
+          kind: 'PyTorchJob',
+          spec: { pytorchReplicaSpecs: { Master: { template: { spec: { containers: [{ name: 'pytorch' }] } } } } },
+        },
+      },
     });
     const manifest = rendered(spec.resource_args!.kubernetes as Record<string, unknown>);
     expect([manifest.apiVersion, manifest.kind]).toEqual(['kubeflow.org/v1', 'PyTorchJob']);
     expect(messages(manifest)).toEqual([]);
   });
 
-  it('W&B\'s old flat tolerations, converted by normalizeLaunchSpec, render a valid Job', () => {
+  it("W&B's old flat tolerations, converted by normalizeLaunchSpec, render a valid Job", () => {
     const { spec, warnings } = normalizeLaunchSpec({
       resource: 'kubernetes',
       resource_args: { kubernetes: { tolerations: [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }] } },
@@ -118,11 +149,25 @@ describe('manifests checked against their kind schema', () => {
       expect(plan.manifest?.kind).toBe('Job');
       // The plan never holds the key: it is read from the per-run secret.
       expect(JSON.stringify(plan)).not.toContain('k'.repeat(40));
-      const error = await runner.run(bad, { logger: silentLogger }).then(() => undefined, (e: unknown) => e as LaunchValidationError);
+      const error = await runner.run(bad, { logger: silentLogger }).then(
+        () => undefined,
+        (e: unknown) => e as LaunchValidationError,
+      );
       expect(error?.code).toBe('run.invalid_manifest');
       expect(error?.message).toContain('resources.volumeMounts: unknown field (did you mean spec.template.spec.containers[0].volumeMounts?)');
-      const services = request({}, { spec: { entity: 'e', project: 'p', additional_services: [{ config: { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { prots: [] } } }] } });
-      expect(runner.plan(services).issues.map((i) => `${i.path}: ${i.message}`)).toEqual(['additional_services[0].config.spec.prots: unknown field (did you mean additional_services[0].config.spec.ports?)']);
+      const services = request(
+        {},
+        {
+          spec: {
+            entity: 'e',
+            project: 'p',
+            additional_services: [{ config: { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { prots: [] } } }],
+          },
+        },
+      );
+      expect(runner.plan(services).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+        'additional_services[0].config.spec.prots: unknown field (did you mean additional_services[0].config.spec.ports?)',
+      ]);
     } finally {
       await runner.close();
     }

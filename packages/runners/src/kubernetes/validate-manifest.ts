@@ -23,8 +23,7 @@ function fieldsOf(typeName: string): Map<string, string> | undefined {
   const hit = fieldCache.get(typeName);
   if (hit !== undefined) return hit ?? undefined;
   const model = Object.prototype.hasOwnProperty.call(registry, typeName) ? registry[typeName] : undefined;
-  const fields =
-    model && typeof model.getAttributeTypeMap === 'function' ? new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type])) : null;
+  const fields = model && typeof model.getAttributeTypeMap === 'function' ? new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type])) : null;
   fieldCache.set(typeName, fields);
   return fields ?? undefined;
 }
@@ -164,7 +163,7 @@ function podTemplates(value: unknown, path: string, out: { path: string; value: 
 }
 
 const WRAPPER_MESSAGE =
-  '`kubernetes:` is W&B\'s queue-config wrapper: it belongs at the level of resource_args (resource_args.kubernetes holds its contents), ' +
+  "`kubernetes:` is W&B's queue-config wrapper: it belongs at the level of resource_args (resource_args.kubernetes holds its contents), " +
   'not inside resource_args.kubernetes, where it would run as a plain Job with the wrapped object dropped';
 
 /**
@@ -182,7 +181,7 @@ export function findManifestIssues(manifest: unknown): ValidationIssue[] {
   const kind = typeof manifest.kind === 'string' ? manifest.kind : 'Job';
   const model = builtInModel(apiVersion, kind);
   if (isRecord(manifest.kubernetes)) {
-    issues.push({ path: 'kubernetes', expected: 'the wrapped object one level up', found: 'W&B\'s `kubernetes:` wrapper', message: WRAPPER_MESSAGE });
+    issues.push({ path: 'kubernetes', expected: 'the wrapped object one level up', found: "W&B's `kubernetes:` wrapper", message: WRAPPER_MESSAGE });
   }
   if (model) {
     const { kubernetes: _wrapper, ...rest } = manifest;
@@ -210,7 +209,7 @@ export function invalidManifestError(issues: ValidationIssue[], subject = 'the K
     stage: 'run',
     category: 'InvalidSpec',
     subject,
-    hint: 'fix the fields named above in the queue config or the job\'s resource_args.kubernetes (the Kubernetes API reference lists each kind\'s fields)',
+    hint: "fix the fields named above in the queue config or the job's resource_args.kubernetes (the Kubernetes API reference lists each kind's fields)",
     issues,
   });
 }

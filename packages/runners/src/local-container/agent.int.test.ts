@@ -28,7 +28,11 @@ afterEach(async () => {
 
 function startAgent(env: Record<string, string>) {
   // Debug logs are kept (not shown) so a failure can say what the agent did; stderr is bounded to its tail.
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture], { cwd: root, env: { ...process.env, LAUNCH_DEBUG: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+    cwd: root,
+    env: { ...process.env, LAUNCH_DEBUG: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   const lines: Line[] = [];
   const waiters: (() => void)[] = [];
@@ -93,7 +97,12 @@ describe.runIf(available)('local-container runner in an agent process', () => {
     const quick = (await queue.enqueue({ queue: 'default', spec: spec(service!.baseImage, 'sleep 1; echo quick; exit 3') })).id;
     // The slow job runs until the test creates a file: still running whenever the second agent comes up.
     const signal = await mkdtemp(join(dir, 'signal-'));
-    const slow = (await queue.enqueue({ queue: 'default', spec: spec(service!.baseImage, 'while [ ! -e /sig/go ]; do sleep 0.1; done; echo slow', { v: [`${signal}:/sig`] }) })).id;
+    const slow = (
+      await queue.enqueue({
+        queue: 'default',
+        spec: spec(service!.baseImage, 'while [ ! -e /sig/go ]; do sleep 0.1; done; echo slow', { v: [`${signal}:/sig`] }),
+      })
+    ).id;
     const env = {
       LAUNCH_STATE_DIR: stateDir,
       LAUNCH_DOCKER_SOCKET: service!.socketPath,
@@ -119,7 +128,10 @@ describe.runIf(available)('local-container runner in an agent process', () => {
     const ended = (l: Line[], id: string) => l.filter((x) => (x.event === 'finished' || x.event === 'failed') && x.itemId === id);
     await second.until((l) => ended(l, quick).length > 0 && ended(l, slow).length > 0);
     // The outcome is recorded just after the failure event.
-    await waitUntil(async () => (await queue!.get(quick))?.runState !== undefined && (await queue!.get(slow))?.runState !== undefined, 'both outcomes recorded');
+    await waitUntil(
+      async () => (await queue!.get(quick))?.runState !== undefined && (await queue!.get(slow))?.runState !== undefined,
+      'both outcomes recorded',
+    );
     expect((await queue.get(quick))?.exitCode).toBe(3);
     expect((await queue.get(quick))?.runState).toBe('failed');
     expect((await queue.get(slow))?.runState).toBe('finished');
@@ -134,7 +146,10 @@ describe.runIf(available)('local-container runner in an agent process', () => {
       })) as unknown as NodeJS.ReadableStream;
       let text = '';
       for await (const chunk of stream) text += String(chunk);
-      expect(text.split('\n').filter((x) => x.trim()), id).toHaveLength(1);
+      expect(
+        text.split('\n').filter((x) => x.trim()),
+        id,
+      ).toHaveLength(1);
       // Removed once the agent recorded the outcome.
       await waitUntil(async () => (await state(id)) === undefined, `the container of ${id} to be removed`);
     }

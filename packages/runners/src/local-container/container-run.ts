@@ -158,7 +158,9 @@ export function followContainer(options: ContainerRunOptions): ContainerRun {
     let delay = 500;
     for (;;) {
       try {
-        const result = (await container.wait({ condition: 'not-running', abortSignal: abort.signal } as unknown as Docker.ContainerWaitOptions)) as { StatusCode?: number } | undefined;
+        const result = (await container.wait({ condition: 'not-running', abortSignal: abort.signal } as unknown as Docker.ContainerWaitOptions)) as
+          | { StatusCode?: number }
+          | undefined;
         return { kind: 'exited', statusCode: typeof result?.StatusCode === 'number' ? result.StatusCode : undefined };
       } catch (error) {
         if (statusOf(error) === 404 || detached) return { kind: 'gone' };
@@ -258,7 +260,9 @@ export function followContainer(options: ContainerRunOptions): ContainerRun {
       return { state: 'stopped', messages: [`container ${options.name} stopped by cancel${exitCode !== null ? ` (exit code ${exitCode})` : ''}`], exitCode };
     }
     if (outcome === 'gone' || !state) {
-      const message = detached ? `stopped following container ${options.name}` : `container ${options.name} was removed outside the agent before it reported an exit code`;
+      const message = detached
+        ? `stopped following container ${options.name}`
+        : `container ${options.name} was removed outside the agent before it reported an exit code`;
       return {
         state: 'failed',
         messages: [message],
@@ -360,7 +364,11 @@ export function followContainer(options: ContainerRunOptions): ContainerRun {
       state: 'failed',
       messages: [message],
       exitCode: null,
-      diagnosis: { category: 'NonZeroExit', message, hint: isUnreachable(error) ? `the Docker Engine at ${options.endpoint.describe} went away` : 'see the agent log' },
+      diagnosis: {
+        category: 'NonZeroExit',
+        message,
+        hint: isUnreachable(error) ? `the Docker Engine at ${options.endpoint.describe} went away` : 'see the agent log',
+      },
     });
   });
   return run;

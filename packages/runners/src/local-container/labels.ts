@@ -29,7 +29,10 @@ const MAX_SPEC_LABEL = 64 * 1024;
 export function containerName(itemId: string): string {
   const plain = `launch-${itemId}`;
   if (plain.length <= 128 && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(plain)) return plain;
-  const prefix = itemId.replace(/[^A-Za-z0-9_.-]+/g, '-').slice(0, 48).replace(/[-.]+$/, '');
+  const prefix = itemId
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .slice(0, 48)
+    .replace(/[-.]+$/, '');
   const hash = createHash('sha256').update(itemId).digest('hex').slice(0, 20);
   return `launch-${prefix ? `${prefix}-` : ''}${hash}`;
 }

@@ -54,5 +54,9 @@ export type ResolvedLocalContainerRunnerOptions = z.output<typeof localContainer
 
 /** Validates the factory options; throws a LaunchValidationError naming each bad field. */
 export function parseLocalContainerRunnerOptions(input: unknown): ResolvedLocalContainerRunnerOptions {
-  return parseRunnerOptions(localContainerRunnerOptionsSchema as unknown as z.ZodObject, input, 'local-container runner options') as ResolvedLocalContainerRunnerOptions;
+  return parseRunnerOptions(
+    localContainerRunnerOptionsSchema as unknown as z.ZodObject,
+    input,
+    'local-container runner options',
+  ) as ResolvedLocalContainerRunnerOptions;
 }

@@ -89,7 +89,8 @@ const FLAGS: Flag[] = [
         );
       }
       const name = text.slice(0, eq);
-      if (!ENV_NAME.test(name) || text.includes('\0')) return issue('"NAME=value" with a valid name and no NUL', `a variable named ${JSON.stringify(name.slice(0, 60))}`);
+      if (!ENV_NAME.test(name) || text.includes('\0'))
+        return issue('"NAME=value" with a valid name and no NUL', `a variable named ${JSON.stringify(name.slice(0, 60))}`);
       out.env.push([name, text.slice(eq + 1)]);
     },
   },
@@ -137,7 +138,8 @@ const FLAGS: Flag[] = [
     names: ['network', 'net'],
     apply(value, out, issue) {
       const text = str(value);
-      if (!text || !/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/.test(text)) return issue('a network name or mode such as "host", "none" or "container:<name>"', describeValue(value));
+      if (!text || !/^[A-Za-z0-9][A-Za-z0-9_.:-]*$/.test(text))
+        return issue('a network name or mode such as "host", "none" or "container:<name>"', describeValue(value));
       out.hostConfig.NetworkMode = text;
     },
   },
@@ -393,7 +395,9 @@ export function parseContainerResourceArgs(args: Record<string, unknown>, resour
         push(`a single value (\`${key}\` cannot be repeated)`, describeValue(value));
         continue;
       }
-      value.forEach((v, i) => flag.apply(v, out, (expected, found) => issues.push({ path: `${path}[${i}]`, expected, found, message: `expected ${expected}, found ${found}` }), key));
+      value.forEach((v, i) =>
+        flag.apply(v, out, (expected, found) => issues.push({ path: `${path}[${i}]`, expected, found, message: `expected ${expected}, found ${found}` }), key),
+      );
       continue;
     }
     if (value && typeof value === 'object' && !flag.dict) {
@@ -437,9 +441,19 @@ export function parseEnvFile(text: string, path: string): Array<[string, string]
     const name = eq < 0 ? line.trim() : line.slice(0, eq);
     const where = `${path}:${i + 1}`;
     if (eq < 0) {
-      issues.push({ path: where, expected: 'NAME=value (copying a variable from the agent environment is refused)', found: `a bare name ${JSON.stringify(name.slice(0, 60))}`, message: `expected NAME=value, found a bare name` });
+      issues.push({
+        path: where,
+        expected: 'NAME=value (copying a variable from the agent environment is refused)',
+        found: `a bare name ${JSON.stringify(name.slice(0, 60))}`,
+        message: `expected NAME=value, found a bare name`,
+      });
     } else if (!ENV_NAME.test(name) || line.includes('\0')) {
-      issues.push({ path: where, expected: 'NAME=value with a valid name', found: `a variable named ${JSON.stringify(name.slice(0, 60))}`, message: 'expected NAME=value with a valid name' });
+      issues.push({
+        path: where,
+        expected: 'NAME=value with a valid name',
+        found: `a variable named ${JSON.stringify(name.slice(0, 60))}`,
+        message: 'expected NAME=value with a valid name',
+      });
     } else out.push([name, line.slice(eq + 1)]);
   });
   if (issues.length > 0) {

@@ -114,7 +114,7 @@ describe.runIf(available)('local-container runner on a real Docker Engine', () =
     expect(await dict.logs()).toContain('dict-value');
   });
 
-  it('mounts a W&B job\'s code where the request says, beside the resource_args volumes, and runs in its working directory', async () => {
+  it("mounts a W&B job's code where the request says, beside the resource_args volumes, and runs in its working directory", async () => {
     const runner = newRunner();
     const code = await mkdtemp(join(dir, 'code-'));
     await writeFile(join(code, 'train.sh'), 'echo "trained in $(pwd)"; cat data.txt; echo result > out.txt\n');
@@ -249,7 +249,10 @@ describe.runIf(available)('local-container runner on a real Docker Engine', () =
   });
 
   it('diagnoses a container killed for memory as OOMKilled (State.OOMKilled)', async () => {
-    const run = await submit(newRunner(), request('x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo ${#x}', { resourceArgs: { m: '16m', 'memory-swap': '16m' } }));
+    const run = await submit(
+      newRunner(),
+      request('x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo ${#x}', { resourceArgs: { m: '16m', 'memory-swap': '16m' } }),
+    );
     const status = await run.wait();
     expect(status.state).toBe('failed');
     expect(status.exitCode).toBe(137);

@@ -50,7 +50,11 @@ async function agentWithJob(orphanGuard: boolean): Promise<{ child: ChildProcess
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const events = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; backendId?: string; state?: string });
+  const events = () =>
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event: string; backendId?: string; state?: string });
   const pgid = await waitFor(
     () => {
       if (child.exitCode !== null) throw new Error(`the agent process exited ${child.exitCode}: ${err}`);
@@ -84,7 +88,7 @@ describe('orphan guard (local-process runner)', () => {
     expect(groupAlive(released)).toBe(true);
   });
 
-  it('an embedder that sets orphanGuard gets the guarantee: agent killed with -9, its job\'s process group is gone', async () => {
+  it("an embedder that sets orphanGuard gets the guarantee: agent killed with -9, its job's process group is gone", async () => {
     // Both agents are killed the same way; only the guarded one takes its job with it.
     const [guarded, unguarded] = await Promise.all([agentWithJob(true), agentWithJob(false)]);
     await Promise.all([killHard(guarded.child), killHard(unguarded.child)]);

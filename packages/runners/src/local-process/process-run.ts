@@ -1,16 +1,7 @@
 import type { WriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { StringDecoder } from 'node:string_decoder';
-import {
-  LaunchError,
-  type Diagnosis,
-  type LogChunk,
-  type Logger,
-  type RunRequest,
-  type RunState,
-  type RunStatus,
-  type SubmittedRun,
-} from '@launch/core';
+import { LaunchError, type Diagnosis, type LogChunk, type Logger, type RunRequest, type RunState, type RunStatus, type SubmittedRun } from '@launch/core';
 import { readLogTail } from './log-file.js';
 import { createTailBuffer } from './log-tail.js';
 import { groupExists, signalGroup } from './process-group.js';
@@ -308,9 +299,7 @@ function spawnFailure(error: NodeJS.ErrnoException, command: string, workingDir:
     };
   }
   const missing = error.code === 'ENOENT';
-  const message = missing
-    ? `could not start "${command}": command not found${where}`
-    : `could not start "${command}": ${error.message}${where}`;
+  const message = missing ? `could not start "${command}": command not found${where}` : `could not start "${command}": ${error.message}${where}`;
   return {
     state: 'failed',
     messages: [message],

@@ -67,7 +67,9 @@ function isGone(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
   try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('Z');
+    return readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /s, '')
+      .startsWith('Z');
   } catch {
     return true;
   }
@@ -240,7 +242,12 @@ describe('local-process runner', () => {
     const chunks: LogChunk[] = [];
     submitted.onLog!((c) => chunks.push(c));
     await until(() => chunks.some((c) => c.stream === 'stderr' && c.text.includes('second')), 'stderr chunk');
-    expect(chunks.filter((c) => c.stream === 'stdout').map((c) => c.text).join('')).toBe('first\n');
+    expect(
+      chunks
+        .filter((c) => c.stream === 'stdout')
+        .map((c) => c.text)
+        .join(''),
+    ).toBe('first\n');
     expect((await submitted.status()).state).toBe('running');
     await submitted.cancel();
     expect((await submitted.wait()).state).toBe('stopped');

@@ -106,7 +106,13 @@ export function describeBuilder(name: string, setup: () => Promise<BuilderFixtur
       it('builds a small context, reports its output, and puts the image where it belongs', async () => {
         dir = await context(['COPY data.txt /data.txt', `RUN echo ${marker} && cat /data.txt`], { 'data.txt': 'one\n', 'run.sh': 'cat /data.txt\n' });
         const lines: string[] = [];
-        first = await within(fx.builder.build(request(dir, (l) => lines.push(l)), ctx()), 'the first build');
+        first = await within(
+          fx.builder.build(
+            request(dir, (l) => lines.push(l)),
+            ctx(),
+          ),
+          'the first build',
+        );
         expect(first.cached).toBe(false);
         expect(first.imageUri).toMatch(/:[\w][\w.-]{0,127}$/);
         expect(lines.some((l) => l.includes(marker))).toBe(true);
@@ -116,7 +122,13 @@ export function describeBuilder(name: string, setup: () => Promise<BuilderFixtur
 
       it('builds the same context again as a cache hit with the same image', async () => {
         const lines: string[] = [];
-        const second = await within(fx.builder.build(request(dir, (l) => lines.push(l)), ctx()), 'the second build');
+        const second = await within(
+          fx.builder.build(
+            request(dir, (l) => lines.push(l)),
+            ctx(),
+          ),
+          'the second build',
+        );
         expect(second).toMatchObject({ imageUri: first.imageUri, cached: true });
         // Nothing ran: the RUN step's output never appeared.
         expect(lines.some((l) => l.includes(marker))).toBe(false);

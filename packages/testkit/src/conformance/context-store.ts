@@ -81,7 +81,7 @@ async function writeLargeFile(path: string, mib: number): Promise<string> {
       // Vary every chunk so that a store repeating or dropping a part is caught.
       const chunk = Buffer.from(seed);
       chunk.writeUInt32BE(i, 0);
-      chunk.writeUInt32BE(i * 2654435761 >>> 0, chunk.length - 4);
+      chunk.writeUInt32BE((i * 2654435761) >>> 0, chunk.length - 4);
       hash.update(chunk);
       yield chunk;
     }
@@ -100,7 +100,11 @@ async function writeLargeFile(path: string, mib: number): Promise<string> {
  * @example
  * describeContextStore('s3 (s3rver)', async () => ({ store, read, missingBucketStore, missingBucketName }));
  */
-export function describeContextStore(name: string, setup: () => Promise<ContextStoreFixture> | ContextStoreFixture, options: DescribeContextStoreOptions = {}): void {
+export function describeContextStore(
+  name: string,
+  setup: () => Promise<ContextStoreFixture> | ContextStoreFixture,
+  options: DescribeContextStoreOptions = {},
+): void {
   const largeMiB = options.largeMiB ?? 50;
   describe(`ContextStore conformance: ${name}`, () => {
     let fx!: ContextStoreFixture;
@@ -185,7 +189,16 @@ export function describeContextStore(name: string, setup: () => Promise<ContextS
       const path = join(dir, 'odd.tgz');
       const content = Buffer.from(`odd ${run}`);
       writeFileSync(path, content);
-      const keys = [`conf-${run}/run 1+a=b@c,d.tgz`, `conf-${run}/ünïcødé-ключ.tgz`, `conf-${run}/a#b.tgz`, `conf-${run}/x\\y.tgz`, `conf-${run}/../escape.tgz`, `conf-${run}/ctl\u0001.tgz`, '', `conf-${run}/q?x=1.tgz`];
+      const keys = [
+        `conf-${run}/run 1+a=b@c,d.tgz`,
+        `conf-${run}/ünïcødé-ключ.tgz`,
+        `conf-${run}/a#b.tgz`,
+        `conf-${run}/x\\y.tgz`,
+        `conf-${run}/../escape.tgz`,
+        `conf-${run}/ctl\u0001.tgz`,
+        '',
+        `conf-${run}/q?x=1.tgz`,
+      ];
       for (const key of keys) {
         let uri: string;
         try {

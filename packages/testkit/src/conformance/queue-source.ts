@@ -126,9 +126,7 @@ export function describeQueueSource(name: string, factory: () => Promise<QueueSo
       const item = await popOrFail();
       await fx.source.ack(item, 'run-warned');
       await expect(fx.source.warn(item, { stage: 'Kubernetes', message: 'pod pending: Unschedulable' })).resolves.toBeUndefined();
-      await expect(
-        fx.source.fail(item, { stage: 'run', message: 'exited with code 3', files: ['error.log'] }),
-      ).resolves.toBeUndefined();
+      await expect(fx.source.fail(item, { stage: 'run', message: 'exited with code 3', files: ['error.log'] })).resolves.toBeUndefined();
       expect(await fx.source.pop(queue, agentId)).toBeNull();
     });
 

@@ -5,18 +5,7 @@ import { jsonPatch, mergePatch } from './patch.js';
 import type { ResourceInfo, ResourceRegistry } from './resources.js';
 import { apiVersionOf } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import {
-  alreadyExists,
-  ApiError,
-  badRequest,
-  conflict,
-  gone,
-  invalid,
-  notFound,
-  status,
-  unsupportedMediaType,
-  type StatusCause,
-} from './status.js';
+import { alreadyExists, ApiError, badRequest, conflict, gone, invalid, notFound, status, unsupportedMediaType, type StatusCause } from './status.js';
 import type { Store } from './store.js';
 import { clone, kubeTime, type Json, type KubeObject } from './types.js';
 import { pruneUnknownFields } from './schema.js';
@@ -77,14 +66,7 @@ export interface Api {
   get(r: ResourceInfo, namespace: string | undefined, name: string): KubeObject;
   list(r: ResourceInfo, namespace: string | undefined, query?: ListQuery): ListResult;
   replace(r: ResourceInfo, namespace: string | undefined, name: string, body: Json, options?: WriteOptions): KubeObject;
-  patch(
-    r: ResourceInfo,
-    namespace: string | undefined,
-    name: string,
-    contentType: string,
-    body: Json,
-    options?: WriteOptions,
-  ): KubeObject;
+  patch(r: ResourceInfo, namespace: string | undefined, name: string, contentType: string, body: Json, options?: WriteOptions): KubeObject;
   /** Returns the HTTP status and body the real server answers a DELETE with. */
   delete(r: ResourceInfo, namespace: string | undefined, name: string, options?: DeleteOptions): { code: number; body: Json };
   /**
@@ -119,9 +101,7 @@ function ensureKind(r: ResourceInfo, body: Json): void {
     throw badRequest(`${r.kind} in version "${r.version}" cannot be handled as a ${r.kind}: the kind "${body.kind}" does not match the resource`);
   }
   if (body.apiVersion !== undefined && body.apiVersion !== apiVersionOf(r)) {
-    throw badRequest(
-      `the API version in the data (${body.apiVersion}) does not match the expected API version (${apiVersionOf(r)})`,
-    );
+    throw badRequest(`the API version in the data (${body.apiVersion}) does not match the expected API version (${apiVersionOf(r)})`);
   }
 }
 
@@ -157,14 +137,10 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
     if (r.plural === 'jobs' && !r.custom) {
       const before = JSON.stringify(existing.spec?.selector);
       if (JSON.stringify(next.spec?.selector) !== before) {
-        throw invalid(r, existing.metadata.name!, [
-          { reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: 'spec.selector' },
-        ]);
+        throw invalid(r, existing.metadata.name!, [{ reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: 'spec.selector' }]);
       }
       if (JSON.stringify(next.spec?.template) !== JSON.stringify(existing.spec?.template)) {
-        throw invalid(r, existing.metadata.name!, [
-          { reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: 'spec.template' },
-        ]);
+        throw invalid(r, existing.metadata.name!, [{ reason: 'FieldValueInvalid', message: 'Invalid value: field is immutable', field: 'spec.template' }]);
       }
     }
   };
@@ -186,9 +162,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
     if (mode === 'Strict') {
       // The patch handler reports the patched object against the field "patch", with an empty group/kind.
       const message = `Invalid value: ${JSON.stringify(JSON.stringify(body))}: ${strictError}`;
-      throw new ApiError(
-        status(422, 'Invalid', ` "" is invalid: patch: ${message}`, { causes: [{ reason: 'FieldValueInvalid', message, field: 'patch' }] }),
-      );
+      throw new ApiError(status(422, 'Invalid', ` "" is invalid: patch: ${message}`, { causes: [{ reason: 'FieldValueInvalid', message, field: 'patch' }] }));
     }
     if (mode === 'Warn') options.warnings?.push(...unknown);
     return copy;
@@ -248,7 +222,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
     if (options.dryRun) return { ...merged, metadata: { ...merged.metadata, resourceVersion: existing.metadata.resourceVersion } };
     const stored = store.put(r, merged, 'MODIFIED');
     // An object being deleted goes away once its last finalizer is removed.
-    if (stored.metadata.deletionTimestamp && !(stored.metadata.finalizers?.length)) finalizeDelete(r, stored);
+    if (stored.metadata.deletionTimestamp && !stored.metadata.finalizers?.length) finalizeDelete(r, stored);
     return stored;
   };
 
@@ -264,9 +238,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       const meta = { ...(body.metadata ?? {}) };
       if (!meta.name) {
         if (!meta.generateName) {
-          throw invalid(r, '', [
-            { reason: 'FieldValueRequired', message: 'Required value: name or generateName is required', field: 'metadata.name' },
-          ]);
+          throw invalid(r, '', [{ reason: 'FieldValueRequired', message: 'Required value: name or generateName is required', field: 'metadata.name' }]);
         }
         // Like the real names.SimpleNameGenerator: the prefix is cut so the name stays within 63 characters.
         meta.name = `${String(meta.generateName).slice(0, 58)}${randomSuffix()}`;
@@ -334,9 +306,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
         after = token.after;
         rv = token.rv;
       }
-      const matching = objects.filter(
-        (o) => (after === '' || objectKey(o) > after) && labels(o.metadata.labels) && fields(o),
-      );
+      const matching = objects.filter((o) => (after === '' || objectKey(o) > after) && labels(o.metadata.labels) && fields(o));
       const limit = query.limit ? Number(query.limit) : 0;
       if (limit > 0 && matching.length > limit) {
         const page = matching.slice(0, limit);
@@ -397,9 +367,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       const existing = current(r, namespace, name);
       const pre = options.preconditions;
       if (pre?.uid && pre.uid !== existing.metadata.uid) {
-        throw new ApiError(
-          status(409, 'Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${existing.metadata.uid}`),
-        );
+        throw new ApiError(status(409, 'Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${existing.metadata.uid}`));
       }
       if (pre?.resourceVersion && pre.resourceVersion !== existing.metadata.resourceVersion) {
         throw new ApiError(
@@ -417,7 +385,10 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       const pendingCode = options.orphanDependents === false ? 202 : 200;
       const success = (obj: KubeObject) => ({
         code: 200,
-        body: r.custom || r.plural === 'pods' ? obj : { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: obj.metadata.uid } },
+        body:
+          r.custom || r.plural === 'pods'
+            ? obj
+            : { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, group: r.group, kind: r.plural, uid: obj.metadata.uid } },
       });
       if (options.dryRun) return success(existing);
       const finalizers = existing.metadata.finalizers ?? [];
@@ -432,8 +403,7 @@ export function createApi({ store, registry, validate, namespacesResource }: Api
       const now = kubeTime();
       const isPod = r.plural === 'pods' && !r.custom;
       const grace = options.gracePeriodSeconds ?? existing.spec?.terminationGracePeriodSeconds ?? 30;
-      const podNeedsKubelet =
-        isPod && existing.spec?.nodeName && !['Succeeded', 'Failed'].includes(existing.status?.phase) && grace > 0;
+      const podNeedsKubelet = isPod && existing.spec?.nodeName && !['Succeeded', 'Failed'].includes(existing.status?.phase) && grace > 0;
       if (policy === 'Orphan') {
         for (const dep of store.dependents(existing.metadata.uid!)) {
           const refs = dep.object.metadata.ownerReferences!.filter((o) => o.uid !== existing.metadata.uid);

@@ -94,7 +94,12 @@ export function createBuildStandIn(options: BuildStandInOptions): PodExecutor {
     if (s3) {
       if (!options.s3) throw new Error(`the stand-in has no S3 endpoint for ${uri}`);
       const { S3Client, GetObjectCommand } = await import('@aws-sdk/client-s3');
-      const client = new S3Client({ region: options.s3.region ?? 'us-east-1', endpoint: options.s3.endpoint, forcePathStyle: options.s3.forcePathStyle ?? true, credentials: { ...options.s3.credentials } });
+      const client = new S3Client({
+        region: options.s3.region ?? 'us-east-1',
+        endpoint: options.s3.endpoint,
+        forcePathStyle: options.s3.forcePathStyle ?? true,
+        credentials: { ...options.s3.credentials },
+      });
       const object = await client.send(new GetObjectCommand({ Bucket: s3[1], Key: s3[2] }), { abortSignal: signal });
       return object.Body as Readable;
     }
@@ -136,7 +141,10 @@ export function createBuildStandIn(options: BuildStandInOptions): PodExecutor {
     }
     let failed: string | undefined;
     try {
-      const stream = (await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag, dockerfile: build.dockerfile, buildargs: build.buildArgs, rm: true, forcerm: true, abortSignal: io.signal } as Dockerode.ImageBuildOptions)) as NodeJS.ReadableStream;
+      const stream = (await docker.buildImage(
+        context as unknown as NodeJS.ReadableStream,
+        { t: tag, dockerfile: build.dockerfile, buildargs: build.buildArgs, rm: true, forcerm: true, abortSignal: io.signal } as Dockerode.ImageBuildOptions,
+      )) as NodeJS.ReadableStream;
       await new Promise<void>((resolve, reject) => {
         docker.modem.followProgress(
           stream,
@@ -165,7 +173,9 @@ export function createBuildStandIn(options: BuildStandInOptions): PodExecutor {
       const auth = options.auths?.[host];
       let pushError: string | undefined;
       try {
-        const stream = (await docker.getImage(repo).push({ tag: ref, authconfig: { ...(auth ?? {}), serveraddress: host }, abortSignal: io.signal } as object)) as NodeJS.ReadableStream;
+        const stream = (await docker
+          .getImage(repo)
+          .push({ tag: ref, authconfig: { ...(auth ?? {}), serveraddress: host }, abortSignal: io.signal } as object)) as NodeJS.ReadableStream;
         await new Promise<void>((resolve, reject) =>
           docker.modem.followProgress(
             stream,

@@ -61,9 +61,7 @@ describe('kube test server: CRUD with the real client', () => {
     });
     expect(replaced.data).toEqual({ only: '1' });
     // A stale resourceVersion on replace is a 409 Conflict.
-    const stale = await apiError(
-      c.core.replaceNamespacedConfigMap({ name: 'settings', namespace: 'ml', body: { ...jsonPatched, data: {} } }),
-    );
+    const stale = await apiError(c.core.replaceNamespacedConfigMap({ name: 'settings', namespace: 'ml', body: { ...jsonPatched, data: {} } }));
     expect(stale.code).toBe(409);
     expect(stale.body.reason).toBe('Conflict');
 

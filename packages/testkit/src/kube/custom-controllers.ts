@@ -24,8 +24,7 @@ interface Operator {
 }
 
 const phaseOf = (o: KubeObject) => o.status?.phase as string | undefined;
-const jobDone = (o: KubeObject, type: string) =>
-  (o.status?.conditions ?? []).some((c: Json) => c.type === type && c.status === 'True');
+const jobDone = (o: KubeObject, type: string) => (o.status?.conditions ?? []).some((c: Json) => c.type === type && c.status === 'True');
 
 function podCounts(pods: KubeObject[]) {
   return {
@@ -185,7 +184,13 @@ const jobset: Operator = {
     const conditions: Json[] = [...(obj.status?.conditions ?? [])];
     const terminal = conditions.find((c) => c.type === 'Completed' || c.type === 'Failed');
     if (!terminal && failed) {
-      conditions.push({ type: 'Failed', status: 'True', reason: 'FailedJobs', message: 'jobset failed due to one or more job failures', lastTransitionTime: now });
+      conditions.push({
+        type: 'Failed',
+        status: 'True',
+        reason: 'FailedJobs',
+        message: 'jobset failed due to one or more job failures',
+        lastTransitionTime: now,
+      });
     } else if (!terminal && completed) {
       conditions.push({ type: 'Completed', status: 'True', reason: 'AllJobsCompleted', message: 'jobset completed successfully', lastTransitionTime: now });
     }
@@ -228,7 +233,12 @@ export function startCustomControllers({ api, pods, jobs, stepDelayMs }: CustomC
           api.create(pods, namespace, {
             apiVersion: 'v1',
             kind: 'Pod',
-            metadata: { name: child.name, labels: child.labels, ...(child.template?.metadata?.annotations ? { annotations: child.template.metadata.annotations } : {}), ownerReferences },
+            metadata: {
+              name: child.name,
+              labels: child.labels,
+              ...(child.template?.metadata?.annotations ? { annotations: child.template.metadata.annotations } : {}),
+              ownerReferences,
+            },
             spec: { restartPolicy: 'Never', ...structuredClone(child.template?.spec ?? {}) },
           });
         } else {
@@ -277,8 +287,22 @@ export function startCustomControllers({ api, pods, jobs, stepDelayMs }: CustomC
         readyReplicas: replicas,
         availableReplicas: replicas,
         conditions: [
-          { type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable', message: 'Deployment has minimum availability.', lastUpdateTime: now, lastTransitionTime: now },
-          { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `ReplicaSet "${live.metadata.name}-${live.metadata.uid!.slice(0, 10)}" has successfully progressed.`, lastUpdateTime: now, lastTransitionTime: now },
+          {
+            type: 'Available',
+            status: 'True',
+            reason: 'MinimumReplicasAvailable',
+            message: 'Deployment has minimum availability.',
+            lastUpdateTime: now,
+            lastTransitionTime: now,
+          },
+          {
+            type: 'Progressing',
+            status: 'True',
+            reason: 'NewReplicaSetAvailable',
+            message: `ReplicaSet "${live.metadata.name}-${live.metadata.uid!.slice(0, 10)}" has successfully progressed.`,
+            lastUpdateTime: now,
+            lastTransitionTime: now,
+          },
         ],
       });
     }, stepDelayMs);

@@ -23,10 +23,15 @@ describe('kube test server: custom objects', () => {
     const { custom, kc } = await setup();
     server!.kubelet.script({ label: { 'volcano.sh/task-spec': 'worker' } }, [{ running: true }, { wait: 30 }, { succeed: true }]);
     const phases: string[] = [];
-    const controller = await new Watch(kc).watch('/apis/batch.volcano.sh/v1alpha1/namespaces/default/jobs', {}, (_t, o: Obj) => {
-      const p = o.status?.state?.phase;
-      if (p && phases.at(-1) !== p) phases.push(p);
-    }, () => undefined);
+    const controller = await new Watch(kc).watch(
+      '/apis/batch.volcano.sh/v1alpha1/namespaces/default/jobs',
+      {},
+      (_t, o: Obj) => {
+        const p = o.status?.state?.phase;
+        if (p && phases.at(-1) !== p) phases.push(p);
+      },
+      () => undefined,
+    );
     const created = (await custom.createNamespacedCustomObject({
       group: 'batch.volcano.sh',
       version: 'v1alpha1',
@@ -57,8 +62,16 @@ describe('kube test server: custom objects', () => {
   it('fails a Volcano job when a pod fails', async () => {
     const { custom } = await setup();
     await custom.createNamespacedCustomObject({
-      group: 'batch.volcano.sh', version: 'v1alpha1', namespace: 'default', plural: 'jobs',
-      body: { apiVersion: 'batch.volcano.sh/v1alpha1', kind: 'Job', metadata: { name: 'vc' }, spec: { tasks: [{ name: 't', replicas: 1, template: podTemplate(['sh', '-c', 'exit 2']) }] } },
+      group: 'batch.volcano.sh',
+      version: 'v1alpha1',
+      namespace: 'default',
+      plural: 'jobs',
+      body: {
+        apiVersion: 'batch.volcano.sh/v1alpha1',
+        kind: 'Job',
+        metadata: { name: 'vc' },
+        spec: { tasks: [{ name: 't', replicas: 1, template: podTemplate(['sh', '-c', 'exit 2']) }] },
+      },
     });
     await eventually(() => (server!.getObject('/apis/batch.volcano.sh/v1alpha1/namespaces/default/jobs/vc') as Obj).status?.state?.phase === 'Failed');
   });
@@ -67,9 +80,14 @@ describe('kube test server: custom objects', () => {
     const { custom } = await setup();
     server!.kubelet.setDefault([{ running: true }, { wait: 300 }, { succeed: true }]);
     await custom.createNamespacedCustomObject({
-      group: 'kubeflow.org', version: 'v1', namespace: 'default', plural: 'pytorchjobs',
+      group: 'kubeflow.org',
+      version: 'v1',
+      namespace: 'default',
+      plural: 'pytorchjobs',
       body: {
-        apiVersion: 'kubeflow.org/v1', kind: 'PyTorchJob', metadata: { name: 'pt' },
+        apiVersion: 'kubeflow.org/v1',
+        kind: 'PyTorchJob',
+        metadata: { name: 'pt' },
         spec: { pytorchReplicaSpecs: { Master: { replicas: 1, template: podTemplate() }, Worker: { replicas: 2, template: podTemplate() } } },
       },
     });
@@ -95,9 +113,14 @@ describe('kube test server: custom objects', () => {
     const { custom } = await setup();
     server!.kubelet.setDefault([{ running: true }, { wait: 300 }, { succeed: true }]);
     await custom.createNamespacedCustomObject({
-      group: 'jobset.x-k8s.io', version: 'v1alpha2', namespace: 'default', plural: 'jobsets',
+      group: 'jobset.x-k8s.io',
+      version: 'v1alpha2',
+      namespace: 'default',
+      plural: 'jobsets',
       body: {
-        apiVersion: 'jobset.x-k8s.io/v1alpha2', kind: 'JobSet', metadata: { name: 'js' },
+        apiVersion: 'jobset.x-k8s.io/v1alpha2',
+        kind: 'JobSet',
+        metadata: { name: 'js' },
         spec: { replicatedJobs: [{ name: 'workers', replicas: 2, template: { spec: { backoffLimit: 0, template: podTemplate() } } }] },
       },
     });
@@ -119,27 +142,36 @@ describe('kube test server: custom objects', () => {
   it('stores any other declared custom kind; tests drive its status with patchStatus', async () => {
     const { custom } = await setup({ customResources: [{ group: 'example.com', version: 'v1', plural: 'widgets', kind: 'Widget' }] });
     await custom.createNamespacedCustomObject({
-      group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets',
+      group: 'example.com',
+      version: 'v1',
+      namespace: 'default',
+      plural: 'widgets',
       body: { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: { size: 1 } },
     });
     const patched = server!.patchStatus('/apis/example.com/v1/namespaces/default/widgets/w', { phase: 'Ready' }) as Obj;
     expect(patched.status).toEqual({ phase: 'Ready' });
-    const list = (await custom.listNamespacedCustomObject({ group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets' })) as { items: Obj[] };
+    const list = (await custom.listNamespacedCustomObject({ group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets' })) as {
+      items: Obj[];
+    };
     // Custom resource lists keep apiVersion/kind on items (unstructured), unlike built-in lists.
     expect(list.items[0]).toMatchObject({ apiVersion: 'example.com/v1', kind: 'Widget', status: { phase: 'Ready' } });
   });
 
   it('answers a plain-text 404 for an undeclared CRD, as a cluster without it does', async () => {
     const { custom } = await setup();
-    await expect(
-      custom.listNamespacedCustomObject({ group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets' }),
-    ).rejects.toMatchObject({ code: 404, body: '404 page not found\n' });
+    await expect(custom.listNamespacedCustomObject({ group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets' })).rejects.toMatchObject({
+      code: 404,
+      body: '404 page not found\n',
+    });
   });
 
   it('serves any custom group made up from the path with allowUnknownCustomResources', async () => {
     const { custom } = await setup({ allowUnknownCustomResources: true });
     await custom.createNamespacedCustomObject({
-      group: 'example.com', version: 'v1', namespace: 'default', plural: 'gadgets',
+      group: 'example.com',
+      version: 'v1',
+      namespace: 'default',
+      plural: 'gadgets',
       body: { apiVersion: 'example.com/v1', kind: 'Gadget', metadata: { name: 'g' } },
     });
     expect(server!.getObject('/apis/example.com/v1/namespaces/default/gadgets/g')).toMatchObject({ kind: 'Gadget' });

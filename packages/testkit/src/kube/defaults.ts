@@ -40,7 +40,12 @@ function qosClass(spec: Json): string {
   const guaranteed = containers.every((c) => {
     const limits = c.resources?.limits ?? {};
     const requests = c.resources?.requests ?? limits;
-    return limits.cpu !== undefined && limits.memory !== undefined && String(requests.cpu) === String(limits.cpu) && String(requests.memory) === String(limits.memory);
+    return (
+      limits.cpu !== undefined &&
+      limits.memory !== undefined &&
+      String(requests.cpu) === String(limits.cpu) &&
+      String(requests.memory) === String(limits.memory)
+    );
   });
   return guaranteed ? 'Guaranteed' : 'Burstable';
 }

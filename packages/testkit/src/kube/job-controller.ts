@@ -23,9 +23,7 @@ function condition(type: string, reason: string, message: string, at: string): J
 }
 
 function isFinished(job: KubeObject): boolean {
-  return (job.status?.conditions ?? []).some(
-    (c: Json) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
-  );
+  return (job.status?.conditions ?? []).some((c: Json) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
 }
 
 /**
@@ -61,9 +59,7 @@ export function startJobController({ api, jobs, pods, timeScale }: JobController
         generateName: `${name}-`,
         labels: { ...template.metadata?.labels },
         ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
-        ownerReferences: [
-          { apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata.uid!, controller: true, blockOwnerDeletion: true },
-        ],
+        ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name, uid: job.metadata.uid!, controller: true, blockOwnerDeletion: true }],
       },
       spec: structuredClone(template.spec),
     });
@@ -101,18 +97,21 @@ export function startJobController({ api, jobs, pods, timeScale }: JobController
   const scheduleTtl = (job: KubeObject, state: JobState) => {
     const ttl = job.spec?.ttlSecondsAfterFinished;
     if (typeof ttl !== 'number' || state.ttlTimer) return;
-    state.ttlTimer = setTimeout(() => {
-      if (stopped) return;
-      const live = store.get(jobs, job.metadata.namespace, job.metadata.name!);
-      if (!live || live.metadata.uid !== job.metadata.uid || live.metadata.deletionTimestamp) return;
-      try {
-        // The TTL-after-finished controller deletes with foreground propagation and a uid precondition. A Job with
-        // finalizers of its own is only marked (deletionTimestamp) and stays until they are removed.
-        api.delete(jobs, live.metadata.namespace, live.metadata.name!, { propagationPolicy: 'Foreground', preconditions: { uid: live.metadata.uid! } });
-      } catch {
-        // deleted by someone else first
-      }
-    }, ttl * 1000 * timeScale);
+    state.ttlTimer = setTimeout(
+      () => {
+        if (stopped) return;
+        const live = store.get(jobs, job.metadata.namespace, job.metadata.name!);
+        if (!live || live.metadata.uid !== job.metadata.uid || live.metadata.deletionTimestamp) return;
+        try {
+          // The TTL-after-finished controller deletes with foreground propagation and a uid precondition. A Job with
+          // finalizers of its own is only marked (deletionTimestamp) and stays until they are removed.
+          api.delete(jobs, live.metadata.namespace, live.metadata.name!, { propagationPolicy: 'Foreground', preconditions: { uid: live.metadata.uid! } });
+        } catch {
+          // deleted by someone else first
+        }
+      },
+      ttl * 1000 * timeScale,
+    );
   };
 
   const reconcile = (namespace: string | undefined, name: string, uid: string) => {
@@ -129,15 +128,9 @@ export function startJobController({ api, jobs, pods, timeScale }: JobController
       if (pod.status?.phase === 'Succeeded') state.succeeded.add(pod.metadata.uid!);
       if (pod.status?.phase === 'Failed') state.failed.add(pod.metadata.uid!);
     }
-    const active = owned.filter(
-      (p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed' && !p.metadata.deletionTimestamp,
-    );
-    const terminating = owned.filter(
-      (p) => p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed',
-    ).length;
-    const ready = active.filter((p) =>
-      (p.status?.conditions ?? []).some((c: Json) => c.type === 'Ready' && c.status === 'True'),
-    ).length;
+    const active = owned.filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed' && !p.metadata.deletionTimestamp);
+    const terminating = owned.filter((p) => p.metadata.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed').length;
+    const ready = active.filter((p) => (p.status?.conditions ?? []).some((c: Json) => c.type === 'Ready' && c.status === 'True')).length;
     const now = Date.now();
     const startTime: string = job.status?.startTime ?? kubeTime(now);
     state.startedAt ??= now;

@@ -81,10 +81,15 @@ describe('kube test server: job controller and default kubelet', () => {
     stop.setDefault([{ pending: 'ContainerCreating' }, { running: true }, { wait: 10 }, { succeed: true }]);
     const { Watch } = await import('@kubernetes/client-node');
     const kc = clientsFor(server!).kc;
-    const controller = await new Watch(kc).watch('/api/v1/namespaces/default/pods', {}, (_t, pod: Pod) => {
-      const w = pod.status?.containerStatuses?.[0]?.state;
-      phases.push(`${pod.status?.phase}:${w?.waiting?.reason ?? (w?.running ? 'running' : w?.terminated?.reason ?? '-')}`);
-    }, () => undefined);
+    const controller = await new Watch(kc).watch(
+      '/api/v1/namespaces/default/pods',
+      {},
+      (_t, pod: Pod) => {
+        const w = pod.status?.containerStatuses?.[0]?.state;
+        phases.push(`${pod.status?.phase}:${w?.waiting?.reason ?? (w?.running ? 'running' : (w?.terminated?.reason ?? '-'))}`);
+      },
+      () => undefined,
+    );
     await batch.createNamespacedJob({ namespace: 'default', body: jobManifest('p') as V1Job });
     await eventually(() => phases.includes('Succeeded:Completed'));
     controller.abort();
@@ -270,9 +275,7 @@ describe('kube test server: scripted kubelet steps produce the real pod status s
     server!.kubelet.script({ name: new RegExp(`^${name}$`) }, steps);
     await batch.createNamespacedJob({ namespace: 'default', body: jobManifest(name) as V1Job });
     return eventually(() =>
-      (server!.listObjects('/api/v1/namespaces/default/pods') as Pod[]).find(
-        (p) => p.metadata?.labels?.['job-name'] === name && predicate(p),
-      ),
+      (server!.listObjects('/api/v1/namespaces/default/pods') as Pod[]).find((p) => p.metadata?.labels?.['job-name'] === name && predicate(p)),
     );
   }
   const state = (p: Pod) => p.status.containerStatuses?.[0]?.state ?? {};
@@ -290,7 +293,10 @@ describe('kube test server: scripted kubelet steps produce the real pod status s
     const pod = await podAfter([{ pending: 'ContainerCreating' }, { imagePull: 'ErrImagePull' }], (p) => state(p).waiting?.reason === 'ErrImagePull');
     expect(pod.status.phase).toBe('Pending');
     expect(state(pod).waiting.message).toContain('busybox:1.36');
-    const backoff = await podAfter([{ imagePull: 'ImagePullBackOff', message: 'Back-off pulling image "x"' }], (p) => state(p).waiting?.reason === 'ImagePullBackOff');
+    const backoff = await podAfter(
+      [{ imagePull: 'ImagePullBackOff', message: 'Back-off pulling image "x"' }],
+      (p) => state(p).waiting?.reason === 'ImagePullBackOff',
+    );
     expect(state(backoff).waiting.message).toBe('Back-off pulling image "x"');
     expect(condition(backoff, 'Ready')).toMatchObject({ status: 'False', reason: 'ContainersNotReady', message: 'containers with unready status: [main]' });
   });
@@ -322,9 +328,14 @@ describe('kube test server: scripted kubelet steps produce the real pod status s
     server!.kubelet.script({ label: { app: 'launch' } }, [{ running: true }, { preempt: 'PreemptionByScheduler' }]);
     const seen: Pod[] = [];
     const { Watch } = await import('@kubernetes/client-node');
-    const controller = await new Watch(kc).watch('/api/v1/namespaces/default/pods', {}, (type, p: Pod) => {
-      if (type !== 'ADDED') seen.push(p);
-    }, () => undefined);
+    const controller = await new Watch(kc).watch(
+      '/api/v1/namespaces/default/pods',
+      {},
+      (type, p: Pod) => {
+        if (type !== 'ADDED') seen.push(p);
+      },
+      () => undefined,
+    );
     await batch.createNamespacedJob({ namespace: 'default', body: jobManifest('pre') as V1Job });
     await eventually(() => condition(server!.getObject(jobPath('pre')) as Job, 'Failed'));
     controller.abort();
@@ -365,15 +376,26 @@ describe('kube test server: scripted kubelet steps produce the real pod status s
 describe('kube test server: pod logs', () => {
   it('honours tailLines, container and previous, and answers 400 for containers not started', async () => {
     const { core } = await setup();
-    server!.kubelet.script({ name: /^two$/ }, [{ pending: 'ContainerCreating' }, { wait: 80 }, { running: true }, { log: 'a\nb\nc' }, { log: 'side', container: 'sidecar' }]);
+    server!.kubelet.script({ name: /^two$/ }, [
+      { pending: 'ContainerCreating' },
+      { wait: 80 },
+      { running: true },
+      { log: 'a\nb\nc' },
+      { log: 'side', container: 'sidecar' },
+    ]);
     await core.createNamespacedPod({
       namespace: 'default',
       body: {
         metadata: { name: 'two' },
-        spec: { containers: [{ name: 'main', image: 'x:1' }, { name: 'sidecar', image: 'y:1' }] },
+        spec: {
+          containers: [
+            { name: 'main', image: 'x:1' },
+            { name: 'sidecar', image: 'y:1' },
+          ],
+        },
       },
     });
-    await eventually(() => ((server!.getObject('/api/v1/namespaces/default/pods/two') as Pod).status.containerStatuses?.[0]?.state?.waiting));
+    await eventually(() => (server!.getObject('/api/v1/namespaces/default/pods/two') as Pod).status.containerStatuses?.[0]?.state?.waiting);
     const waiting = await failure(core.readNamespacedPodLog({ name: 'two', namespace: 'default', container: 'main' }));
     expect(waiting.code).toBe(400);
     expect(waiting.body.message).toBe('container "main" in pod "two" is waiting to start: ContainerCreating');

@@ -24,10 +24,7 @@ export type KubeletStep =
   | { execute: PodExecutor };
 
 /** Work a scripted pod does for real; see the `execute` step. */
-export type PodExecutor = (
-  pod: Json,
-  io: { log(text: string): void; signal: AbortSignal },
-) => Promise<{ exitCode: number; reason?: string; message?: string }>;
+export type PodExecutor = (pod: Json, io: { log(text: string): void; signal: AbortSignal }) => Promise<{ exitCode: number; reason?: string; message?: string }>;
 
 export interface KubeletDefaults {
   /** Delay before each step is applied, in ms (default 20). */
@@ -143,8 +140,7 @@ export function stepsFromCommand(container: Json, timeScale: number): KubeletSte
       // A shell expands $NAME and ${NAME} from the container's env, except inside single quotes.
       const raw = (m[1] ?? m[2] ?? m[3] ?? '').trim();
       steps.push({ log: m[2] !== undefined ? raw : expandEnv(raw, container) });
-    }
-    else if (m[4] !== undefined) steps.push({ wait: Number(m[4]) * 1000 * timeScale });
+    } else if (m[4] !== undefined) steps.push({ wait: Number(m[4]) * 1000 * timeScale });
     else if (m[5] !== undefined) {
       const code = Number(m[5]);
       steps.push(code === 0 ? { succeed: true } : { fail: { exitCode: code } });
@@ -178,10 +174,13 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        timers.delete(t);
-        resolve();
-      }, Math.max(0, ms));
+      const t = setTimeout(
+        () => {
+          timers.delete(t);
+          resolve();
+        },
+        Math.max(0, ms),
+      );
       timers.add(t);
     });
   const gate = async () => {
@@ -505,7 +504,8 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
         }
         await gate();
         if (!live(run)) return;
-        const end: KubeletStep = outcome.exitCode === 0 ? { succeed: true } : { fail: { exitCode: outcome.exitCode, reason: outcome.reason, message: outcome.message } };
+        const end: KubeletStep =
+          outcome.exitCode === 0 ? { succeed: true } : { fail: { exitCode: outcome.exitCode, reason: outcome.reason, message: outcome.message } };
         if (apply(run, end) === 'done') return;
         continue;
       }
@@ -526,7 +526,8 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       run.phase = 'Failed';
       for (const x of run.containers) {
         if (x.state.running) terminated(x, 137, 'Error');
-        else if (!x.state.terminated) terminated(x, 137, 'ContainerStatusUnknown', 'The container could not be located when the pod was deleted.  The container used to be Running');
+        else if (!x.state.terminated)
+          terminated(x, 137, 'ContainerStatusUnknown', 'The container could not be located when the pod was deleted.  The container used to be Running');
       }
       commit(run);
     }

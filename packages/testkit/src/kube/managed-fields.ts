@@ -179,7 +179,8 @@ export interface ManagedFieldsUpdate {
  * every entry, and empty entries disappear. `previous` is undefined on create.
  */
 export function updateManagedFields(previous: KubeObject | undefined, next: KubeObject, update: ManagedFieldsUpdate): ManagedFieldsEntry[] {
-  const inScope = (p: string) => (update.subresource === 'status' ? p === 'f:status' || p.startsWith('f:status\n') : p !== 'f:status' && !p.startsWith('f:status\n'));
+  const inScope = (p: string) =>
+    update.subresource === 'status' ? p === 'f:status' || p.startsWith('f:status\n') : p !== 'f:status' && !p.startsWith('f:status\n');
   // Only the part of the object this kind of write can own is walked.
   const project = (o: KubeObject): KubeObject =>
     update.subresource === 'status' ? ({ metadata: {}, status: o.status } as KubeObject) : { ...o, status: undefined };
@@ -198,10 +199,7 @@ export function updateManagedFields(previous: KubeObject | undefined, next: Kube
   const previousEntries = (previous?.metadata.managedFields as ManagedFieldsEntry[] | undefined) ?? [];
   if (changed.size === 0 && removed.size === 0) return previousEntries;
   const mine = (e: ManagedFieldsEntry) =>
-    e.manager === (update.manager || undefined) &&
-    e.operation === 'Update' &&
-    e.apiVersion === update.apiVersion &&
-    e.subresource === update.subresource;
+    e.manager === (update.manager || undefined) && e.operation === 'Update' && e.apiVersion === update.apiVersion && e.subresource === update.subresource;
   const time = kubeTime(update.now);
   // Entries are parsed only when the write touches them; the others keep their fieldsV1 as they are.
   const entries = previousEntries.map((e) => {

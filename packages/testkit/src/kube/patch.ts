@@ -4,8 +4,7 @@ import type { Json } from './types.js';
 /** RFC 7386 JSON merge patch (also used for strategic-merge patches: lists are replaced, not merged by key). */
 export function mergePatch(target: Json, patch: Json): Json {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return structuredClone(patch);
-  const out: Record<string, Json> =
-    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  const out: Record<string, Json> = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch as Record<string, Json>)) {
     if (value === null) delete out[key];
     else out[key] = mergePatch(out[key], value);

@@ -18,9 +18,7 @@ export function servePodLog(kubelet: KubeletInternals, pod: KubeObject, query: R
   if (!containerName) {
     const app: Json[] = pod.spec?.containers ?? [];
     if (app.length !== 1) {
-      throw badRequest(
-        `a container name must be specified for pod ${podName}, choose one of: [${app.map((c) => c.name).join(' ')}]`,
-      );
+      throw badRequest(`a container name must be specified for pod ${podName}, choose one of: [${app.map((c) => c.name).join(' ')}]`);
     }
     containerName = app[0].name as string;
   }

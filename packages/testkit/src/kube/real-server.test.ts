@@ -43,7 +43,12 @@ const secrets = '/api/v1/namespaces/default/secrets';
 async function watchEvents(kc: KubeConfig, path: string) {
   const events: Array<{ type: string; object: Obj }> = [];
   const watch = new Watch(kc);
-  const controller = await watch.watch(path, {}, (type, object) => events.push({ type, object }), () => undefined);
+  const controller = await watch.watch(
+    path,
+    {},
+    (type, object) => events.push({ type, object }),
+    () => undefined,
+  );
   return { events, stop: () => controller.abort() };
 }
 
@@ -85,7 +90,9 @@ describe('kube test server: API groups that are not installed', () => {
     ).rejects.toMatchObject({ code: 404 });
 
     server!.installCrd({ group: 'batch.volcano.sh', version: 'v1alpha1', plural: 'jobs', kind: 'Job' });
-    const list = (await custom.listNamespacedCustomObject({ group: 'batch.volcano.sh', version: 'v1alpha1', namespace: 'default', plural: 'jobs' })) as { items: unknown[] };
+    const list = (await custom.listNamespacedCustomObject({ group: 'batch.volcano.sh', version: 'v1alpha1', namespace: 'default', plural: 'jobs' })) as {
+      items: unknown[];
+    };
     expect(list.items).toEqual([]);
     expect((await raw('GET', '/apis/batch.volcano.sh/v1alpha1')).json.resources.map((r: { name: string }) => r.name)).toContain('jobs');
     // Another version of an installed CRD group is still not served.
@@ -156,10 +163,19 @@ describe('kube test server: deletion with dependents and finalizers', () => {
     try {
       const res = await raw('DELETE', `${configmaps}/held`);
       expect(res.status).toBe(200);
-      expect(res.json.metadata).toMatchObject({ deletionTimestamp: expect.stringMatching(/Z$/), deletionGracePeriodSeconds: 0, finalizers: ['example.com/hold'] });
+      expect(res.json.metadata).toMatchObject({
+        deletionTimestamp: expect.stringMatching(/Z$/),
+        deletionGracePeriodSeconds: 0,
+        finalizers: ['example.com/hold'],
+      });
       expect(server!.getObject(`${configmaps}/held`)).toBeDefined();
       // No new finalizer may be added to an object being deleted.
-      const added = await raw('PATCH', `${configmaps}/held`, { metadata: { finalizers: ['example.com/hold', 'example.com/more'] } }, { 'Content-Type': 'application/merge-patch+json' });
+      const added = await raw(
+        'PATCH',
+        `${configmaps}/held`,
+        { metadata: { finalizers: ['example.com/hold', 'example.com/more'] } },
+        { 'Content-Type': 'application/merge-patch+json' },
+      );
       expect(added.status).toBe(422);
       expect(added.json.message).toBe(
         'ConfigMap "held" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{"example.com/more"}',
@@ -191,7 +207,7 @@ describe('kube test server: deletion with dependents and finalizers', () => {
 });
 
 describe('kube test server: Job labels', () => {
-  it('leaves a labelled Job\'s own labels alone and adds the job-name/controller-uid labels to the template only', async () => {
+  it("leaves a labelled Job's own labels alone and adds the job-name/controller-uid labels to the template only", async () => {
     const { batch } = await setup();
     const job = await batch.createNamespacedJob({ namespace: 'default', body: jobManifest('own') as V1Job });
     const uid = job.metadata!.uid!;
@@ -252,7 +268,11 @@ describe('kube test server: Secret types and the annotation size limit', () => {
     const bad = await raw('POST', secrets, secret('d2', 'kubernetes.io/dockerconfigjson', { '.dockerconfigjson': 'hunter2-token' }));
     expect(bad.status).toBe(422);
     expect(bad.json.details.causes).toEqual([
-      { reason: 'FieldValueInvalid', message: `Invalid value: "<secret contents redacted>": invalid character 'h' looking for beginning of value`, field: 'data[.dockerconfigjson]' },
+      {
+        reason: 'FieldValueInvalid',
+        message: `Invalid value: "<secret contents redacted>": invalid character 'h' looking for beginning of value`,
+        field: 'data[.dockerconfigjson]',
+      },
     ]);
     expect(bad.text).not.toContain('hunter2');
     const list = await raw('POST', secrets, secret('d3', 'kubernetes.io/dockerconfigjson', { '.dockerconfigjson': '[]' }));
@@ -261,7 +281,7 @@ describe('kube test server: Secret types and the annotation size limit', () => {
     expect(ok.status).toBe(201);
   });
 
-  it('requires tls.crt and tls.key for a TLS secret, and keeps a secret\'s type immutable', async () => {
+  it("requires tls.crt and tls.key for a TLS secret, and keeps a secret's type immutable", async () => {
     await setup();
     const res = await raw('POST', secrets, secret('t', 'kubernetes.io/tls', { 'tls.crt': 'c' }));
     expect(res.status).toBe(422);
@@ -283,7 +303,9 @@ describe('kube test server: Secret types and the annotation size limit', () => {
     const res = await raw('POST', configmaps, at('over', limit + 1));
     expect(res.status).toBe(422);
     expect(res.json.message).toBe('ConfigMap "over" is invalid: metadata.annotations: Too long: must have at most 262144 bytes');
-    expect(res.json.details.causes).toEqual([{ reason: 'FieldValueTooLong', message: 'Too long: must have at most 262144 bytes', field: 'metadata.annotations' }]);
+    expect(res.json.details.causes).toEqual([
+      { reason: 'FieldValueTooLong', message: 'Too long: must have at most 262144 bytes', field: 'metadata.annotations' },
+    ]);
   });
 });
 
@@ -302,8 +324,15 @@ describe('kube test server: managedFields', () => {
     expect(entries[0]!.fieldsV1).toEqual({ 'f:data': { '.': {}, 'f:k': {} }, 'f:metadata': { 'f:labels': { '.': {}, 'f:team': {} } } });
 
     // A second manager changing a field takes it over; fields it did not touch stay with the first.
-    const res = await raw('PATCH', `${configmaps}/mf`, { data: { k: 'w', extra: 'x' } }, { 'Content-Type': 'application/merge-patch+json', 'User-Agent': 'kubectl/v1.31.0 (linux/amd64)' });
-    const byManager = Object.fromEntries((res.json.metadata.managedFields as Array<{ manager: string; fieldsV1: unknown }>).map((e) => [e.manager, e.fieldsV1]));
+    const res = await raw(
+      'PATCH',
+      `${configmaps}/mf`,
+      { data: { k: 'w', extra: 'x' } },
+      { 'Content-Type': 'application/merge-patch+json', 'User-Agent': 'kubectl/v1.31.0 (linux/amd64)' },
+    );
+    const byManager = Object.fromEntries(
+      (res.json.metadata.managedFields as Array<{ manager: string; fieldsV1: unknown }>).map((e) => [e.manager, e.fieldsV1]),
+    );
     expect(byManager).toEqual({
       // data itself stays with the manager that created it; its keys moved to the one that changed them.
       'launch-agent': { 'f:data': {}, 'f:metadata': { 'f:labels': { '.': {}, 'f:team': {} } } },
@@ -350,7 +379,8 @@ describe('kube test server: server-side field validation', () => {
     expect(res.status).toBe(400);
     expect(res.json).toMatchObject({
       reason: 'BadRequest',
-      message: 'Job in version "v1" cannot be handled as a Job: strict decoding error: unknown field "spec.foo", unknown field "spec.template.spec.containers[0].bar"',
+      message:
+        'Job in version "v1" cannot be handled as a Job: strict decoding error: unknown field "spec.foo", unknown field "spec.template.spec.containers[0].bar"',
     });
     expect(server!.getObject(`${jobs}/strict`)).toBeUndefined();
     await raw('POST', jobs, jobManifest('p'));
@@ -362,7 +392,10 @@ describe('kube test server: server-side field validation', () => {
 
   it('Warn (also the default) stores the object without the unknown fields and says so in Warning headers', async () => {
     await setup();
-    for (const [name, query] of [['warn', '?fieldValidation=Warn'], ['default', '']] as const) {
+    for (const [name, query] of [
+      ['warn', '?fieldValidation=Warn'],
+      ['default', ''],
+    ] as const) {
       const res = await raw('POST', `${jobs}${query}`, withUnknown(name));
       expect(res.status).toBe(201);
       expect(res.headers.get('warning')).toBe('299 - "unknown field \\"spec.foo\\"", 299 - "unknown field \\"spec.template.spec.containers[0].bar\\""');
@@ -380,6 +413,8 @@ describe('kube test server: server-side field validation', () => {
     expect((server!.getObject(`${jobs}/ignore`) as Obj).spec).not.toHaveProperty('foo');
     const bad = await raw('POST', `${jobs}?fieldValidation=Loose`, jobManifest('x'));
     expect(bad.status).toBe(422);
-    expect(bad.json.message).toBe('CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loose": supported values: "", "Ignore", "Strict", "Warn"');
+    expect(bad.json.message).toBe(
+      'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loose": supported values: "", "Ignore", "Strict", "Warn"',
+    );
   });
 });

@@ -45,14 +45,7 @@ export interface CustomResourceDefinition {
 
 type ModelClass = new (data: Json) => { validate(): void };
 
-function builtin(
-  group: string,
-  version: string,
-  plural: string,
-  kind: string,
-  model: ModelClass,
-  extra: Partial<ResourceInfo> = {},
-): ResourceInfo {
+function builtin(group: string, version: string, plural: string, kind: string, model: ModelClass, extra: Partial<ResourceInfo> = {}): ResourceInfo {
   return {
     group,
     version,
@@ -177,8 +170,7 @@ export function createResourceRegistry(custom: CustomResourceDefinition[], allow
   for (const r of BUILTINS) add(r);
   for (const def of custom) add(customResource(def));
   const find = (group: string, version: string, plural: string) => byKey.get(`${group}/${version}/${plural}`);
-  const serves = (group: string, version?: string) =>
-    [...byKey.values()].some((r) => r.group === group && (version === undefined || r.version === version));
+  const serves = (group: string, version?: string) => [...byKey.values()].some((r) => r.group === group && (version === undefined || r.version === version));
   return {
     find,
     serves,

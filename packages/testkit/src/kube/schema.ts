@@ -20,10 +20,7 @@ export function fieldsOf(typeName: string): Map<string, string> | undefined {
   const hit = cache.get(typeName);
   if (hit !== undefined) return hit ?? undefined;
   const model = registry[typeName];
-  const fields =
-    model && typeof model.getAttributeTypeMap === 'function'
-      ? new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]))
-      : null;
+  const fields = model && typeof model.getAttributeTypeMap === 'function' ? new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type])) : null;
   cache.set(typeName, fields);
   return fields ?? undefined;
 }

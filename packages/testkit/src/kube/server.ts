@@ -20,7 +20,18 @@ import {
   type ResourceRegistry,
 } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { ApiError, badRequest, forbidden, methodNotAllowed, pathNotFound, plainNotFound, status, unauthorized, type StatusBody, type StatusCause } from './status.js';
+import {
+  ApiError,
+  badRequest,
+  forbidden,
+  methodNotAllowed,
+  pathNotFound,
+  plainNotFound,
+  status,
+  unauthorized,
+  type StatusBody,
+  type StatusCause,
+} from './status.js';
 import { createStore } from './store.js';
 import { clone, type Json, type KubeObject } from './types.js';
 import { serveWatch, type WatchStream } from './watch.js';
@@ -160,7 +171,10 @@ function groupList(registry: ResourceRegistry): Json {
 }
 
 function parseRoute(registry: ResourceRegistry, pathname: string): Route {
-  const segments = pathname.split('/').filter((s) => s !== '').map(decodeURIComponent);
+  const segments = pathname
+    .split('/')
+    .filter((s) => s !== '')
+    .map(decodeURIComponent);
   if (pathname === '/version') {
     return { kind: 'json', body: { major: '1', minor: '31', gitVersion: 'v1.31.0', platform: 'linux/amd64', goVersion: 'go1.22.5' } };
   }
@@ -315,7 +329,11 @@ function writeOptionsFrom(
   [...manager].forEach((ch, i) => {
     if (!/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u.test(ch)) {
       const code = ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
-      causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(manager)}: invalid character U+${code} (at position ${i})`, field: 'fieldManager' });
+      causes.push({
+        reason: 'FieldValueInvalid',
+        message: `Invalid value: ${JSON.stringify(manager)}: invalid character U+${code} (at position ${i})`,
+        field: 'fieldManager',
+      });
     }
   });
   const validation = query.fieldValidation ?? '';
@@ -385,13 +403,7 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
   const watches = new Set<WatchStream>();
   const sockets = new Set<Socket>();
 
-  const handleResource = async (
-    req: IncomingMessage,
-    res: ServerResponse,
-    route: ResourceRoute,
-    query: Record<string, string>,
-    watch: boolean,
-  ) => {
+  const handleResource = async (req: IncomingMessage, res: ServerResponse, route: ResourceRoute, query: Record<string, string>, watch: boolean) => {
     const { resource: r, namespace, name, subresource } = route;
     const method = req.method ?? 'GET';
     const dryRun = query.dryRun === 'All';
@@ -525,8 +537,7 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
           f.remaining > 0 &&
           (f.method === undefined || f.method.toUpperCase() === method) &&
           (f.watch === undefined || f.watch === watch) &&
-          (f.path === undefined ||
-            (typeof f.path === 'string' ? url.pathname === f.path || url.pathname.startsWith(f.path) : f.path.test(url.pathname))),
+          (f.path === undefined || (typeof f.path === 'string' ? url.pathname === f.path || url.pathname.startsWith(f.path) : f.path.test(url.pathname))),
       );
       if (fault) {
         fault.remaining -= 1;

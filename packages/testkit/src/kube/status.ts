@@ -61,9 +61,7 @@ export function qualifiedKind(r: Pick<ResourceInfo, 'kind' | 'group'>): string {
 }
 
 export function notFound(r: ResourceInfo, name: string): ApiError {
-  return new ApiError(
-    status(404, 'NotFound', `${qualifiedResource(r)} "${name}" not found`, { name, group: r.group, kind: r.plural }),
-  );
+  return new ApiError(status(404, 'NotFound', `${qualifiedResource(r)} "${name}" not found`, { name, group: r.group, kind: r.plural }));
 }
 
 /** A miss inside a group-version the server serves itself: go-restful's 404, turned into a Status. */
@@ -152,7 +150,5 @@ export function forbidden(
   const subject = `${qualifiedResource(r)}${name ? ` "${name}"` : ''}`;
   const scope = namespace ? ` in the namespace "${namespace}"` : ' at the cluster scope';
   const message = `${subject} is forbidden: User "${user}" cannot ${verb} resource "${resource}" in API group "${r.group}"${scope}`;
-  return new ApiError(
-    status(403, 'Forbidden', message, { ...(name ? { name } : {}), group: r.group, kind: r.plural }),
-  );
+  return new ApiError(status(403, 'Forbidden', message, { ...(name ? { name } : {}), group: r.group, kind: r.plural }));
 }

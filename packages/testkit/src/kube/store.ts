@@ -67,9 +67,7 @@ export function createStore(historyLimit: number): Store {
       for (const obj of bucket(r).values()) {
         if (namespace === undefined || !r.namespaced || obj.metadata.namespace === namespace) out.push(obj);
       }
-      return out.sort((a, b) =>
-        storeKey(a.metadata.namespace, a.metadata.name!).localeCompare(storeKey(b.metadata.namespace, b.metadata.name!)),
-      );
+      return out.sort((a, b) => storeKey(a.metadata.namespace, a.metadata.name!).localeCompare(storeKey(b.metadata.namespace, b.metadata.name!)));
     },
     dependents(uid) {
       const out: Array<{ resource: ResourceInfo; object: KubeObject }> = [];

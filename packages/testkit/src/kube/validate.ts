@@ -70,7 +70,12 @@ export function annotationCauses(annotations: Record<string, string> | undefined
   const causes: StatusCause[] = [];
   let size = 0;
   for (const [key, value] of Object.entries(annotations ?? {})) {
-    causes.push(...qualifiedNameCauses(key.toLowerCase(), field).map((c) => ({ ...c, message: c.message.replace(JSON.stringify(key.toLowerCase()), JSON.stringify(key)) })));
+    causes.push(
+      ...qualifiedNameCauses(key.toLowerCase(), field).map((c) => ({
+        ...c,
+        message: c.message.replace(JSON.stringify(key.toLowerCase()), JSON.stringify(key)),
+      })),
+    );
     size += Buffer.byteLength(key) + Buffer.byteLength(String(value ?? ''));
   }
   if (size > TOTAL_ANNOTATION_SIZE_LIMIT) {
@@ -178,7 +183,8 @@ export function updateCauses(r: ResourceInfo, existing: KubeObject, next: KubeOb
       if (JSON.stringify(next.data ?? {}) !== JSON.stringify(existing.data ?? {})) {
         causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: field is immutable when `immutable` is set', field: 'data' });
       }
-      if (next.immutable !== true) causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: field is immutable when `immutable` is set', field: 'immutable' });
+      if (next.immutable !== true)
+        causes.push({ reason: 'FieldValueForbidden', message: 'Forbidden: field is immutable when `immutable` is set', field: 'immutable' });
     }
   }
   return causes;
@@ -301,7 +307,11 @@ export function validateObject(r: ResourceInfo, obj: KubeObject, schema: boolean
   }
   if (!r.custom && r.group === 'apps' && r.plural === 'deployments') {
     const template = obj.spec?.template;
-    causes.push(...podSpecCauses(template?.spec, 'spec.template.spec', ['Always']).filter((c) => !c.field?.endsWith('restartPolicy') || template?.spec?.restartPolicy !== undefined));
+    causes.push(
+      ...podSpecCauses(template?.spec, 'spec.template.spec', ['Always']).filter(
+        (c) => !c.field?.endsWith('restartPolicy') || template?.spec?.restartPolicy !== undefined,
+      ),
+    );
     const selector = obj.spec?.selector?.matchLabels as Record<string, string> | undefined;
     const labels = (template?.metadata?.labels ?? {}) as Record<string, string>;
     if (selector && !Object.entries(selector).every(([k, v]) => labels[k] === v)) {

@@ -105,10 +105,9 @@ describe('kube test server: watch', () => {
     expect(w.events[0]!.object).toMatchObject({ kind: 'Status', code: 410, reason: 'Expired' });
     expect(String(w.events[0]!.object.message)).toMatch(/^too old resource version: \d+ \(\d+\)$/);
     // A list at an exact, compacted revision is 410 too.
-    const res = await fetch(
-      `${server.url}/api/v1/namespaces/default/configmaps?resourceVersion=${a.metadata!.resourceVersion}&resourceVersionMatch=Exact`,
-      { headers: { authorization: `Bearer ${server.token}` } },
-    );
+    const res = await fetch(`${server.url}/api/v1/namespaces/default/configmaps?resourceVersion=${a.metadata!.resourceVersion}&resourceVersionMatch=Exact`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
     expect(res.status).toBe(410);
     expect(await res.json()).toMatchObject({ kind: 'Status', reason: 'Expired', code: 410 });
   });
@@ -117,17 +116,20 @@ describe('kube test server: watch', () => {
     const a = await c.core.createNamespacedConfigMap({ namespace: 'default', body: cm('a') });
     await c.core.createNamespacedConfigMap({ namespace: 'default', body: cm('b') });
     await c.core.deleteNamespacedConfigMap({ name: 'a', namespace: 'default' });
-    const res = await fetch(
-      `${server.url}/api/v1/namespaces/default/configmaps?resourceVersion=${a.metadata!.resourceVersion}&resourceVersionMatch=Exact`,
-      { headers: { authorization: `Bearer ${server.token}` } },
-    );
+    const res = await fetch(`${server.url}/api/v1/namespaces/default/configmaps?resourceVersion=${a.metadata!.resourceVersion}&resourceVersionMatch=Exact`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
     const body = (await res.json()) as { items: Array<{ metadata: { name: string } }>; metadata: { resourceVersion: string } };
     expect(body.items.map((i) => i.metadata.name)).toEqual(['a']);
     expect(body.metadata.resourceVersion).toBe(a.metadata!.resourceVersion);
   });
 
   it('ends the stream at timeoutSeconds, with a last BOOKMARK when bookmarks are allowed', async () => {
-    const w = await startWatch('/api/v1/namespaces/default/configmaps', { timeoutSeconds: 1, allowWatchBookmarks: true, resourceVersion: server.resourceVersion() });
+    const w = await startWatch('/api/v1/namespaces/default/configmaps', {
+      timeoutSeconds: 1,
+      allowWatchBookmarks: true,
+      resourceVersion: server.resourceVersion(),
+    });
     await eventually(() => w.done() !== 'open', 3000);
     expect(w.done()).toBeNull();
     expect(w.events.at(-1)).toMatchObject({ type: 'BOOKMARK' });
@@ -135,9 +137,7 @@ describe('kube test server: watch', () => {
   });
 
   it('breakWatches drops the connection; a restarted informer resumes from its resourceVersion and misses nothing', async () => {
-    const informer = makeInformer(c.kc, '/apis/batch/v1/namespaces/default/jobs', () =>
-      c.batch.listNamespacedJob({ namespace: 'default' }),
-    );
+    const informer = makeInformer(c.kc, '/apis/batch/v1/namespaces/default/jobs', () => c.batch.listNamespacedJob({ namespace: 'default' }));
     const added: string[] = [];
     const deleted: string[] = [];
     let connects = 0;
@@ -162,9 +162,7 @@ describe('kube test server: watch', () => {
   });
 
   it('an informer relists after a 410: history compacted while it was disconnected', async () => {
-    const informer = makeInformer(c.kc, '/api/v1/namespaces/default/configmaps', () =>
-      c.core.listNamespacedConfigMap({ namespace: 'default' }),
-    );
+    const informer = makeInformer(c.kc, '/api/v1/namespaces/default/configmaps', () => c.core.listNamespacedConfigMap({ namespace: 'default' }));
     const added: string[] = [];
     const errors: unknown[] = [];
     informer.on('add', (o) => added.push(o.metadata!.name!));

@@ -49,8 +49,7 @@ export function serveWatch(store: Store, params: WatchParams, res: ServerRespons
   const send = (type: string, object: unknown) => {
     if (!ended) res.write(`${JSON.stringify({ type, object })}\n`);
   };
-  const bookmark = () =>
-    send('BOOKMARK', { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(lastRv) } });
+  const bookmark = () => send('BOOKMARK', { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(lastRv) } });
 
   const cleanup = () => {
     if (ended) return;

@@ -79,7 +79,9 @@ export async function setup(): Promise<() => Promise<void>> {
         try {
           await loadBaseImage(engine.socketPath, BASE_IMAGE);
         } catch (error) {
-          throw new Error(`loading ${BASE_IMAGE} into dockerd failed (log ${engine.daemon.logFile}): ${error instanceof Error ? error.message : String(error)}`);
+          throw new Error(
+            `loading ${BASE_IMAGE} into dockerd failed (log ${engine.daemon.logFile}): ${error instanceof Error ? error.message : String(error)}`,
+          );
         }
         env.LAUNCH_TEST_DOCKER_SOCKET = engine.socketPath;
         env.LAUNCH_TEST_BASE_IMAGE = BASE_IMAGE;
@@ -137,7 +139,12 @@ export async function setup(): Promise<() => Promise<void>> {
   }
   Object.assign(process.env, env);
   for (const line of skipped) note(`not started: ${line}`);
-  const what = [env.LAUNCH_TEST_DOCKER_SOCKET && 'dockerd', env.LAUNCH_TEST_REGISTRY && 'plain registry', env.LAUNCH_TEST_REGISTRY_BASIC && 'Basic registry', env.LAUNCH_TEST_REGISTRY_BEARER && 'Bearer registry'].filter(Boolean);
+  const what = [
+    env.LAUNCH_TEST_DOCKER_SOCKET && 'dockerd',
+    env.LAUNCH_TEST_REGISTRY && 'plain registry',
+    env.LAUNCH_TEST_REGISTRY_BASIC && 'Basic registry',
+    env.LAUNCH_TEST_REGISTRY_BEARER && 'Bearer registry',
+  ].filter(Boolean);
   note(`${what.length ? what.join(', ') : 'nothing'} ready in ${Date.now() - started} ms under ${root}`);
 
   let done = false;

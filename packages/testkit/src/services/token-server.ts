@@ -52,7 +52,10 @@ export function parseScope(scope: string): Access | undefined {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first <= 0 || last === first) return undefined;
-  const actions = scope.slice(last + 1).split(',').filter(Boolean);
+  const actions = scope
+    .slice(last + 1)
+    .split(',')
+    .filter(Boolean);
   return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions };
 }
 
@@ -82,8 +85,20 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const keyPath = join(options.dir, 'token-key.pem');
   const certificatePath = join(options.dir, 'token-cert.pem');
   await run(openssl, [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-    '-subj', `/CN=${issuer}`, '-keyout', keyPath, '-out', certificatePath,
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-sha256',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${issuer}`,
+    '-keyout',
+    keyPath,
+    '-out',
+    certificatePath,
   ]);
   const key: KeyObject = createPrivateKey(readFileSync(keyPath));
   const pem = readFileSync(certificatePath, 'utf8');

@@ -36,17 +36,26 @@ describe('W&B test server: artifacts', () => {
     const latest = await gql(s, MEMBERSHIP, { entity: 'tester', project: 'p', name: 'code-x:latest' });
     expect(latest.data!.project.artifactCollectionMembership.versionIndex).toBe(1);
     const stable = (await gql(s, MEMBERSHIP, { entity: 'tester', project: 'p', name: 'code-x:stable' })).data!.project.artifactCollectionMembership;
-    expect(stable).toMatchObject({ versionIndex: 0, aliases: [{ alias: 'stable' }], artifactCollection: { __typename: 'ArtifactSequence', name: 'code-x', project: { name: 'p', entity: { name: 'tester' } } } });
+    expect(stable).toMatchObject({
+      versionIndex: 0,
+      aliases: [{ alias: 'stable' }],
+      artifactCollection: { __typename: 'ArtifactSequence', name: 'code-x', project: { name: 'p', entity: { name: 'tester' } } },
+    });
     expect(stable.artifact).toMatchObject({ id: v0.id, state: 'COMMITTED', size: 15, fileCount: 3, artifactType: { name: 'code' } });
-    const manifest = (await (await fetch(stable.artifact.currentManifest.file.directUrl)).json()) as { version: number; contents: Record<string, { digest: string; size: number }> };
+    const manifest = (await (await fetch(stable.artifact.currentManifest.file.directUrl)).json()) as {
+      version: number;
+      contents: Record<string, { digest: string; size: number }>;
+    };
     expect(manifest.version).toBe(1);
     expect(manifest.contents['a.txt']).toMatchObject({ digest: createHash('md5').update('alpha\n').digest('base64'), size: 6 });
     expect(manifestDigest(Object.entries(manifest.contents).map(([path, e]) => ({ path, digest: e.digest })))).toBe(stable.artifact.digest);
 
-    const page1 = (await gql(s, FILES, { entity: 'tester', project: 'p', collection: 'code-x', alias: 'v0', perPage: 2 })).data!.project.artifactCollection.artifactMembership.files;
+    const page1 = (await gql(s, FILES, { entity: 'tester', project: 'p', collection: 'code-x', alias: 'v0', perPage: 2 })).data!.project.artifactCollection
+      .artifactMembership.files;
     expect(page1.edges.map((e: any) => e.node.name)).toEqual(['a.txt', 'b/c.txt']);
     expect(page1.pageInfo.hasNextPage).toBe(true);
-    const page2 = (await gql(s, FILES, { entity: 'tester', project: 'p', collection: 'code-x', alias: 'v0', perPage: 2, cursor: page1.pageInfo.endCursor })).data!.project.artifactCollection.artifactMembership.files;
+    const page2 = (await gql(s, FILES, { entity: 'tester', project: 'p', collection: 'code-x', alias: 'v0', perPage: 2, cursor: page1.pageInfo.endCursor }))
+      .data!.project.artifactCollection.artifactMembership.files;
     expect(page2.edges.map((e: any) => e.node.name)).toEqual(['d.bin']);
     expect(page2.pageInfo.hasNextPage).toBe(false);
     const body = Buffer.from(await (await fetch(page1.edges[1].node.directUrl)).arrayBuffer());
@@ -74,7 +83,9 @@ describe('W&B test server: artifacts', () => {
     const v = await s.publishArtifact({ entity: 'tester', project: 'p', name: 'gone', type: 'code', files: { 'x.txt': 'x' } });
     s.deleteArtifact(v.id);
     expect((await gql(s, MEMBERSHIP, { entity: 'tester', project: 'p', name: 'gone:latest' })).data!.project.artifactCollectionMembership).toBeNull();
-    expect((await gql(s, MEMBERSHIP, { entity: 'tester', project: 'p', name: 'gone:v0' })).data!.project.artifactCollectionMembership.artifact.state).toBe('DELETED');
+    expect((await gql(s, MEMBERSHIP, { entity: 'tester', project: 'p', name: 'gone:v0' })).data!.project.artifactCollectionMembership.artifact.state).toBe(
+      'DELETED',
+    );
     expect((await gql(s, `query ArtifactByID($id: ID!) { artifact(id: $id) { state } }`, { id: v.id })).data!.artifact.state).toBe('DELETED');
   });
 

@@ -194,7 +194,10 @@ export function createArtifactStore(options: { now?: () => number; changed?: () 
   }
 
   function signedPath(kind: 'file' | 'manifest', artifactId: string, path?: string): string {
-    const tail = kind === 'manifest' ? `manifest/${encodeURIComponent(artifactId)}` : `files/${encodeURIComponent(artifactId)}/${path!.split('/').map(encodeURIComponent).join('/')}`;
+    const tail =
+      kind === 'manifest'
+        ? `manifest/${encodeURIComponent(artifactId)}`
+        : `files/${encodeURIComponent(artifactId)}/${path!.split('/').map(encodeURIComponent).join('/')}`;
     const p = `/storage/${tail}`;
     return `${p}?sig=${sign(p)}`;
   }

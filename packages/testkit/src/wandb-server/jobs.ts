@@ -64,5 +64,12 @@ export function publishJob(store: ArtifactStore, init: PublishJobInit): Promise<
 
 /** Publishes a `code` artifact. */
 export function publishCode(store: ArtifactStore, init: PublishCodeInit): Promise<ArtifactVersionRecord> {
-  return store.publish({ entity: init.entity, project: init.project, name: init.name, type: 'code', files: init.files, ...(init.aliases ? { aliases: init.aliases } : {}) });
+  return store.publish({
+    entity: init.entity,
+    project: init.project,
+    name: init.name,
+    type: 'code',
+    files: init.files,
+    ...(init.aliases ? { aliases: init.aliases } : {}),
+  });
 }

@@ -140,7 +140,9 @@ export function createResolvers(state: WandbState) {
       createLaunchAgent: guard(
         (
           _: unknown,
-          { input }: Input<{ entityName: string; projectName: string; runQueues: string[]; hostname: string; agentConfig?: string | null; version?: string | null }>,
+          {
+            input,
+          }: Input<{ entityName: string; projectName: string; runQueues: string[]; hostname: string; agentConfig?: string | null; version?: string | null }>,
           { user }: WandbContext,
         ) => {
           const agentConfig = input.agentConfig == null ? null : parseJson(input.agentConfig, 'agentConfig');
@@ -161,7 +163,9 @@ export function createResolvers(state: WandbState) {
       createRunQueue: guard(
         (
           _: unknown,
-          { input }: Input<{ entityName: string; projectName: string; queueName: string; access: 'PROJECT' | 'USER'; prioritizationMode?: 'V0' | 'DISABLED' | null }>,
+          {
+            input,
+          }: Input<{ entityName: string; projectName: string; queueName: string; access: 'PROJECT' | 'USER'; prioritizationMode?: 'V0' | 'DISABLED' | null }>,
           { user }: WandbContext,
         ) => {
           if (!state.canAccess(user, input.entityName)) throw new WandbServerError(`permission denied on entity ${input.entityName}`);
@@ -177,7 +181,11 @@ export function createResolvers(state: WandbState) {
         },
       ),
       popFromRunQueue: guard(
-        (_: unknown, { input }: Input<{ entityName: string; projectName: string; queueName: string; launchAgentId?: string | null }>, { user }: WandbContext) => {
+        (
+          _: unknown,
+          { input }: Input<{ entityName: string; projectName: string; queueName: string; launchAgentId?: string | null }>,
+          { user }: WandbContext,
+        ) => {
           const item = state.pop(user, { entity: input.entityName, project: input.projectName, queue: input.queueName, agentId: input.launchAgentId ?? null });
           return item ? { runQueueItemId: item.id, runSpec: JSON.stringify(item.runSpec) } : null;
         },
@@ -186,7 +194,11 @@ export function createResolvers(state: WandbState) {
         success: state.ack(user, input.runQueueItemId, input.runName),
       })),
       failRunQueueItem: guard(
-        (_: unknown, { input }: Input<{ runQueueItemId: string; message?: string | null; stage?: string | null; filePaths?: string[] | null }>, { user }: WandbContext) => ({
+        (
+          _: unknown,
+          { input }: Input<{ runQueueItemId: string; message?: string | null; stage?: string | null; filePaths?: string[] | null }>,
+          { user }: WandbContext,
+        ) => ({
           success: state.fail(user, input.runQueueItemId, input),
         }),
       ),
@@ -200,7 +212,14 @@ export function createResolvers(state: WandbState) {
           _: unknown,
           {
             input,
-          }: Input<{ entityName: string; projectName: string; queueName: string; runSpec: string; priority?: number | null; templateVariableValues?: string | null }>,
+          }: Input<{
+            entityName: string;
+            projectName: string;
+            queueName: string;
+            runSpec: string;
+            priority?: number | null;
+            templateVariableValues?: string | null;
+          }>,
           { user }: WandbContext,
         ) => {
           const item = state.push(user, {

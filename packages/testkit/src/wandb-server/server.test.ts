@@ -47,7 +47,12 @@ describe('W&B Launch test server', () => {
   });
 
   it('pops by priority then age in V0 mode, by age only when prioritisation is disabled', async () => {
-    const s = await start({ queues: [{ entity: 'tester', name: 'v0' }, { entity: 'tester', name: 'fifo', prioritizationMode: 'DISABLED' }] });
+    const s = await start({
+      queues: [
+        { entity: 'tester', name: 'v0' },
+        { entity: 'tester', name: 'fifo', prioritizationMode: 'DISABLED' },
+      ],
+    });
     for (const q of ['v0', 'fifo']) {
       await push(s, q, { n: 'low' }, { priority: 3 });
       await push(s, q, { n: 'default' });
@@ -92,7 +97,10 @@ describe('W&B Launch test server', () => {
           name: 'k8s',
           resource: 'kubernetes',
           config: { spec: { template: { spec: { containers: [{ resources: { limits: { 'nvidia.com/gpu': '{{gpus}}' } }, image: 'img:{{tag}}' }] } } } },
-          templateVariables: { gpus: { schema: { type: 'integer', minimum: 0, maximum: 8, default: 1 } }, tag: { schema: { type: 'string', enum: ['a', 'b'] } } },
+          templateVariables: {
+            gpus: { schema: { type: 'integer', minimum: 0, maximum: 8, default: 1 } },
+            tag: { schema: { type: 'string', enum: ['a', 'b'] } },
+          },
         },
       ],
     });
@@ -102,15 +110,25 @@ describe('W&B Launch test server', () => {
       resource: 'kubernetes',
       resource_args: { kubernetes: { spec: { template: { spec: { containers: [{ resources: { limits: { 'nvidia.com/gpu': 4 } }, image: 'img:b' }] } } } } },
     });
-    expect((await push(s, 'k8s', {}, { templateVariableValues: JSON.stringify({ gpus: 9, tag: 'a' }) })).errors![0]!.message).toBe('template variable gpus is out of range');
-    expect((await push(s, 'k8s', {}, { templateVariableValues: JSON.stringify({ gpus: 1 }) })).errors![0]!.message).toBe('template variable tag of queue k8s needs a value');
+    expect((await push(s, 'k8s', {}, { templateVariableValues: JSON.stringify({ gpus: 9, tag: 'a' }) })).errors![0]!.message).toBe(
+      'template variable gpus is out of range',
+    );
+    expect((await push(s, 'k8s', {}, { templateVariableValues: JSON.stringify({ gpus: 1 }) })).errors![0]!.message).toBe(
+      'template variable tag of queue k8s needs a value',
+    );
     expect((await push(s, 'k8s', {}, { templateVariableValues: JSON.stringify({ tag: 'a', cpu: 1 }) })).errors![0]!.message).toBe(
       'template variable cpu is not defined on queue k8s',
     );
   });
 
   it('rejects a runSpec that is not JSON, unknown queues, other entities and unknown agent statuses', async () => {
-    const s = await start({ users: [{ apiKey: 'key-of-alice-000000', username: 'alice' }, { apiKey: 'key-of-bob-00000000', username: 'bob' }], queues: [{ entity: 'bob', name: 'q' }] });
+    const s = await start({
+      users: [
+        { apiKey: 'key-of-alice-000000', username: 'alice' },
+        { apiKey: 'key-of-bob-00000000', username: 'bob' },
+      ],
+      queues: [{ entity: 'bob', name: 'q' }],
+    });
     const bad = await gql(s, PUSH, { entityName: 'bob', projectName: 'model-registry', queueName: 'q', runSpec: '{oops' }, 'key-of-bob-00000000');
     expect(bad.errors![0]!.message).toBe('runSpec is not valid JSON');
     const foreign = await gql(s, POP, { entity: 'bob', project: 'model-registry', queueName: 'q' }, 'key-of-alice-000000');
@@ -125,7 +143,12 @@ describe('W&B Launch test server', () => {
       'key-of-bob-00000000',
     );
     const agentId = create.data!.createLaunchAgent.launchAgentId;
-    const status = await gql(s, `mutation { updateLaunchAgent(input: {launchAgentId: "${agentId}", agentStatus: "DANCING"}) { success } }`, {}, 'key-of-bob-00000000');
+    const status = await gql(
+      s,
+      `mutation { updateLaunchAgent(input: {launchAgentId: "${agentId}", agentStatus: "DANCING"}) { success } }`,
+      {},
+      'key-of-bob-00000000',
+    );
     expect(status.errors![0]!.message).toBe('agentStatus must be POLLING, RUNNING or KILLED, got DANCING');
   });
 
@@ -182,7 +205,7 @@ describe('W&B Launch test server', () => {
     expect(s.countRequests()).toBe(4);
   });
 
-  it('lists a queue\'s items page by page with state, lease holder, run name and creation time', async () => {
+  it("lists a queue's items page by page with state, lease holder, run name and creation time", async () => {
     let now = Date.parse('2026-01-01T00:00:00Z');
     const s = await start({ queues: [{ entity: 'tester', name: 'q' }], now: () => now });
     const agent = s.state.createAgent(s.state.userForKey(s.apiKey)!, {
@@ -223,4 +246,3 @@ describe('W&B Launch test server', () => {
     expect((await gql(s, one)).data!.project.runQueue.runQueueItem).toEqual({ state: 'CLAIMED', associatedRunId: 'run-0' });
   });
 });
-

@@ -4,7 +4,14 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { createArtifactResolvers, type ArtifactContext } from './artifact-resolvers.js';
-import { createArtifactStore, type ArtifactStore, type ArtifactVersionRecord, type DownloadFault, type PublishArtifactInit, type RecordedDownload } from './artifacts.js';
+import {
+  createArtifactStore,
+  type ArtifactStore,
+  type ArtifactVersionRecord,
+  type DownloadFault,
+  type PublishArtifactInit,
+  type RecordedDownload,
+} from './artifacts.js';
 import { createFaultInjector, type FaultInjector } from './faults.js';
 import { publishCode, publishJob, type PublishCodeInit, type PublishJobInit } from './jobs.js';
 import { createResolvers } from './resolvers.js';

@@ -243,8 +243,7 @@ export function createWandbState(options: WandbStateOptions) {
     for (const [name, { schema }] of Object.entries(declared)) {
       const v = name in given ? given[name] : schema.default;
       if (v === undefined) throw new WandbServerError(`template variable ${name} of queue ${q.name} needs a value`);
-      const typeOk =
-        schema.type === 'string' ? typeof v === 'string' : schema.type === 'integer' ? Number.isInteger(v) : typeof v === 'number';
+      const typeOk = schema.type === 'string' ? typeof v === 'string' : schema.type === 'integer' ? Number.isInteger(v) : typeof v === 'number';
       if (!typeOk) throw new WandbServerError(`template variable ${name} must be of type ${schema.type}`);
       if (typeof v === 'number' && ((schema.minimum !== undefined && v < schema.minimum) || (schema.maximum !== undefined && v > schema.maximum))) {
         throw new WandbServerError(`template variable ${name} is out of range`);
@@ -295,7 +294,14 @@ export function createWandbState(options: WandbStateOptions) {
 
     push(
       user: UserRecord,
-      input: { entity: string; project: string; queue: string; runSpec: Record<string, unknown>; priority?: number | null; templateVariableValues?: Record<string, unknown> | null },
+      input: {
+        entity: string;
+        project: string;
+        queue: string;
+        runSpec: Record<string, unknown>;
+        priority?: number | null;
+        templateVariableValues?: Record<string, unknown> | null;
+      },
     ): ItemRecord {
       requireAccess(user, input.entity);
       const q = queueByName(input.entity, input.project, input.queue);

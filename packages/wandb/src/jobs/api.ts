@@ -64,7 +64,10 @@ const artifactSchema = z.object({
   fileCount: int.nullish(),
   versionIndex: z.number().int().min(0).nullish(),
   artifactType: z.object({ name: z.string() }),
-  artifactSequence: z.object({ name: z.string().min(1), project: z.object({ name: z.string().min(1), entity: z.object({ name: z.string().min(1) }) }).nullish() }),
+  artifactSequence: z.object({
+    name: z.string().min(1),
+    project: z.object({ name: z.string().min(1), entity: z.object({ name: z.string().min(1) }) }).nullish(),
+  }),
 });
 
 /** Files fetched per page of `GetArtifactMembershipFileUrls`. */
@@ -84,7 +87,13 @@ export function createArtifactApi(options: ArtifactApiOptions): ArtifactApi {
     headers: { authorization: options.authorization, 'user-agent': 'launch-agent (@launch/wandb)' },
   });
 
-  async function call<S extends z.ZodTypeAny>(operation: string, document: string, variables: Record<string, unknown>, schema: S, signal?: AbortSignal): Promise<z.output<S>> {
+  async function call<S extends z.ZodTypeAny>(
+    operation: string,
+    document: string,
+    variables: Record<string, unknown>,
+    schema: S,
+    signal?: AbortSignal,
+  ): Promise<z.output<S>> {
     let data: unknown;
     try {
       data = await gql.request({ document, variables, ...(signal ? { signal } : {}) });
@@ -99,7 +108,10 @@ export function createArtifactApi(options: ArtifactApiOptions): ArtifactApi {
     return parsed.data;
   }
 
-  function toVersion(a: z.output<typeof artifactSchema>, where?: { entity: string; project: string; collection: string; versionIndex?: number | null }): ArtifactVersion {
+  function toVersion(
+    a: z.output<typeof artifactSchema>,
+    where?: { entity: string; project: string; collection: string; versionIndex?: number | null },
+  ): ArtifactVersion {
     const entity = where?.entity ?? a.artifactSequence.project?.entity.name;
     const project = where?.project ?? a.artifactSequence.project?.name;
     const collection = where?.collection ?? a.artifactSequence.name;
@@ -134,7 +146,9 @@ export function createArtifactApi(options: ArtifactApiOptions): ArtifactApi {
               artifactCollectionMembership: z
                 .object({
                   versionIndex: z.number().int().min(0).nullish(),
-                  artifactCollection: z.object({ name: z.string().min(1), project: z.object({ name: z.string(), entity: z.object({ name: z.string() }) }).nullish() }).nullish(),
+                  artifactCollection: z
+                    .object({ name: z.string().min(1), project: z.object({ name: z.string(), entity: z.object({ name: z.string() }) }).nullish() })
+                    .nullish(),
                   artifact: artifactSchema.nullish(),
                 })
                 .nullish(),
@@ -178,33 +192,43 @@ export function createArtifactApi(options: ArtifactApiOptions): ArtifactApi {
       let cursor: string | null = null;
       const maxPages = Math.ceil(Math.max(version.fileCount, 1) / FILES_PER_PAGE) + 1;
       for (let page = 0; page < maxPages; page++) {
-        const r: { project?: { artifactCollection?: { artifactMembership?: { files?: { pageInfo: { endCursor?: string | null; hasNextPage: boolean }; edges: Array<{ node?: { name: string; directUrl: string } | null }> } | null } | null } | null } | null } =
-          await call(
-            'GetArtifactMembershipFileUrls',
-            q.GET_ARTIFACT_MEMBERSHIP_FILE_URLS,
-            { entity: version.entity, project: version.project, collection: version.collection, alias: version.version, cursor, perPage: FILES_PER_PAGE },
-            z.object({
-              project: z
-                .object({
-                  artifactCollection: z
-                    .object({
-                      artifactMembership: z
-                        .object({
-                          files: z
-                            .object({
-                              pageInfo: z.object({ endCursor: z.string().nullish(), hasNextPage: z.boolean() }),
-                              edges: z.array(z.object({ node: z.object({ name: z.string(), directUrl: z.string().url() }).nullish() })),
-                            })
-                            .nullish(),
-                        })
-                        .nullish(),
-                    })
-                    .nullish(),
-                })
-                .nullish(),
-            }),
-            signal,
-          );
+        const r: {
+          project?: {
+            artifactCollection?: {
+              artifactMembership?: {
+                files?: {
+                  pageInfo: { endCursor?: string | null; hasNextPage: boolean };
+                  edges: Array<{ node?: { name: string; directUrl: string } | null }>;
+                } | null;
+              } | null;
+            } | null;
+          } | null;
+        } = await call(
+          'GetArtifactMembershipFileUrls',
+          q.GET_ARTIFACT_MEMBERSHIP_FILE_URLS,
+          { entity: version.entity, project: version.project, collection: version.collection, alias: version.version, cursor, perPage: FILES_PER_PAGE },
+          z.object({
+            project: z
+              .object({
+                artifactCollection: z
+                  .object({
+                    artifactMembership: z
+                      .object({
+                        files: z
+                          .object({
+                            pageInfo: z.object({ endCursor: z.string().nullish(), hasNextPage: z.boolean() }),
+                            edges: z.array(z.object({ node: z.object({ name: z.string(), directUrl: z.string().url() }).nullish() })),
+                          })
+                          .nullish(),
+                      })
+                      .nullish(),
+                  })
+                  .nullish(),
+              })
+              .nullish(),
+          }),
+          signal,
+        );
         const files = r.project?.artifactCollection?.artifactMembership?.files;
         if (!files) throw badResponse('GetArtifactMembershipFileUrls', `no files for artifact ${version.qualifiedName}`);
         for (const e of files.edges) if (e.node) out.set(e.node.name, e.node.directUrl);

@@ -32,7 +32,10 @@ export interface DownloadArtifactInput {
  */
 export async function downloadArtifact(api: ArtifactApi, downloader: Downloader, input: DownloadArtifactInput): Promise<{ files: number; bytes: number }> {
   const { version, dir, what, signal } = input;
-  const manifestText = await downloader.text({ url: await api.manifestUrl(version, signal), what: `the manifest of ${what}`, maxBytes: MAX_MANIFEST_BYTES }, signal);
+  const manifestText = await downloader.text(
+    { url: await api.manifestUrl(version, signal), what: `the manifest of ${what}`, maxBytes: MAX_MANIFEST_BYTES },
+    signal,
+  );
   const entries = parseManifest(manifestText, version);
   const urls = entries.length > 0 ? await api.fileUrls(version, signal) : new Map<string, string>();
   const missing = entries.find((e) => !urls.has(e.path));

@@ -19,10 +19,11 @@ export function cacheName(key: string): string {
 
 export function createDirCache(root: string): DirCache {
   const inFlight = new Map<string, Promise<{ dir: string; built: boolean }>>();
-  const exists = (p: string) => stat(p).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
+  const exists = (p: string) =>
+    stat(p).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
 
   async function buildOnce(dir: string, build: (staging: string) => Promise<void>): Promise<{ dir: string; built: boolean }> {
     if (await exists(dir)) return { dir, built: false };

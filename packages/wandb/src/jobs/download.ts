@@ -110,7 +110,9 @@ export function createDownloader(options: DownloaderOptions): Downloader {
             stage: 'agent',
             retryable,
             message: `cannot download ${what} from ${shown}: ${detail}${retryable ? ` after ${attempt} attempts` : ''}`,
-            ...(status === 403 || status === 401 ? { hint: 'the signed URL was refused (expired, or a proxy strips its query); resolving the job again fetches fresh URLs' } : {}),
+            ...(status === 403 || status === 401
+              ? { hint: 'the signed URL was refused (expired, or a proxy strips its query); resolving the job again fetches fresh URLs' }
+              : {}),
           });
         }
         const retryAfter = error instanceof HttpStatusError ? error.retryAfterMs : undefined;

@@ -83,7 +83,9 @@ export async function fetchGitCommit(dir: string, remote: string, ref: string | 
       throw new LaunchError({
         code: 'wandb.git_failed',
         stage: 'agent',
-        message: scrub(`cannot ${what} for job ${job} from ${shown}: git ${args.filter((a) => a !== remote).join(' ')} exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`),
+        message: scrub(
+          `cannot ${what} for job ${job} from ${shown}: git ${args.filter((a) => a !== remote).join(' ')} exited ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+        ),
         hint: 'check that the remote and commit exist and that this machine can reach them (credential helper, SSH key, proxy)',
       });
     }
@@ -92,7 +94,11 @@ export async function fetchGitCommit(dir: string, remote: string, ref: string | 
   const attempt = (args: string[]) => run(options.gitPath, args, dir, options).then((r) => r.code === 0);
 
   if (ref !== null && (!REF.test(ref) || ref.includes('..'))) {
-    throw new LaunchError({ code: 'wandb.job_invalid', stage: 'agent', message: `source.git.commit of job ${job} is not a commit or branch name: ${JSON.stringify(ref.slice(0, 80))}` });
+    throw new LaunchError({
+      code: 'wandb.job_invalid',
+      stage: 'agent',
+      message: `source.git.commit of job ${job} is not a commit or branch name: ${JSON.stringify(ref.slice(0, 80))}`,
+    });
   }
   await git(['init', '-q', '.'], 'create a repository');
   await git(['remote', 'add', 'origin', '--', remote], 'add the remote');
@@ -144,10 +150,11 @@ export async function applyPatch(dir: string, patchPath: string, job: string, op
   }
 }
 
-const exists = (p: string) => access(p).then(
-  () => true,
-  () => false,
-);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 interface RunResult {
   code: number | null;
@@ -176,9 +183,16 @@ function run(gitPath: string, args: string[], cwd: string, options: GitOptions):
     });
     child.on('error', (error) => {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        reject(new LaunchError({ code: 'wandb.git_missing', stage: 'agent', message: `git is not installed at ${gitPath}`, hint: 'install git, or set gitPath' }));
+        reject(
+          new LaunchError({ code: 'wandb.git_missing', stage: 'agent', message: `git is not installed at ${gitPath}`, hint: 'install git, or set gitPath' }),
+        );
       } else if (error.name === 'AbortError') {
-        resolve({ code: null, signal: 'SIGTERM', stdout, stderr: `${stderr}\n(stopped: ${options.signal?.aborted ? 'cancelled' : `took longer than ${options.timeoutMs} ms`})` });
+        resolve({
+          code: null,
+          signal: 'SIGTERM',
+          stdout,
+          stderr: `${stderr}\n(stopped: ${options.signal?.aborted ? 'cancelled' : `took longer than ${options.timeoutMs} ms`})`,
+        });
       } else reject(error);
     });
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));

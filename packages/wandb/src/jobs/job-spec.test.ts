@@ -38,12 +38,19 @@ describe('parseJobName', () => {
 describe('parseJobJson', () => {
   it('accepts the three job types as W&B writes them', () => {
     const repo = parseJobJson(
-      JSON.stringify({ source_type: 'repo', source: { git: { remote: 'https://github.com/a/b.git', commit: 'abc' }, entrypoint: ['python', 'train.py'] }, runtime: '3.10', input_types: { a: 1 } }),
+      JSON.stringify({
+        source_type: 'repo',
+        source: { git: { remote: 'https://github.com/a/b.git', commit: 'abc' }, entrypoint: ['python', 'train.py'] },
+        runtime: '3.10',
+        input_types: { a: 1 },
+      }),
       'j',
     );
     expect(repo.source_type).toBe('repo');
     expect(parseJobJson(JSON.stringify({ source_type: 'image', source: { image: 'busybox:1' } }), 'j').source_type).toBe('image');
-    expect(parseJobJson(JSON.stringify({ source_type: 'artifact', source: { artifact: 'wandb-artifact://_id/QXJ0', entrypoint: null } }), 'j').source_type).toBe('artifact');
+    expect(
+      parseJobJson(JSON.stringify({ source_type: 'artifact', source: { artifact: 'wandb-artifact://_id/QXJ0', entrypoint: null } }), 'j').source_type,
+    ).toBe('artifact');
   });
 
   it('refuses text that is not JSON, an unknown source_type and missing fields, naming the job and the field', () => {
@@ -85,21 +92,28 @@ describe('checkEntryPoint', () => {
 
 describe('parseManifest', () => {
   const entry = { digest: '1B2M2Y8AsgTpgAmY7PhCfg==', size: 0 };
-  const manifest = (contents: Record<string, unknown>) => JSON.stringify({ version: 1, storagePolicy: 'wandb-storage-policy-v1', storagePolicyConfig: {}, contents });
+  const manifest = (contents: Record<string, unknown>) =>
+    JSON.stringify({ version: 1, storagePolicy: 'wandb-storage-policy-v1', storagePolicyConfig: {}, contents });
 
   it('checks the entries against the version digest', () => {
     const entries = [{ path: 'a.py', ...entry }];
     expect(parseManifest(manifest({ 'a.py': entry }), { qualifiedName: 'e/p/c:v0', digest: manifestDigest(entries) })).toEqual(entries);
-    expect(caught(() => parseManifest(manifest({ 'a.py': entry }), { qualifiedName: 'e/p/c:v0', digest: 'ffff' })).message).toMatch(/hash to .* digest as ffff/);
+    expect(caught(() => parseManifest(manifest({ 'a.py': entry }), { qualifiedName: 'e/p/c:v0', digest: 'ffff' })).message).toMatch(
+      /hash to .* digest as ffff/,
+    );
   });
 
   it('refuses paths that leave the directory, references and bad digests', () => {
     for (const path of ['../x', '/etc/passwd', 'a/../../x', 'a\\b', 'a//b', '']) expect(unsafePathReason(path)).toBeDefined();
     const digest = (paths: string[]) => manifestDigest(paths.map((p) => ({ path: p, ...entry })));
     expect(caught(() => parseManifest(manifest({ '../evil': entry }), { qualifiedName: 'q', digest: digest(['../evil']) })).message).toContain("'..' segment");
-    expect(caught(() => parseManifest(manifest({ x: { ...entry, ref: 's3://bucket/x?sig=1' } }), { qualifiedName: 'q', digest: digest(['x']) })).message).toContain('s3://bucket/x');
+    expect(
+      caught(() => parseManifest(manifest({ x: { ...entry, ref: 's3://bucket/x?sig=1' } }), { qualifiedName: 'q', digest: digest(['x']) })).message,
+    ).toContain('s3://bucket/x');
     expect(caught(() => parseManifest(manifest({ x: { digest: 'nope', size: 1 } }), { qualifiedName: 'q', digest: 'x' })).message).toContain('base64 MD5');
-    expect(caught(() => parseManifest(manifest({ a: entry, 'a/b': entry }), { qualifiedName: 'q', digest: digest(['a', 'a/b']) })).message).toContain('also the directory');
+    expect(caught(() => parseManifest(manifest({ a: entry, 'a/b': entry }), { qualifiedName: 'q', digest: digest(['a', 'a/b']) })).message).toContain(
+      'also the directory',
+    );
     expect(caught(() => parseManifest('<html>', { qualifiedName: 'q', digest: 'x' })).message).toContain('not JSON');
   });
 });

@@ -60,11 +60,13 @@ const top = {
   _partial: z.boolean().nullish(),
 };
 
-const repoJob = z.object({
-  source_type: z.literal('repo'),
-  source: z.object({ ...sourceCommon, git: z.object({ remote: text, commit: z.string().nullable() }) }).passthrough(),
-  ...top,
-}).passthrough();
+const repoJob = z
+  .object({
+    source_type: z.literal('repo'),
+    source: z.object({ ...sourceCommon, git: z.object({ remote: text, commit: z.string().nullable() }) }).passthrough(),
+    ...top,
+  })
+  .passthrough();
 const artifactJob = z.object({ source_type: z.literal('artifact'), source: z.object({ ...sourceCommon, artifact: text }).passthrough(), ...top }).passthrough();
 const imageJob = z.object({ source_type: z.literal('image'), source: z.object({ ...sourceCommon, image: text }).passthrough(), ...top }).passthrough();
 
@@ -96,15 +98,20 @@ export function parseJobJson(textContent: string, job: string): WandbJobJson {
   const invalid = (issues: ReturnType<typeof zodIssues>) =>
     new LaunchValidationError({ code: 'wandb.job_invalid', stage: 'agent', subject: `wandb-job.json of job ${job}`, issues });
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw invalid([{ path: '', expected: 'an object', found: Array.isArray(raw) ? 'an array' : typeof raw, message: `expected an object, found ${JSON.stringify(raw)?.slice(0, 40)}` }]);
+    throw invalid([
+      {
+        path: '',
+        expected: 'an object',
+        found: Array.isArray(raw) ? 'an array' : typeof raw,
+        message: `expected an object, found ${JSON.stringify(raw)?.slice(0, 40)}`,
+      },
+    ]);
   }
   const sourceType = (raw as Record<string, unknown>).source_type;
   const schema = sourceType === 'repo' ? repoJob : sourceType === 'artifact' ? artifactJob : sourceType === 'image' ? imageJob : undefined;
   if (!schema) {
     const found = sourceType === undefined ? 'nothing' : JSON.stringify(sourceType);
-    throw invalid([
-      { path: 'source_type', expected: SOURCE_TYPES.join(' | '), found, message: `expected one of ${SOURCE_TYPES.join(', ')}, found ${found}` },
-    ]);
+    throw invalid([{ path: 'source_type', expected: SOURCE_TYPES.join(' | '), found, message: `expected one of ${SOURCE_TYPES.join(', ')}, found ${found}` }]);
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw invalid(zodIssues(parsed.error, raw));

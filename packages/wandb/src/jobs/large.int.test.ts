@@ -42,10 +42,26 @@ describe('W&B job resolver: a large code artifact', () => {
     const digest = await writeLargeFile(source, SIZE);
     const server = await createWandbTestServer();
     try {
-      const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-big', files: { 'train.py': "print('big')\n", 'weights.bin': { path: source } } });
-      await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-big', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'train.py'] } } });
+      const code = await server.publishCode({
+        entity: 'tester',
+        project: 'proj',
+        name: 'source-big',
+        files: { 'train.py': "print('big')\n", 'weights.bin': { path: source } },
+      });
+      await server.publishJob({
+        entity: 'tester',
+        project: 'proj',
+        name: 'job-big',
+        job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'train.py'] } },
+      });
       server.addDownloadFault({ kind: 'cut', artifactId: code.id, path: 'weights.bin' });
-      const resolver = createWandbJobResolver({ apiKey: server.apiKey, baseUrl: server.url, cacheDir: join(dir, 'cache'), retry: { baseDelayMs: 5, maxDelayMs: 20 }, env: {} });
+      const resolver = createWandbJobResolver({
+        apiKey: server.apiKey,
+        baseUrl: server.url,
+        cacheDir: join(dir, 'cache'),
+        retry: { baseDelayMs: 5, maxDelayMs: 20 },
+        env: {},
+      });
       global.gc?.();
       const before = process.memoryUsage().rss;
       let peak = before;

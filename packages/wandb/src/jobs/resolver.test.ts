@@ -24,11 +24,15 @@ afterEach(async () => {
 });
 
 function git(cwd: string, ...args: string[]): string {
-  return execFileSync(GIT, ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', '-c', 'protocol.file.allow=always', '-c', 'init.defaultBranch=main', ...args], {
-    cwd,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim();
+  return execFileSync(
+    GIT,
+    ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', '-c', 'protocol.file.allow=always', '-c', 'init.defaultBranch=main', ...args],
+    {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  ).trim();
 }
 
 /** A bare repository `app.git` (two commits on main, a submodule `lib`) and the diff of an uncommitted change. */
@@ -70,7 +74,10 @@ async function setup(extra: Record<string, unknown> = {}) {
   const resolver = createWandbJobResolver({ apiKey: server.apiKey, baseUrl: server.url, cacheDir, logger, allowFileRemotes: true, ...fast, ...extra });
   resolvers.push(resolver);
   const resolve = (job: string, spec: Partial<LaunchSpec> = {}, onProgress?: (line: string) => void) =>
-    resolver.resolve({ job, spec: { entity: 'tester', project: 'proj', ...spec } as LaunchSpec, runId: 'run-1', itemId: 'item-1', ...(onProgress ? { onProgress } : {}) }, { logger });
+    resolver.resolve(
+      { job, spec: { entity: 'tester', project: 'proj', ...spec } as LaunchSpec, runId: 'run-1', itemId: 'item-1', ...(onProgress ? { onProgress } : {}) },
+      { logger },
+    );
   return { server, resolver, resolve, logger, cacheDir };
 }
 
@@ -98,7 +105,12 @@ describe('W&B job resolver: repo jobs', () => {
       entity: 'tester',
       project: 'proj',
       name: 'job-app',
-      job: { source_type: 'repo', source: { git: { remote: repo.remote, commit: repo.first }, entrypoint, dockerfile: 'Dockerfile.train' }, runtime: '3.10', input_types: { wb_type: 'typedDict' } },
+      job: {
+        source_type: 'repo',
+        source: { git: { remote: repo.remote, commit: repo.first }, entrypoint, dockerfile: 'Dockerfile.train' },
+        runtime: '3.10',
+        input_types: { wb_type: 'typedDict' },
+      },
       requirements: 'torch==2.3.0\n',
       diffPatch: repo.patch,
     });
@@ -125,7 +137,12 @@ describe('W&B job resolver: repo jobs', () => {
 
   it('falls back to main when the job names no commit, as W&B does', async () => {
     const { server, resolve } = await setup();
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-tip', job: { source_type: 'repo', source: { git: { remote: repo.remote, commit: null }, entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-tip',
+      job: { source_type: 'repo', source: { git: { remote: repo.remote, commit: null }, entrypoint } },
+    });
     const job = (await resolve('tester/proj/job-tip:latest')) as ResolvedCodeJob;
     expect(readFileSync(join(job.codeDir, 'train.py'), 'utf8')).toBe("print('second')\n");
     expect(job.sourceString).toBe(`${repo.remote}#${repo.second}`);
@@ -133,7 +150,12 @@ describe('W&B job resolver: repo jobs', () => {
 
   it('refuses file:// remotes unless allowed (W&B fetches only https, ssh and git@host:path)', async () => {
     const { server, resolve } = await setup({ allowFileRemotes: false });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-file', job: { source_type: 'repo', source: { git: { remote: repo.remote, commit: repo.first }, entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-file',
+      job: { source_type: 'repo', source: { git: { remote: repo.remote, commit: repo.first }, entrypoint } },
+    });
     const e = await rejection(resolve('job-file:latest'));
     expect(e.code).toBe('wandb.git_remote_refused');
     expect(e.stage).toBe('agent');
@@ -181,9 +203,22 @@ describe('W&B job resolver: artifact and image jobs', () => {
       name: 'source-proj-train.py',
       files: { 'train.py': "print('hi')\n", 'pkg/model.py': 'class Model: pass\n', 'data/blob.bin': Buffer.alloc(70_000, 7) },
     });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-source', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint }, runtime: '3.11' }, requirements: 'numpy==2.0\n' });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-source',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint }, runtime: '3.11' },
+      requirements: 'numpy==2.0\n',
+    });
     const job = (await resolve('tester/proj/job-source:latest')) as ResolvedCodeJob;
-    expect(job).toMatchObject({ kind: 'code', source: 'artifact', job: 'tester/proj/job-source:v0', sourceString: 'tester/proj/source-proj-train.py:v0', runtime: '3.11', entryPoint: entrypoint });
+    expect(job).toMatchObject({
+      kind: 'code',
+      source: 'artifact',
+      job: 'tester/proj/job-source:v0',
+      sourceString: 'tester/proj/source-proj-train.py:v0',
+      runtime: '3.11',
+      entryPoint: entrypoint,
+    });
     expect(readFileSync(join(job.codeDir, 'train.py'), 'utf8')).toBe("print('hi')\n");
     expect(readFileSync(join(job.codeDir, 'pkg', 'model.py'), 'utf8')).toBe('class Model: pass\n');
     expect(readFileSync(join(job.codeDir, 'data', 'blob.bin')).equals(Buffer.alloc(70_000, 7))).toBe(true);
@@ -200,7 +235,13 @@ describe('W&B job resolver: artifact and image jobs', () => {
     const image = (tag: string) => ({ source_type: 'image' as const, source: { image: `registry.local/train:${tag}`, entrypoint: ['/app/run', '--fast'] } });
     await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-img', job: image('a'), aliases: ['prod'] });
     await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-img', job: image('b') });
-    expect(await resolve('job-img:latest')).toEqual({ kind: 'image', image: 'registry.local/train:b', job: 'tester/proj/job-img:v1', version: 'v1', entryPoint: ['/app/run', '--fast'] });
+    expect(await resolve('job-img:latest')).toEqual({
+      kind: 'image',
+      image: 'registry.local/train:b',
+      job: 'tester/proj/job-img:v1',
+      version: 'v1',
+      entryPoint: ['/app/run', '--fast'],
+    });
     expect(await resolve('job-img:prod')).toMatchObject({ image: 'registry.local/train:a', version: 'v0' });
     expect(await resolve('job-img:v0')).toMatchObject({ image: 'registry.local/train:a', job: 'tester/proj/job-img:v0' });
     const missing = await rejection(resolve('job-img:v7'));
@@ -212,7 +253,12 @@ describe('W&B job resolver: artifact and image jobs', () => {
   it('fails at stage agent naming the job and the artifact when the code artifact was deleted', async () => {
     const { server, resolve } = await setup();
     const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-gone', files: { 'train.py': 'x\n' } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-gone', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-gone',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } },
+    });
     server.deleteArtifact(code.id);
     const e = await rejection(resolve('job-gone:latest'));
     expect(e.code).toBe('wandb.artifact_deleted');
@@ -220,7 +266,12 @@ describe('W&B job resolver: artifact and image jobs', () => {
     expect(e.message).toContain('tester/proj/job-gone:v0');
     expect(e.message).toContain('tester/proj/source-gone:v0');
     // By name, a deleted version has lost its aliases: not found, still naming it.
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-gone2', job: { source_type: 'artifact', source: { artifact: 'wandb-artifact://tester/proj/source-gone:latest', entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-gone2',
+      job: { source_type: 'artifact', source: { artifact: 'wandb-artifact://tester/proj/source-gone:latest', entrypoint } },
+    });
     const byName = await rejection(resolve('job-gone2:latest'));
     expect(byName.code).toBe('wandb.code_artifact_not_found');
     expect(byName.message).toContain('tester/proj/source-gone:latest');
@@ -228,8 +279,18 @@ describe('W&B job resolver: artifact and image jobs', () => {
 
   it('retries a download that fails its digest check once, and fails the second time with stage agent', async () => {
     const { server, resolve, logger } = await setup();
-    const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-flaky', files: { 'train.py': "print('ok')\n", 'weights.bin': Buffer.alloc(4096, 1) } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-flaky', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } } });
+    const code = await server.publishCode({
+      entity: 'tester',
+      project: 'proj',
+      name: 'source-flaky',
+      files: { 'train.py': "print('ok')\n", 'weights.bin': Buffer.alloc(4096, 1) },
+    });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-flaky',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } },
+    });
     server.addDownloadFault({ kind: 'corrupt', artifactId: code.id, path: 'weights.bin' });
     const job = (await resolve('job-flaky:latest')) as ResolvedCodeJob;
     expect(readFileSync(join(job.codeDir, 'weights.bin')).equals(Buffer.alloc(4096, 1))).toBe(true);
@@ -237,7 +298,12 @@ describe('W&B job resolver: artifact and image jobs', () => {
     expect(logger.text()).toContain('failed its digest check');
 
     const code2 = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-broken', files: { 'train.py': "print('broken')\n" } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-broken', job: { source_type: 'artifact', source: { artifact: artifactIdString(code2), entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-broken',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code2), entrypoint } },
+    });
     server.addDownloadFault({ kind: 'corrupt', artifactId: code2.id, times: 2 });
     const e = await rejection(resolve('job-broken:latest'));
     expect(e.code).toBe('wandb.digest_mismatch');
@@ -251,7 +317,12 @@ describe('W&B job resolver: artifact and image jobs', () => {
     const { server, resolve } = await setup();
     const big = Buffer.alloc(3 * 1024 * 1024, 9);
     const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-cut', files: { 'big.bin': big } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-cut', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'big.bin'] } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-cut',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'big.bin'] } },
+    });
     server.addDownloadFault({ kind: 'cut', artifactId: code.id });
     const job = (await resolve('job-cut:latest')) as ResolvedCodeJob;
     expect(readFileSync(join(job.codeDir, 'big.bin')).equals(big)).toBe(true);
@@ -261,7 +332,12 @@ describe('W&B job resolver: artifact and image jobs', () => {
   it('a second resolution of the same version downloads nothing', async () => {
     const { server, resolve } = await setup();
     const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-cached', files: { 'train.py': 'x = 1\n' } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-cached', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-cached',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } },
+    });
     const first = (await resolve('job-cached:latest')) as ResolvedCodeJob;
     const downloads = server.downloads.length;
     expect(downloads).toBeGreaterThan(0);
@@ -271,7 +347,12 @@ describe('W&B job resolver: artifact and image jobs', () => {
     expect(third!.codeDir).toBe(first.codeDir);
     // A new version with other code is fetched.
     const code2 = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-cached', files: { 'train.py': 'x = 2\n' } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-cached', job: { source_type: 'artifact', source: { artifact: artifactIdString(code2), entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-cached',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code2), entrypoint } },
+    });
     const next = (await resolve('job-cached:latest')) as ResolvedCodeJob;
     expect(next.codeDir).not.toBe(first.codeDir);
     expect(readFileSync(join(next.codeDir, 'train.py'), 'utf8')).toBe('x = 2\n');
@@ -280,8 +361,18 @@ describe('W&B job resolver: artifact and image jobs', () => {
 
   it('reports progress for large artifacts', async () => {
     const { server, resolve } = await setup();
-    const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-large', files: { 'a.bin': Buffer.alloc(6 * 1024 * 1024, 1), 'b.bin': Buffer.alloc(6 * 1024 * 1024, 2) } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-large', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'a.bin'] } } });
+    const code = await server.publishCode({
+      entity: 'tester',
+      project: 'proj',
+      name: 'source-large',
+      files: { 'a.bin': Buffer.alloc(6 * 1024 * 1024, 1), 'b.bin': Buffer.alloc(6 * 1024 * 1024, 2) },
+    });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-large',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: ['python', 'a.bin'] } },
+    });
     const lines: string[] = [];
     await resolve('job-large:latest', {}, (l) => lines.push(l));
     expect(lines[0]).toBe('fetching 12.0 MiB in 2 files of code artifact tester/proj/source-large:v0');
@@ -312,7 +403,12 @@ describe('W&B job resolver: hostile input', () => {
       ['job-up', ['python', '../x.py']],
       ['job-abs', ['python', '/etc/passwd']],
     ] as const) {
-      await server.publishJob({ entity: 'tester', project: 'proj', name, job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: [...ep] } } });
+      await server.publishJob({
+        entity: 'tester',
+        project: 'proj',
+        name,
+        job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint: [...ep] } },
+      });
       const e = await rejection(resolve(`${name}:latest`));
       expect(e.code).toBe('wandb.job_entrypoint_escapes');
       expect(e.stage).toBe('agent');
@@ -323,9 +419,15 @@ describe('W&B job resolver: hostile input', () => {
   it('refuses a manifest whose paths leave the directory, and one that does not match the version digest', async () => {
     const { server, resolve, cacheDir } = await setup();
     const code = await server.publishCode({ entity: 'tester', project: 'proj', name: 'source-evil', files: { 'train.py': 'x\n' } });
-    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-evil', job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } } });
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-evil',
+      job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } },
+    });
     const entry = [...code.files.values()][0]!;
-    const contents = (path: string) => JSON.stringify({ version: 1, storagePolicy: 'wandb-storage-policy-v1', contents: { [path]: { digest: entry.digest, size: entry.size } } });
+    const contents = (path: string) =>
+      JSON.stringify({ version: 1, storagePolicy: 'wandb-storage-policy-v1', contents: { [path]: { digest: entry.digest, size: entry.size } } });
     code.manifestJson = contents('other.py');
     const tampered = await rejection(resolve('job-evil:latest'));
     expect(tampered.code).toBe('wandb.artifact_manifest_invalid');

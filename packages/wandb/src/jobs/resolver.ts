@@ -70,7 +70,9 @@ const optionsSchema = z
     retry: retryOptionsSchema.optional(),
     caCertFile: z.string().min(1).optional(),
     // process.env is not a plain object (zod's record refuses it): any object whose values are read as strings.
-    env: z.custom<Record<string, string | undefined>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of environment variables').optional(),
+    env: z
+      .custom<Record<string, string | undefined>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of environment variables')
+      .optional(),
     homedir: z.string().min(1).optional(),
     gitPath: z.string().min(1).refine(isAbsolute, 'must be an absolute path').optional(),
     gitTimeoutMs: z.number().int().positive().optional(),
@@ -154,7 +156,12 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
   /** Checks that a looked-up version can be used. */
   function usable(version: ArtifactVersion, what: string, hint: string): void {
     if (version.state === 'DELETED' || version.state === 'GARBAGE_COLLECTED' || version.state === 'PENDING_DELETION') {
-      throw new LaunchError({ code: 'wandb.artifact_deleted', stage: 'agent', message: `${what} ${version.qualifiedName} was deleted (state ${version.state})`, hint });
+      throw new LaunchError({
+        code: 'wandb.artifact_deleted',
+        stage: 'agent',
+        message: `${what} ${version.qualifiedName} was deleted (state ${version.state})`,
+        hint,
+      });
     }
     if (version.state !== 'COMMITTED') {
       throw new LaunchError({
@@ -172,7 +179,11 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
     const info = await stat(path).catch(() => undefined);
     if (!info) return undefined;
     if (info.size > MAX_JOB_JSON_BYTES) {
-      throw new LaunchError({ code: 'wandb.job_invalid', stage: 'agent', message: `${name} of job ${job} is ${info.size} bytes, more than the ${MAX_JOB_JSON_BYTES} read` });
+      throw new LaunchError({
+        code: 'wandb.job_invalid',
+        stage: 'agent',
+        message: `${name} of job ${job} is ${info.size} bytes, more than the ${MAX_JOB_JSON_BYTES} read`,
+      });
     }
     return readFile(path);
   }
@@ -184,7 +195,14 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
         code: 'wandb.job_invalid',
         stage: 'agent',
         subject: `wandb-job.json of job ${job}`,
-        issues: [{ path: 'source.artifact', expected: 'wandb-artifact://_id/<id> or wandb-artifact://entity/project/name:alias', found: JSON.stringify(ref.slice(0, 120)), message: `expected wandb-artifact://_id/<id> or wandb-artifact://entity/project/name:alias, found ${JSON.stringify(ref.slice(0, 120))}` }],
+        issues: [
+          {
+            path: 'source.artifact',
+            expected: 'wandb-artifact://_id/<id> or wandb-artifact://entity/project/name:alias',
+            found: JSON.stringify(ref.slice(0, 120)),
+            message: `expected wandb-artifact://_id/<id> or wandb-artifact://entity/project/name:alias, found ${JSON.stringify(ref.slice(0, 120))}`,
+          },
+        ],
       });
     if (!ref.startsWith('wandb-artifact://')) throw bad();
     let rest = ref.slice('wandb-artifact://'.length);
@@ -200,7 +218,11 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
       const [entity, project, nameAlias] = parts as [string, string, string];
       code = await api.versionByName(entity, project, nameAlias.includes(':') ? nameAlias : `${nameAlias}:latest`, signal);
       if (code && code.type !== 'code') {
-        throw new LaunchError({ code: 'wandb.job_invalid', stage: 'agent', message: `job ${job} names ${code.qualifiedName} as its code, but that artifact has type ${code.type}, not code` });
+        throw new LaunchError({
+          code: 'wandb.job_invalid',
+          stage: 'agent',
+          message: `job ${job} names ${code.qualifiedName} as its code, but that artifact has type ${code.type}, not code`,
+        });
       }
     }
     if (!code) {
@@ -264,7 +286,12 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
     );
     const jobText = await readJobFile(jobDir.dir, JOB_FILE, job);
     if (!jobText) {
-      throw new LaunchError({ code: 'wandb.job_invalid', stage: 'agent', message: `job ${job} has no ${JOB_FILE}`, hint: 'the artifact is not a launch job; log the job again' });
+      throw new LaunchError({
+        code: 'wandb.job_invalid',
+        stage: 'agent',
+        message: `job ${job} has no ${JOB_FILE}`,
+        hint: 'the artifact is not a launch job; log the job again',
+      });
     }
     const info: WandbJobJson = parseJobJson(jobText.toString('utf8'), job);
     const entryPoint = info.source.entrypoint ?? [];
@@ -316,7 +343,13 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
       // As W&B does: requirements first, then the code artifact (a file of the same name in it wins).
       const codeDir = await cache.ensure('code', `artifact:${code.digest}:requirements:${md5(requirements)}`, async (staging) => {
         await copyRequirements(staging);
-        await downloadArtifact(api, downloader, { version: code, dir: staging, what: `code artifact ${code.qualifiedName}`, onProgress: request.onProgress, signal });
+        await downloadArtifact(api, downloader, {
+          version: code,
+          dir: staging,
+          what: `code artifact ${code.qualifiedName}`,
+          onProgress: request.onProgress,
+          signal,
+        });
       });
       built = codeDir.built;
       resolved = { ...base, kind: 'code', source: 'artifact', codeDir: codeDir.dir, sourceString: code.qualifiedName, ...extra };
