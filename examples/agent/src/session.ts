@@ -69,8 +69,25 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   // Before the runners: the engine's answer to one ping decides the builder and the local-container runner.
   const build = await selectBuildSetup({ config, env: io.env, logger });
   for (const line of build.lines) out.write(line);
-  const runners = await selectRunners({ config, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, killGracePeriodMs, logger, dockerProbe: build.probe });
-  const jobResolver = await selectJobResolver({ kind: selected.kind, config, origins: options.origins, env: io.env, homedir: io.homedir, stateDir: selected.stateDir, logger, redactor });
+  const runners = await selectRunners({
+    config,
+    env: io.env,
+    homedir: io.homedir,
+    stateDir: selected.stateDir,
+    killGracePeriodMs,
+    logger,
+    dockerProbe: build.probe,
+  });
+  const jobResolver = await selectJobResolver({
+    kind: selected.kind,
+    config,
+    origins: options.origins,
+    env: io.env,
+    homedir: io.homedir,
+    stateDir: selected.stateDir,
+    logger,
+    redactor,
+  });
   // prom-client (about 13 MiB) loads only when health and metrics are on.
   const healthModule = options.health ? await import('./health/index.js') : undefined;
   const metrics = options.health ? healthModule!.createLaunchMetrics({ processMetrics: options.health.processMetrics }) : undefined;

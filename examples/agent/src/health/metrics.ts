@@ -91,7 +91,12 @@ export function createLaunchMetrics(options: LaunchMetricsOptions = {}): LaunchM
     buckets: RUN_BUCKETS,
     registers,
   });
-  const warnings = new Counter({ name: 'launch_run_warnings_total', help: 'Warnings attached to running jobs (diagnoses, stop requests)', labelNames: ['queue'], registers });
+  const warnings = new Counter({
+    name: 'launch_run_warnings_total',
+    help: 'Warnings attached to running jobs (diagnoses, stop requests)',
+    labelNames: ['queue'],
+    registers,
+  });
   const builds = new Counter({
     name: 'launch_builds_total',
     help: 'Image builds by queue and result (built, cached, failed)',

@@ -594,9 +594,9 @@ describe('createAgent loop', () => {
     await start({ source, runners: [runner], maxJobs: 10 }).start();
     await waitFor(() => ops(source, 'finish').length === 4, { what: 'four jobs' });
     await new Promise((r) => setTimeout(r, 100));
-    // 1 (an item, so the next round is wide) + 8 (3 items, 5 empty) + 1 (the narrow round after it); without
-    // the fix each ending job added one.
-    expect(ops(source, 'pop')).toHaveLength(10);
+    // 1 (an item, so the next round is wide) + 8 (3 items, 5 empty) + 1 (the narrow round after it) + 1 (the
+    // last job ended: the agent learns it is idle); without the fix each ending job added one.
+    expect(ops(source, 'pop')).toHaveLength(11);
   });
 
   it('sleeps until the source notifies work', async () => {

@@ -110,9 +110,9 @@ export function createAgent(options: AgentOptions): Agent {
     wakeLoop();
   };
   // Whether the next turn of the loop pops whatever the time: at start, when the source says an item
-  // arrived, after a turn that took items, and when a job frees a slot of a full agent. Other wakes (a job
-  // ending while slots were free, a heartbeat) pop only once the poll interval has passed since the last pop,
-  // so a burst of jobs ending one by one costs no extra pops.
+  // arrived, after a turn that took items, when a job frees a slot of a full agent, and when the last job
+  // ends. Other wakes (a job ending while others run and slots were free, a heartbeat) pop only once the
+  // poll interval has passed since the last pop, so a burst of jobs ending one by one costs no extra pops.
   let popDue = true;
   const wakeToPop = () => {
     popDue = true;
@@ -174,7 +174,9 @@ export function createAgent(options: AgentOptions): Agent {
         jobs.delete(itemId);
         startWaitingSchedulers();
         reportStatus();
-        if (wasFull && counts().regular < opts.maxJobs) wakeToPop();
+        // A pop when a slot of a full agent frees, and when the last job ends (one pop, which tells an idle
+        // agent it is idle: `agent:idle`, which --exit-when-idle waits for).
+        if ((wasFull && counts().regular < opts.maxJobs) || jobs.size === 0) wakeToPop();
         else wake();
       });
   };

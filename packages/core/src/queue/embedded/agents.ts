@@ -28,16 +28,14 @@ async function exists(path: string): Promise<boolean> {
 
 /** Host names become part of agent ids, which the Kubernetes runner uses in labels: keep them label-safe. */
 function labelSafe(host: string): string {
-  const cleaned = host.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  const cleaned = host
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   return (cleaned || 'host').slice(0, 40).replace(/-+$/, '');
 }
 
-export function createAgentFiles(ctx: {
-  paths: Layout;
-  ensureDir: (dir: string) => Promise<void>;
-  now: () => number;
-  hostname: string;
-}): AgentFiles {
+export function createAgentFiles(ctx: { paths: Layout; ensureDir: (dir: string) => Promise<void>; now: () => number; hostname: string }): AgentFiles {
   const { paths } = ctx;
   const known = new Map<string, AgentRecord>();
   const file = (id: string) => join(paths.agents, `${encodeName(id)}.json`);

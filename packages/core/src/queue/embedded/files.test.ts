@@ -27,13 +27,17 @@ describe('mapLimited', () => {
   it('keeps order and never runs more than the limit at once', async () => {
     let inFlight = 0;
     let peak = 0;
-    const out = await mapLimited(Array.from({ length: 50 }, (_, i) => i), 4, async (i) => {
-      inFlight++;
-      peak = Math.max(peak, inFlight);
-      await new Promise((r) => setImmediate(r));
-      inFlight--;
-      return i * 2;
-    });
+    const out = await mapLimited(
+      Array.from({ length: 50 }, (_, i) => i),
+      4,
+      async (i) => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setImmediate(r));
+        inFlight--;
+        return i * 2;
+      },
+    );
     expect(out).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
     expect(peak).toBe(4);
   });

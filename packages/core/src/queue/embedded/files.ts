@@ -22,12 +22,7 @@ export function createDirCache(): (dir: string) => Promise<void> {
  * Writes `data` to `target` atomically: a temp file in `tmpDir` (same file system) renamed over the
  * target, so readers and crashes see the old or the new file, never half of one.
  */
-export async function writeAtomic(
-  tmpDir: string,
-  target: string,
-  data: string,
-  options: { fsync: boolean },
-): Promise<void> {
+export async function writeAtomic(tmpDir: string, target: string, data: string, options: { fsync: boolean }): Promise<void> {
   const tmp = join(tmpDir, `${randomId(16)}.tmp`);
   const handle = await open(tmp, 'wx');
   try {

@@ -4,12 +4,4 @@
  */
 export { createEmbeddedQueue, DEFAULT_RETAIN_DONE } from './queue.js';
 export { defaultStateDir } from './layout.js';
-export type {
-  AgentRecord,
-  EmbeddedQueue,
-  EmbeddedQueueOptions,
-  EnqueueOptions,
-  ItemRecord,
-  ItemState,
-  ItemWarning,
-} from './types.js';
+export type { AgentRecord, EmbeddedQueue, EmbeddedQueueOptions, EnqueueOptions, ItemRecord, ItemState, ItemWarning } from './types.js';

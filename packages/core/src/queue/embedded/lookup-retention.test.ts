@@ -13,7 +13,9 @@ afterEach(async () => {
   await Promise.all(cleanups.splice(0).map((c) => c()));
 });
 
-async function open(options: Partial<EmbeddedQueueOptions> = {}): Promise<{ dir: string; queue: EmbeddedQueue; again(o?: Partial<EmbeddedQueueOptions>): EmbeddedQueue }> {
+async function open(
+  options: Partial<EmbeddedQueueOptions> = {},
+): Promise<{ dir: string; queue: EmbeddedQueue; again(o?: Partial<EmbeddedQueueOptions>): EmbeddedQueue }> {
   const { dir, cleanup } = await tempStateDir();
   cleanups.push(cleanup);
   const make = (o: Partial<EmbeddedQueueOptions> = {}) => {
@@ -76,7 +78,17 @@ describe('embedded queue: lookup by id', () => {
 
     // An item file named the way earlier versions named them (a 12-character random id).
     const legacyId = randomId(12);
-    const record = { v: 1, id: legacyId, queue: 'q', priority: 'medium', state: 'finished', enqueuedAt: new Date().toISOString(), spec: { old: true }, warnings: [], attempts: 1 };
+    const record = {
+      v: 1,
+      id: legacyId,
+      queue: 'q',
+      priority: 'medium',
+      state: 'finished',
+      enqueuedAt: new Date().toISOString(),
+      spec: { old: true },
+      warnings: [],
+      attempts: 1,
+    };
     await writeFile(join(layout(dir).done('q'), `2-01700000000000-000000-${legacyId}.json`), JSON.stringify(record));
     expect(await reader.get(legacyId)).toMatchObject({ id: legacyId, state: 'finished', spec: { old: true } });
   });

@@ -89,14 +89,23 @@ describe('embedded queue: queue configs', () => {
       expect(LaunchValidationError.isInstance(error), String(error)).toBe(true);
       codes.push((error as LaunchError).code);
     }
-    expect(codes).toEqual(['template_variables.invalid', 'template_variables.invalid', 'template_variables.invalid', 'spec.invalid', 'template_variables.invalid', 'spec.invalid']);
+    expect(codes).toEqual([
+      'template_variables.invalid',
+      'template_variables.invalid',
+      'template_variables.invalid',
+      'spec.invalid',
+      'template_variables.invalid',
+      'spec.invalid',
+    ]);
     expect(await queue.counts({ queue: 'box' })).toEqual({ queued: 0, claimed: 0, done: 0 });
   });
 
   it('a queue without a config stores specs as given, and refuses template values', async () => {
     const item = await queue.enqueue({ queue: 'plain', spec: { n: 1 } });
     expect(item.spec).toEqual({ n: 1 });
-    await expect(queue.enqueue({ queue: 'plain', spec, templateVariables: { x: '1' } })).rejects.toThrow(/queue "plain" has no template variable "x": it declares no template variables/);
+    await expect(queue.enqueue({ queue: 'plain', spec, templateVariables: { x: '1' } })).rejects.toThrow(
+      /queue "plain" has no template variable "x": it declares no template variables/,
+    );
   });
 
   it('a config file broken by hand is refused at enqueue with its path, and listed with its problem', async () => {

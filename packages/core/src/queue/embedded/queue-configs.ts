@@ -32,7 +32,13 @@ interface StoredConfig {
   config: QueueConfig;
 }
 
-export function createQueueConfigStore(options: { root: string; tmp: string; ensureDir: (dir: string) => Promise<void>; fsync: boolean; now: () => number }): QueueConfigStore {
+export function createQueueConfigStore(options: {
+  root: string;
+  tmp: string;
+  ensureDir: (dir: string) => Promise<void>;
+  fsync: boolean;
+  now: () => number;
+}): QueueConfigStore {
   const dir = join(options.root, 'queue-configs');
   const fileOf = (queue: string) => join(dir, `${encodeName(checkQueueName(queue))}.json`);
 
@@ -40,13 +46,22 @@ export function createQueueConfigStore(options: { root: string; tmp: string; ens
     const got = await readLimited(path, MAX_CONFIG_BYTES);
     if (!got.ok) {
       if (got.missing) return undefined;
-      throw new LaunchError({ code: 'queue_config.unreadable', stage: 'agent', message: `the queue config of "${queue}" (${path}) cannot be read: ${got.problem}` });
+      throw new LaunchError({
+        code: 'queue_config.unreadable',
+        stage: 'agent',
+        message: `the queue config of "${queue}" (${path}) cannot be read: ${got.problem}`,
+      });
     }
     let stored: unknown;
     try {
       stored = JSON.parse(got.text);
     } catch (error) {
-      throw new LaunchError({ code: 'queue_config.unreadable', stage: 'agent', message: `the queue config of "${queue}" (${path}) is not JSON: ${(error as Error).message}`, hint: `replace it with "launch-agent queue edit ${queue}"` });
+      throw new LaunchError({
+        code: 'queue_config.unreadable',
+        stage: 'agent',
+        message: `the queue config of "${queue}" (${path}) is not JSON: ${(error as Error).message}`,
+        hint: `replace it with "launch-agent queue edit ${queue}"`,
+      });
     }
     const config = stored && typeof stored === 'object' ? (stored as Partial<StoredConfig>).config : undefined;
     try {
@@ -54,7 +69,13 @@ export function createQueueConfigStore(options: { root: string; tmp: string; ens
       return parseQueueConfig(config, queue);
     } catch (error) {
       if (error instanceof LaunchValidationError) {
-        throw new LaunchValidationError({ code: error.code, stage: 'agent', subject: `queue config file ${path}`, issues: error.issues, hint: `fix it with "launch-agent queue edit ${queue}"` });
+        throw new LaunchValidationError({
+          code: error.code,
+          stage: 'agent',
+          subject: `queue config file ${path}`,
+          issues: error.issues,
+          hint: `fix it with "launch-agent queue edit ${queue}"`,
+        });
       }
       throw error;
     }
@@ -82,7 +103,12 @@ export function createQueueConfigStore(options: { root: string; tmp: string; ens
         await link(staged, path);
       } catch (error) {
         if (errno(error) === 'EEXIST') {
-          throw new LaunchError({ code: 'queue_config.exists', stage: 'agent', message: `queue "${queue}" already has a queue config`, hint: `change it with "launch-agent queue edit ${queue}", or delete it first` });
+          throw new LaunchError({
+            code: 'queue_config.exists',
+            stage: 'agent',
+            message: `queue "${queue}" already has a queue config`,
+            hint: `change it with "launch-agent queue edit ${queue}", or delete it first`,
+          });
         }
         throw error;
       } finally {

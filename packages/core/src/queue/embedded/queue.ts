@@ -9,18 +9,7 @@ import { PRIORITIES, type Priority } from '../../spec.js';
 import { zodIssues } from '../../validation.js';
 import { createAgentFiles } from './agents.js';
 import { createDirCache, errno, listDir, mapLimited, pidAlive, readLimited, writeAtomic } from './files.js';
-import {
-  type ItemName,
-  baseForId,
-  checkQueueName,
-  claimedFile,
-  createNamer,
-  decodeName,
-  layout,
-  parseItemName,
-  queuedFile,
-  randomId,
-} from './layout.js';
+import { type ItemName, baseForId, checkQueueName, claimedFile, createNamer, decodeName, layout, parseItemName, queuedFile, randomId } from './layout.js';
 import { createNotifier } from './notify.js';
 import { createQueueConfigStore } from './queue-configs.js';
 import { type StoredRecord, parseRecord, serialize, toItemRecord } from './record.js';
@@ -65,7 +54,16 @@ interface Held {
   chain: Promise<void>;
   /** The item's end is written and its file moved to `done/`: writes queued behind that (a renewal, a heartbeat) are moot. */
   ended?: boolean;
+  /** The lease end (ms) the last completed write put on disk. */
+  leaseOnDisk?: number;
 }
+
+/**
+ * How often the agent looks at the queue when nothing wakes it, while file-system notifications work
+ * (`capabilities.pollIntervalMs`, when above `pollIntervalMs`): a safety net for an event lost by the
+ * watch, and the pace of an idle agent's claim recovery and status keep-alive. W&B's agent polls this often.
+ */
+export const WATCHED_POLL_INTERVAL_MS = 10_000;
 
 /** File operations in flight at once for bulk work (list, lease renewal). */
 const IO_LANES = 16;
@@ -91,7 +89,11 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   const parsed = optionsSchema.safeParse(options);
   const retainInput = { retainDone: options?.retainDone };
   const retained = retainInput.retainDone === undefined || retainInput.retainDone === false ? undefined : retainObjectSchema.safeParse(retainInput);
-  const invalid = !parsed.success ? { error: parsed.error, input: options } : retained && !retained.success ? { error: retained.error, input: retainInput } : undefined;
+  const invalid = !parsed.success
+    ? { error: parsed.error, input: options }
+    : retained && !retained.success
+      ? { error: retained.error, input: retainInput }
+      : undefined;
   if (invalid) {
     throw new LaunchValidationError({
       code: 'config.invalid',
@@ -128,12 +130,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   const knowQueue = (queue: string) => notifier.watchDir(queue, paths.queued(queue));
 
   const queueDirs = async (queue: string) => {
-    await Promise.all([
-      ensureDir(paths.queued(queue)),
-      ensureDir(paths.claimed(queue)),
-      ensureDir(paths.done(queue)),
-      ensureDir(paths.tmp),
-    ]);
+    await Promise.all([ensureDir(paths.queued(queue)), ensureDir(paths.claimed(queue)), ensureDir(paths.done(queue)), ensureDir(paths.tmp)]);
   };
 
   // ---- writing held items ----------------------------------------------------------------------
@@ -159,7 +156,9 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
         }
         throw error;
       }
+      const lease = h.record.leaseUntil;
       await writeAtomic(paths.tmp, h.path, serialize(h.record), { fsync });
+      h.leaseOnDisk = lease ? Date.parse(lease) : undefined;
     });
     h.chain = next.catch(() => {});
     return next;
@@ -174,27 +173,40 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     schedulePrune();
   };
 
+  const renewEveryMs = Math.max(Math.floor(leaseMs / 3), 10);
+
   const renewAll = async () => {
-    const until = iso(now() + leaseMs);
-    await mapLimited([...held.values()], IO_LANES, (h) => {
+    if (held.size === 0) {
+      // Nothing to renew: no timer while idle (the next claim starts it again).
+      stopRenewing();
+      return;
+    }
+    const t = now();
+    const until = iso(t + leaseMs);
+    // A lease written to disk within the last half period (by the claim, or the agent's heartbeat) is left
+    // alone: the next tick renews it, while at least half of it is still left.
+    const stale = [...held.values()].filter((h) => !(h.leaseOnDisk !== undefined && h.leaseOnDisk - t > leaseMs - renewEveryMs / 2));
+    await mapLimited(stale, IO_LANES, (h) => {
       h.record.leaseUntil = until;
-      return writeHeld(h).catch((error: unknown) =>
-        logger.warn({ err: error, item: h.record.id }, 'embedded queue: could not renew a lease'),
-      );
+      return writeHeld(h).catch((error: unknown) => logger.warn({ err: error, item: h.record.id }, 'embedded queue: could not renew a lease'));
     });
   };
 
   const startRenewing = () => {
     if (!autoRenew || renewTimer || closed) return;
-    renewTimer = setInterval(() => void renewAll(), Math.max(Math.floor(leaseMs / 3), 10));
+    renewTimer = setInterval(() => void renewAll(), renewEveryMs);
     renewTimer.unref();
   };
+
+  function stopRenewing() {
+    if (renewTimer) clearInterval(renewTimer);
+    renewTimer = undefined;
+  }
 
   // ---- finding items on disk -------------------------------------------------------------------
 
   type Where = 'queued' | 'claimed' | 'done';
-  const dirOf = (queue: string, where: Where) =>
-    where === 'queued' ? paths.queued(queue) : where === 'claimed' ? paths.claimed(queue) : paths.done(queue);
+  const dirOf = (queue: string, where: Where) => (where === 'queued' ? paths.queued(queue) : where === 'claimed' ? paths.claimed(queue) : paths.done(queue));
 
   const allQueues = async () => (await listDir(paths.queues)).map(decodeName);
 
@@ -236,16 +248,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   const view = (record: StoredRecord, where: Where, name: ItemName): ItemRecord => {
     if (where === 'queued') {
       // A recovered item still carries its lost claim; the queue position is what counts now.
-      const {
-        claimedBy: _b,
-        claimedPid: _p,
-        claimedHost: _h,
-        claimedAt: _a,
-        leaseUntil: _l,
-        ackedAt: _k,
-        runId: _r,
-        ...rest
-      } = record;
+      const { claimedBy: _b, claimedPid: _p, claimedHost: _h, claimedAt: _a, leaseUntil: _l, ackedAt: _k, runId: _r, ...rest } = record;
       return toItemRecord({ ...rest, v: 1 }, 'queued');
     }
     if (where === 'claimed' && record.claimToken !== name.token) {
@@ -266,6 +269,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     if (record.claimedPid === process.pid) {
       const adopted: Held = { queue: item.queue, name: found.name, path: found.path, record, chain: Promise.resolve() };
       held.set(item.id, adopted);
+      startRenewing();
       return adopted;
     }
     // Claimed by an agent process that is gone (an agent restarted and adopted the run, e.g. a
@@ -391,14 +395,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   // ---- claiming --------------------------------------------------------------------------------
 
   /** After the rename: read what we took, and write our claim into it. Null when the file was unusable. */
-  const completeClaim = async (
-    queue: string,
-    file: string,
-    name: ItemName,
-    token: string,
-    path: string,
-    agentId: string,
-  ): Promise<QueueItem | null> => {
+  const completeClaim = async (queue: string, file: string, name: ItemName, token: string, path: string, agentId: string): Promise<QueueItem | null> => {
     const read = await readLimited(path, maxItemBytes);
     if (!read.ok) {
       if (!read.missing) await quarantine(queue, file, path, name, read.problem);
@@ -412,13 +409,11 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     const record = parsedRecord.record;
     const t = now();
     // A lost claim that acked the item may have started a run that outlives its agent (a Kubernetes Job).
-    const previousRun = record.state === 'acked' && record.runId ? { runId: record.runId, ...(record.claimedBy ? { agent: record.claimedBy } : {}) } : undefined;
+    const previousRun =
+      record.state === 'acked' && record.runId ? { runId: record.runId, ...(record.claimedBy ? { agent: record.claimedBy } : {}) } : undefined;
     if (record.claimedBy && (record.state === 'claimed' || record.state === 'acked')) {
       // The previous claim was lost and recovered; say so on the item.
-      const how =
-        record.state === 'acked'
-          ? `died while running it${record.runId ? ` as run ${record.runId}` : ''}`
-          : 'died after claiming it';
+      const how = record.state === 'acked' ? `died while running it${record.runId ? ` as run ${record.runId}` : ''}` : 'died after claiming it';
       record.warnings.push({
         stage: 'agent',
         message: `attempt ${record.attempts} was lost: agent ${record.claimedBy} (pid ${record.claimedPid ?? '?'} on ${record.claimedHost ?? '?'}) ${how}; the item went back to the queue and runs again`,
@@ -650,10 +645,10 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
         const dir = dirOf(queue, where);
         const files = await listDir(dir);
         const records = await mapLimited(files, IO_LANES, async (file) => {
-            const name = parseItemName(file);
-            if (!name) return undefined;
-            const record = await readRecord(queue, name, join(dir, file));
-            return record ? { key: name.base.slice(2), record: view(record, where, name) } : undefined;
+          const name = parseItemName(file);
+          if (!name) return undefined;
+          const record = await readRecord(queue, name, join(dir, file));
+          return record ? { key: name.base.slice(2), record: view(record, where, name) } : undefined;
         });
         for (const r of records) if (r && (!filter.state || r.record.state === filter.state)) out.push(r);
       }
@@ -756,7 +751,9 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
   return {
     specificationVersion: 'v1',
     name: 'embedded',
-    capabilities: { notify: true, pollIntervalMs, localCode: true },
+    // The agent's own poll is a safety net: the notifier wakes it for new items, and polls every
+    // `pollIntervalMs` itself while a queue directory cannot be watched reliably.
+    capabilities: { notify: true, pollIntervalMs: Math.max(pollIntervalMs, WATCHED_POLL_INTERVAL_MS), localCode: true },
     stateDir: options.stateDir,
 
     async register(agent) {
@@ -869,8 +866,7 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     async close() {
       closed = true;
       notifier.close();
-      if (renewTimer) clearInterval(renewTimer);
-      renewTimer = undefined;
+      stopRenewing();
       await Promise.all([...held.values()].map((h) => h.chain));
       await pruning;
     },

@@ -33,9 +33,7 @@ const storedSchema = z
     leaseUntil: isoString.optional(),
     ackedAt: isoString.optional(),
     runId: z.string().max(256).optional(),
-    warnings: z
-      .array(z.object({ stage: z.string(), message: z.string(), at: isoString, files }).passthrough())
-      .optional(),
+    warnings: z.array(z.object({ stage: z.string(), message: z.string(), at: isoString, files }).passthrough()).optional(),
     failure: z
       .object({ stage: z.enum(['agent', 'build', 'run']), message: z.string(), at: isoString, files })
       .passthrough()
@@ -54,10 +52,7 @@ export type ParseResult = { ok: true; record: StoredRecord } | { ok: false; prob
  * Parses an item file's text. `fallback` fills what the file name already says (id, queue, priority),
  * which wins over the content: the name is what was claimed.
  */
-export function parseRecord(
-  text: string,
-  fallback: Pick<ItemRecord, 'id' | 'queue' | 'priority'>,
-): ParseResult {
+export function parseRecord(text: string, fallback: Pick<ItemRecord, 'id' | 'queue' | 'priority'>): ParseResult {
   let json: unknown;
   try {
     json = JSON.parse(text);

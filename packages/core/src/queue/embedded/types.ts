@@ -9,7 +9,12 @@ import type { AgentStatus, RunState } from '../../status.js';
 export interface EmbeddedQueueOptions {
   /** Root directory of the queue's files (see {@link defaultStateDir}). */
   stateDir: string;
-  /** Fallback poll (ms) for subscribers, in case file-system notifications are missed. Default 1000. */
+  /**
+   * How often subscribers are woken to look for items (ms) while a queue directory cannot be watched reliably
+   * (its watch could not start or failed, or it is on a network or FUSE file system). Default 1000. While every
+   * directory is watched nothing polls here; the agent's own poll (`capabilities.pollIntervalMs`, the larger of
+   * this and 10,000) is the safety net.
+   */
   pollIntervalMs?: number;
   /**
    * Claim lease (ms). Default 30 000. A claim whose lease expired and whose process is gone returns
