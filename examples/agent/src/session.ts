@@ -43,6 +43,11 @@ export interface Session {
   reporter: Reporter;
   /** Progress output (stderr), redacted. */
   out: LineSink;
+  /**
+   * Writes one of the binary's own notes (`launch: …`) to `out`: as written in the human format, as
+   * `{"level","time","msg"}` with `--log-format json`, so stderr stays one JSON object per line.
+   */
+  say(level: 'info' | 'warn' | 'error', line: string): void;
   /** Runs the agent until it stops; resolves with the exit code. */
   run(): Promise<number>;
   /** The health server, when `health` was given. */
@@ -54,6 +59,8 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   const { io, config } = options;
   const redactor = cliRedactor(io.env, config.api_key);
   const out = streamSink(io.stderr, redactor);
+  const say = (level: 'info' | 'warn' | 'error', line: string) =>
+    out.write(options.format === 'json' ? JSON.stringify({ level, time: new Date().toISOString(), msg: line.replace(/^launch: /, '') }) : line);
   const logFile = options.logFile ? fileSink(options.logFile, redactor, io.stdout) : undefined;
   const verbosity = config.verbosity ?? 0;
   const logger = teeLogger(
@@ -68,7 +75,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
   const killGracePeriodMs = config.kill_grace_period === undefined ? undefined : config.kill_grace_period * 1000;
   // Before the runners: the engine's answer to one ping decides the builder and the local-container runner.
   const build = await selectBuildSetup({ config, env: io.env, logger });
-  for (const line of build.lines) out.write(line);
+  for (const line of build.lines) say('info', line);
   const runners = await selectRunners({
     config,
     env: io.env,
@@ -127,7 +134,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
         logger,
       })
     : undefined;
-  if (health) out.write(`launch: health and metrics on ${health.url} (/healthz, /readyz, /metrics)`);
+  if (health) say('info', `launch: health and metrics on ${health.url} (/healthz, /readyz, /metrics)`);
 
   const run = async (): Promise<number> => {
     let signals = 0;
@@ -138,10 +145,10 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     const offSignal = io.onSignal((signal) => {
       signals += 1;
       if (signals > 1) {
-        out.write(`launch: second ${signal}: exiting now; local jobs are killed without a grace period`);
+        say('warn', `launch: second ${signal}: exiting now; local jobs are killed without a grace period`);
         process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
       }
-      out.write(`launch: ${signal} received: stopping (send it again to exit at once)`);
+      say('info', `launch: ${signal} received: stopping (send it again to exit at once)`);
       void agent.stop(`signal ${signal}`);
     });
     let stopIdle: (() => void) | undefined;
@@ -164,7 +171,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
       await agent.stop('the agent failed to start').catch(() => {});
       // Refused at registration (bad credentials, a missing queue): the user's config, exit 2.
       if (isConfigProblem(error)) throw error;
-      out.write(`launch: agent failed: ${error instanceof Error ? error.message : String(error)}`);
+      say('error', `launch: agent failed: ${error instanceof Error ? error.message : String(error)}`);
       return EXIT_FAILURE;
     } finally {
       clearInterval(keepAlive);
@@ -180,7 +187,7 @@ export async function createSession(options: SessionOptions): Promise<Session> {
     }
   };
 
-  return { agent, selected, queues, redactor, logger, reporter, out, run, health };
+  return { agent, selected, queues, redactor, logger, reporter, out, say, run, health };
 }
 
 /**

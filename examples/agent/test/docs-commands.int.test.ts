@@ -36,9 +36,7 @@ const TABLE: Record<string, Record<string, Decision>> = {
     'launch-agent': RUN,
     'launch-agent -q gpu -q cpu -j 4': RUN,
     'launch-agent --exit-when-idle': RUN,
-    'launch-agent -v --log-format json': skip(
-      'BROKEN: stderr is not one JSON object per line: examples/agent/src/session.ts writes its human lines raw whatever --log-format ("launch: builder noop (…)", "launch: SIGINT received: stopping …", also the health URL and "agent failed" lines)',
-    ),
+    'launch-agent -v --log-format json': RUN,
     'launch-agent enqueue -- python train.py --lr 0.1': RUN,
     'launch-agent enqueue -q gpu --priority high --env SEED=1 --cwd ./project -- python train.py': RUN,
     'launch-agent enqueue --spec job.yaml --wait': RUN,

@@ -116,6 +116,6 @@ export async function runCommand(argv: string[], io: Io): Promise<number> {
       ? JSON.stringify({ time: new Date().toISOString(), event: 'agent:starting', source: session.selected.kind, queues: session.queues })
       : `launch: serving ${session.queues.join(', ')} from the ${session.selected.kind} queue${where}`,
   );
-  for (const warning of warnings) session.out.write(`launch: config warning: ${warning}`);
+  for (const warning of warnings) session.say('warn', `launch: config warning: ${warning}`);
   return session.run();
 }
