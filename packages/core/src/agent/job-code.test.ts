@@ -177,7 +177,7 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
     await waitFor(() => copies.every((d) => !existsSync(d)), { what: 'the copies to be removed' });
   });
 
-  it('refuses what it cannot run, naming the job: no resolver, a resolver error, a runner that cannot mount code, an entry point outside the code', async () => {
+  it('refuses what it cannot run, naming the job: no resolver, a resolver error, a runner that cannot mount code, an image job on a runner without images, an entry point outside the code', async () => {
     const dir = await codeDir();
     const cases: Array<[Partial<AgentOptions>, Record<string, unknown>, { stage: string; text: string }]> = [
       [
@@ -203,6 +203,13 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
         { jobResolver: resolverOf(() => codeJob(dir)), runners: [createScriptedRunner({ needsImage: true })] },
         { job: 'acme/vision/train:v3' },
         { stage: 'build', text: 'the scripted runner cannot mount code into a base image' },
+      ],
+      [
+        {
+          jobResolver: resolverOf(() => ({ kind: 'image', job: 'acme/vision/serve:v7', version: 'v7', image: 'ghcr.io/acme/serve:7', entryPoint: ['serve'] })),
+        },
+        { job: 'acme/vision/serve:v7' },
+        { stage: 'run', text: 'job acme/vision/serve:v7 is an image job (ghcr.io/acme/serve:7), and the scripted runner runs no images' },
       ],
       [
         { jobResolver: resolverOf(() => codeJob(dir, { entryPoint: ['python', '../../etc/x.py'] })) },

@@ -79,7 +79,19 @@ export async function prepareJobRun(
   const override = spec.overrides?.entry_point;
   const jobEntry = override && override.length > 0 ? undefined : resolved.entryPoint.length > 0 ? resolved.entryPoint : undefined;
   const direct = specImage(spec);
-  if (resolved.kind === 'image') return { image: direct ?? resolved.image, entryPoint: jobEntry };
+  if (resolved.kind === 'image') {
+    if (!runner.capabilities.needsImage && !direct) {
+      // W&B's local-process runner refuses a docker image too: running the entry point on the host instead would
+      // silently drop the image the job is made of.
+      throw new LaunchError({
+        code: 'run.image_not_supported',
+        stage: 'run',
+        message: `job ${resolved.job} is an image job (${resolved.image}), and the ${runner.name} runner runs no images`,
+        hint: 'run it with resource local-container or kubernetes, as W&B also requires',
+      });
+    }
+    return { image: direct ?? resolved.image, entryPoint: jobEntry };
+  }
   checkEntryPoint(resolved, jobEntry ?? override ?? []);
 
   if (!runner.capabilities.needsImage) {
