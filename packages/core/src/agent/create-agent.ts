@@ -201,13 +201,14 @@ export function createAgent(options: AgentOptions): Agent {
     return null;
   };
 
+  /** Sleeps `ms` unless woken first; true when the time ran out (not woken). */
   const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      if (pendingWake || stopping) return resolve();
-      const t = clock.setTimeout(() => resolve(), ms);
+    new Promise<boolean>((resolve) => {
+      if (pendingWake || stopping) return resolve(false);
+      const t = clock.setTimeout(() => resolve(true), ms);
       wakeLoop = () => {
         clock.clearTimeout(t);
-        resolve();
+        resolve(false);
       };
     });
 
@@ -282,9 +283,8 @@ export function createAgent(options: AgentOptions): Agent {
           }
         }
         if (!items.some(Boolean) && jobs.size === 0) emitter.emit('agent:idle', {});
-      } else {
-        // Every slot is busy, or no pop is due: no pop this turn, but the loop is alive (health checks
-        // listen for this).
+      } else if (free <= 0) {
+        // Every slot is busy: no pop this turn, but the loop is alive (health checks listen for this).
         emitter.emit('agent:poll', { pops: 0, items: 0, durationMs: 0 });
       }
       if (stopping) break;
@@ -296,9 +296,11 @@ export function createAgent(options: AgentOptions): Agent {
       }
       // Sleep until the next pop is due (a full agent is woken when a slot frees), or the next heartbeat.
       const after = clock.now();
-      let delay = counts().regular < opts.maxJobs ? Math.max(0, lastPopAt + opts.pollIntervalMs - after) : opts.pollIntervalMs;
+      const popIn = counts().regular < opts.maxJobs ? Math.max(0, lastPopAt + opts.pollIntervalMs - after) : opts.pollIntervalMs;
+      let delay = popIn;
       if (source.heartbeat && jobs.size > 0) delay = Math.min(delay, Math.max(0, lastHeartbeat + opts.monitorIntervalMs - after));
-      await sleep(delay);
+      // A timer may fire a millisecond short of the clock's reading of the interval: the pop it slept for is due.
+      if ((await sleep(delay)) && delay === popIn) popDue = true;
     }
   };
 
