@@ -8,6 +8,7 @@ export default defineConfig({
   resolve: {
     // Subpath entries first: a bare package alias would otherwise swallow `@launch/runners/kubernetes`.
     alias: [
+      { find: /^@launch\/core\/internal$/, replacement: here('./packages/core/src/internal.ts') },
       { find: /^@launch\/runners\/local-process$/, replacement: here('./packages/runners/src/local-process/index.ts') },
       { find: /^@launch\/runners\/kubernetes$/, replacement: here('./packages/runners/src/kubernetes/index.ts') },
       { find: /^@launch\/runners\/local-container$/, replacement: here('./packages/runners/src/local-container/index.ts') },

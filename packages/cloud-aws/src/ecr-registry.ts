@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { describeValue, LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import type { ECRClient } from '@aws-sdk/client-ecr';
 import { parseWith, type AwsEnvironment } from './environment.js';
 import { ecrRepository, parseEcrUri, type EcrRepository } from './ecr-uri.js';

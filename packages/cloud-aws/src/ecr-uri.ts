@@ -1,4 +1,5 @@
-import { describeValue, LaunchValidationError } from '@launch/core';
+import { LaunchValidationError } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import { AWS_REGION_PATTERN } from './environment.js';
 
 /** W&B's ECR regex (`wandb/sdk/launch/utils.py` `AWS_ECR_REGEX`), matched from the start as `re.match` does. */

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { closest, describeValue, LaunchError, LaunchValidationError, zodIssues, type CallContext } from '@launch/core';
+import { LaunchError, LaunchValidationError, type CallContext } from '@launch/core';
+import { closest, describeValue, zodIssues } from '@launch/core/internal';
 import { awsErrorInfo, cancelledError, isAbortError, isNetworkError, isNoCredentialsError, noCredentialsError, safeCause } from './errors.js';
 import { loadCredentialProviders, loadSts } from './sdk.js';
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
-import { describeValue, LaunchError, type CallContext, type ContextStore } from '@launch/core';
+import { LaunchError, type CallContext, type ContextStore } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   createAwsEnvironment,

@@ -1,4 +1,5 @@
-import { describeValue, firstControlCharacter, LaunchValidationError } from '@launch/core';
+import { LaunchValidationError } from '@launch/core';
+import { describeValue, firstControlCharacter } from '@launch/core/internal';
 
 /** A parsed `s3://bucket/prefix` location. */
 export interface S3Location {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { describeValue, LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import { jwtClaims, parseWith, type AzureEnvironment } from './environment.js';
 import { azureErrorInfo, isAbortError, redactAzureText, safeCause, tokenError } from './errors.js';
 import { httpsRequest, type HttpsAnswer } from './https-request.js';

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
-import { describeValue, LaunchError, type CallContext, type ContextStore } from '@launch/core';
+import { LaunchError, type CallContext, type ContextStore } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import type { ContainerClient } from '@azure/storage-blob';
 import { createAzureEnvironment, parseWith, type AzureEnvironment, type TokenCredential } from './environment.js';
 import { blobKeyProblem, parseBlobUri, type BlobLocation } from './blob-uri.js';

@@ -1,4 +1,5 @@
-import { describeValue, LaunchValidationError } from '@launch/core';
+import { LaunchValidationError } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 
 /** Where a Blob context store writes: the parsed `build-context-store` URI. */
 export interface BlobLocation {

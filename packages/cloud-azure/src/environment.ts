@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { closest, LaunchValidationError, zodIssues, type CallContext } from '@launch/core';
+import { LaunchValidationError, type CallContext } from '@launch/core';
+import { closest, zodIssues } from '@launch/core/internal';
 import type { TokenCredential, AccessToken } from '@azure/identity';
 import { DEFAULT_CHAIN, tokenError } from './errors.js';
 import { loadIdentity } from './sdk.js';

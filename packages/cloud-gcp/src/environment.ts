@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { closest, describeValue, LaunchError, LaunchValidationError, zodIssues, type CallContext } from '@launch/core';
+import { LaunchError, LaunchValidationError, type CallContext } from '@launch/core';
+import { closest, describeValue, zodIssues } from '@launch/core/internal';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
 import { ADC_CHAIN_TEXT, cancelledError, gcpErrorInfo, isAbortError, isNetworkError, safeCause } from './errors.js';
 import { GCP_REGION_PATTERN, isGcpRegion, suggestGcpRegion } from './regions.js';

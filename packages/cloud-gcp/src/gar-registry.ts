@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { describeValue, LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import { parseWith, type GcpEnvironment } from './environment.js';
 import { cancelledError, redactGcpText } from './errors.js';
 import { isGcpEnvironment } from './gcs-context-store.js';

@@ -1,4 +1,5 @@
-import { describeValue, LaunchValidationError } from '@launch/core';
+import { LaunchValidationError } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import { GAR_MULTI_REGIONS, GCP_REGIONS, suggestGcpRegion } from './regions.js';
 
 /** W&B's Artifact Registry regex (`wandb/sdk/launch/utils.py` `GCP_ARTIFACT_REGISTRY_URI_REGEX`), matched from the start. */

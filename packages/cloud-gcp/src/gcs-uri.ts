@@ -1,4 +1,5 @@
-import { describeValue, firstControlCharacter, LaunchValidationError } from '@launch/core';
+import { LaunchValidationError } from '@launch/core';
+import { describeValue, firstControlCharacter } from '@launch/core/internal';
 
 /** A `gs://bucket/prefix` location. */
 export interface GcsLocation {

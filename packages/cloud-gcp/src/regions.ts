@@ -1,4 +1,4 @@
-import { closest } from '@launch/core';
+import { closest } from '@launch/core/internal';
 
 /**
  * Google Cloud regions, a static list (Google's "Regions and zones" page as of mid-2025: 43 regions).

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { describeValue, LaunchError, type RegistryCredentials } from '@launch/core';
+import { LaunchError, type RegistryCredentials } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 
 /** One `auths` entry of `~/.docker/config.json`. */
 export interface DockerAuthEntry {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { closest, describeValue, LaunchError, LaunchValidationError, zodIssues, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { LaunchError, LaunchValidationError, type CallContext, type Registry, type RegistryCredentials } from '@launch/core';
+import { closest, describeValue, zodIssues } from '@launch/core/internal';
 import { parseWwwAuthenticate, type AuthChallenge } from './challenge.js';
 import { configKeyHost, credentialsFromDockerConfig, credentialSource, readDockerConfig, type DockerConfig } from './docker-config.js';
 import { registryAuthError, registryProtocolError, registryUnavailableError } from './errors.js';

@@ -1,4 +1,5 @@
-import { describeValue, LaunchError } from '@launch/core';
+import { LaunchError } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 
 /**
  * An image reference split into its parts, following the grammar of Distribution's `reference`

@@ -1,4 +1,5 @@
-import { describeValue, LaunchError, type Registry } from '@launch/core';
+import { LaunchError, type Registry } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 import { createOciRegistry, type OciRegistryOptions } from './oci-registry.js';
 import { parseImageReference, registryHostOnly } from './reference.js';
 

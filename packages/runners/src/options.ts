@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { closest, LaunchValidationError, silentLogger, zodIssues, type Logger } from '@launch/core';
+import { LaunchValidationError, silentLogger, type Logger } from '@launch/core';
+import { closest, zodIssues } from '@launch/core/internal';
 
 const isLogger = (value: unknown): value is Logger =>
   typeof value === 'object' && value !== null && ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');

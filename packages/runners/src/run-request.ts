@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { LaunchValidationError, zodIssues, type RunRequest, type ValidationIssue } from '@launch/core';
+import { LaunchValidationError, type RunRequest, type ValidationIssue } from '@launch/core';
+import { zodIssues } from '@launch/core/internal';
 
 /**
  * The shape every runner accepts. The agent builds RunRequests from validated specs, but a runner is a

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { LaunchError, LaunchValidationError, Redactor, silentLogger, zodIssues, type Logger } from '@launch/core';
+import { LaunchError, LaunchValidationError, Redactor, silentLogger, type Logger } from '@launch/core';
+import { zodIssues } from '@launch/core/internal';
 import { GraphQLClient } from 'graphql-request';
 import { z } from 'zod';
 import { badResponse, toWandbError } from './errors.js';

@@ -3,7 +3,6 @@ import {
   LaunchError,
   PRIORITY_VALUE,
   Redactor,
-  closest,
   silentLogger,
   type AgentInfo,
   type AgentRegistration,
@@ -14,6 +13,7 @@ import {
   type RunRef,
   type WarningReport,
 } from '@launch/core';
+import { closest } from '@launch/core/internal';
 import { createWandbClient, type WandbClient, type WandbClientOptions } from './client.js';
 import { describeKeySource, resolveWandbSettings } from './settings.js';
 

@@ -1,16 +1,7 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import {
-  generateRunId,
-  isSecretEnvName,
-  planRun,
-  REDACTED,
-  silentLogger,
-  type AgentConfig,
-  type LaunchSpec,
-  type RunnerCapabilities,
-  type RunRequest,
-} from '@launch/core';
+import { isSecretEnvName, REDACTED, silentLogger, type AgentConfig, type LaunchSpec, type RunnerCapabilities, type RunRequest } from '@launch/core';
+import { generateRunId, planRun } from '@launch/core/internal';
 import yaml from 'js-yaml';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
 import type { Io } from '../io.js';

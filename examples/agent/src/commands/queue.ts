@@ -9,13 +9,13 @@ import {
   mergeQueueConfig,
   normalizeLaunchSpec,
   silentLogger,
-  variableType,
   type AgentConfig,
   type EmbeddedQueue,
   type LaunchSpec,
   type QueueConfig,
   type SpecWarning,
 } from '@launch/core';
+import { variableType } from '@launch/core/internal';
 import yaml from 'js-yaml';
 import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
 import type { Io } from '../io.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { closest, LaunchValidationError, silentLogger, zodIssues, type Agent, type Logger, type Runner } from '@launch/core';
+import { LaunchValidationError, silentLogger, type Agent, type Logger, type Runner } from '@launch/core';
+import { closest, zodIssues } from '@launch/core/internal';
 import type { LaunchMetrics } from './metrics.js';
 
 /** What the health server needs of an agent: its public events and its snapshot. */

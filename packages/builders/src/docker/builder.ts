@@ -2,7 +2,6 @@ import type Dockerode from 'dockerode';
 import {
   childLogger,
   LaunchError,
-  specImage,
   toLaunchError,
   type BuildRequest,
   type BuildResult,
@@ -11,6 +10,7 @@ import {
   type Logger,
   type Registry,
 } from '@launch/core';
+import { specImage } from '@launch/core/internal';
 import { abortedError, contextError, throwIfAborted } from '../context/errors.js';
 import { hashContext, packContext } from '../context/pack.js';
 import { resolveBuildContext, type BuildContextInput, type BuildContextPlan, type DockerfileSource } from '../context/resolve.js';

@@ -8,7 +8,6 @@ import type { BatchV1Api, CoreV1Api, KubeConfig, Log, Watch } from '@kubernetes/
 import {
   childLogger,
   LaunchError,
-  specImage,
   toLaunchError,
   type BuildRequest,
   type Builder,
@@ -17,6 +16,7 @@ import {
   type Logger,
   type Registry,
 } from '@launch/core';
+import { specImage } from '@launch/core/internal';
 import { abortedError, contextError, throwIfAborted } from '../context/errors.js';
 import { packContext } from '../context/pack.js';
 import { resolveBuildContext } from '../context/resolve.js';

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { closest, LaunchValidationError, silentLogger, zodIssues, type ContextStore, type Logger, type Registry } from '@launch/core';
+import { LaunchValidationError, silentLogger, type ContextStore, type Logger, type Registry } from '@launch/core';
+import { closest, zodIssues } from '@launch/core/internal';
 import { KANIKO_DEFAULTS } from './job.js';
 
 const isLogger = (value: unknown): value is Logger =>

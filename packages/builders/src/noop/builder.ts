@@ -1,4 +1,5 @@
-import { LaunchError, specImage, type Builder, type BuildRequest, type BuildResult } from '@launch/core';
+import { LaunchError, type Builder, type BuildRequest, type BuildResult } from '@launch/core';
+import { specImage } from '@launch/core/internal';
 
 /**
  * The builder used when `builder.type` is `noop` or unset (W&B's `NoOpBuilder`): jobs that name an

@@ -1,4 +1,5 @@
-import { describeValue, LaunchValidationError, type ValidationIssue } from '@launch/core';
+import { LaunchValidationError, type ValidationIssue } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 
 /** Keys refused wherever they appear in a manifest (W&B's `validate_launch_resource_args`). */
 const REFUSED_KEYS: Record<string, string> = {

@@ -1,5 +1,6 @@
 import * as models from '@kubernetes/client-node';
-import { describeValue, LaunchValidationError, type ValidationIssue } from '@launch/core';
+import { LaunchValidationError, type ValidationIssue } from '@launch/core';
+import { describeValue } from '@launch/core/internal';
 
 /**
  * Checks a rendered manifest against the Kubernetes schema of its kind before it is submitted, so a field the API

@@ -1,4 +1,5 @@
-import { closest, describeValue, LaunchValidationError, type ValidationIssue } from '@launch/core';
+import { LaunchValidationError, type ValidationIssue } from '@launch/core';
+import { closest, describeValue } from '@launch/core/internal';
 import { parseBoolean, parseBytes, parseGpus, parseInteger, parseNanoCpus, parsePort, parseUlimit, type GpuRequest, type Ulimit } from './units.js';
 
 /** What `resource_args.local-container` turns into: the parts of a Docker Engine create request. */

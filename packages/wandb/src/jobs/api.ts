@@ -1,4 +1,5 @@
-import { zodIssues, type Logger, type Redactor } from '@launch/core';
+import { type Logger, type Redactor } from '@launch/core';
+import { zodIssues } from '@launch/core/internal';
 import { GraphQLClient } from 'graphql-request';
 import type { Dispatcher } from 'undici';
 import { z } from 'zod';

@@ -1,4 +1,5 @@
-import { LaunchError, LaunchValidationError, zodIssues } from '@launch/core';
+import { LaunchError, LaunchValidationError } from '@launch/core';
+import { zodIssues } from '@launch/core/internal';
 import { posix } from 'node:path';
 import { z } from 'zod';
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { LaunchError, zodIssues } from '@launch/core';
+import { LaunchError } from '@launch/core';
+import { zodIssues } from '@launch/core/internal';
 import { z } from 'zod';
 
 /** One file of an artifact manifest (v1). */

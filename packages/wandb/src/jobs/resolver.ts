@@ -7,7 +7,6 @@ import {
   LaunchValidationError,
   Redactor,
   silentLogger,
-  zodIssues,
   type CallContext,
   type JobResolver,
   type Logger,
@@ -15,6 +14,7 @@ import {
   type ResolvedJob,
   type ResolveJobRequest,
 } from '@launch/core';
+import { zodIssues } from '@launch/core/internal';
 import { z } from 'zod';
 import { retryOptionsSchema } from '../client.js';
 import { resolveRetry, type RetryOptions } from '../retry.js';
