@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -120,6 +120,17 @@ describe('local-process runner', () => {
     expect(LaunchError.isInstance(error)).toBe(true);
     expect(error).toMatchObject({ code: 'run.no_entry_point', stage: 'run' });
     expect((error as LaunchError).hint).toMatch(/entry_point/);
+  });
+
+  it("refuses an item that asks for an image, as W&B's local-process runner does, and starts nothing", async () => {
+    const marker = join(logDir, `image-${Date.now()}`);
+    const error = await makeRunner()
+      .run(request({ image: 'ghcr.io/acme/train:1', entryPoint: ['sh', '-c', `touch ${marker}`] }), ctx())
+      .catch((e: unknown) => e);
+    expect(LaunchError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ code: 'run.image_not_supported', stage: 'run', category: 'InvalidSpec' });
+    expect((error as LaunchError).message).toContain('ghcr.io/acme/train:1');
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('passes args after the entry point verbatim, with no shell in between', async () => {

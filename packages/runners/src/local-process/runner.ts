@@ -104,6 +104,17 @@ export function createLocalProcessRunner(options: LocalProcessRunnerOptions): Lo
 
     async run(input: RunRequest, ctx: CallContext) {
       const request = parseRunRequest(input);
+      if (request.image) {
+        // W&B's local-process runner refuses a docker image: running the entry point on the host instead would
+        // silently drop the image the item asks for.
+        throw new LaunchError({
+          code: 'run.image_not_supported',
+          stage: 'run',
+          category: 'InvalidSpec',
+          message: `the item asks for the image ${request.image}, and the local-process runner runs no images`,
+          hint: 'run it with resource local-container or kubernetes, or remove docker.docker_image from the launch spec',
+        });
+      }
       if (request.entryPoint.length === 0) {
         throw new LaunchError({
           code: 'run.no_entry_point',
