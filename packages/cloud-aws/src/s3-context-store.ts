@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { LaunchError, type CallContext, type ContextStore } from '@launch/core';
-import { describeValue } from '@launch/core/internal';
+import { contextArchiveSize, describeValue } from '@launch/core/internal';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   createAwsEnvironment,
@@ -255,21 +254,7 @@ export function createS3ContextStore(options: S3ContextStoreOptions): S3ContextS
 
     async upload(localPath: string, key: string, ctx: CallContext): Promise<{ uri: string }> {
       const fullKey = objectKey(key);
-      let size: number;
-      try {
-        const info = await stat(localPath);
-        if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
-        size = info.size;
-      } catch (error) {
-        const code = (error as { code?: string }).code ?? 'error';
-        throw new LaunchError({
-          code: 'context_store.no_file',
-          stage: 'build',
-          category: 'ContextUpload',
-          message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file' : code}`,
-          hint: 'the build context archive must exist before it is uploaded',
-        });
-      }
+      const size = await contextArchiveSize(localPath, where);
       if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `S3 upload to ${where}`, 'build');
       const s3 = await getClient();
       const started = Date.now();

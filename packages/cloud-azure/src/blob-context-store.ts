@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { LaunchError, type CallContext, type ContextStore } from '@launch/core';
-import { describeValue } from '@launch/core/internal';
+import { contextArchiveSize, describeValue } from '@launch/core/internal';
 import type { ContainerClient } from '@azure/storage-blob';
 import { createAzureEnvironment, parseWith, type AzureEnvironment, type TokenCredential } from './environment.js';
 import { blobKeyProblem, parseBlobUri, type BlobLocation } from './blob-uri.js';
@@ -267,21 +266,7 @@ export function createAzureBlobContextStore(options: AzureBlobContextStoreOption
 
     async upload(localPath: string, key: string, ctx: CallContext): Promise<{ uri: string }> {
       const name = blobName(key);
-      let size: number;
-      try {
-        const info = await stat(localPath);
-        if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
-        size = info.size;
-      } catch (error) {
-        const code = (error as { code?: string }).code ?? 'error';
-        throw new LaunchError({
-          code: 'context_store.no_file',
-          stage: 'build',
-          category: 'ContextUpload',
-          message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file (pack a directory into a .tgz first)' : code}`,
-          hint: 'the build context archive must exist before it is uploaded',
-        });
-      }
+      const size = await contextArchiveSize(localPath, where);
       if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `Azure Blob upload to ${where}`, 'build');
       const containerClient = await getClient();
       const blob = containerClient.getBlockBlobClient(name);

@@ -1,10 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import { LaunchError, type CallContext, type ContextStore } from '@launch/core';
-import { describeValue } from '@launch/core/internal';
+import { contextArchiveSize, describeValue } from '@launch/core/internal';
 import type { Storage } from '@google-cloud/storage';
 import { parseWith, tokenError, type GcpEnvironment } from './environment.js';
 import { cancelledError, gcpErrorInfo, isAbortError, isNetworkError, safeCause } from './errors.js';
@@ -243,21 +242,7 @@ export function createGcsContextStore(options: GcsContextStoreOptions): GcsConte
 
     async upload(localPath: string, key: string, ctx: CallContext): Promise<{ uri: string }> {
       const name = objectName(key);
-      let size: number;
-      try {
-        const info = await stat(localPath);
-        if (!info.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'ENOTFILE' });
-        size = info.size;
-      } catch (error) {
-        const code = (error as { code?: string }).code ?? 'error';
-        throw new LaunchError({
-          code: 'context_store.no_file',
-          stage: 'build',
-          category: 'ContextUpload',
-          message: `cannot upload ${describeValue(localPath, 200)} to ${where}: ${code === 'ENOENT' ? 'no such file' : code === 'ENOTFILE' ? 'not a regular file' : code}`,
-          hint: 'the build context archive must exist before it is uploaded',
-        });
-      }
+      const size = await contextArchiveSize(localPath, where);
       if (ctx.signal?.aborted) throw cancelledError('context_store.cancelled', `GCS upload to ${where}`, 'build');
       const started = Date.now();
       try {

@@ -23,6 +23,7 @@ export {
   type RegistryHostKind,
 } from './config/index.js';
 export * from './plan-run.js';
+export { contextArchiveSize } from './context-archive.js';
 export {
   variableType,
   describeExpected,
