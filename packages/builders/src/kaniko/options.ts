@@ -1,19 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { LaunchValidationError, silentLogger, type ContextStore, type Logger, type Registry } from '@launch/core';
-import { closest, zodIssues } from '@launch/core/internal';
+import { silentLogger, type ContextStore, type Logger } from '@launch/core';
+import { commonBuilderOptions, parseBuilderOptions, registryOption } from '../common-options.js';
 import { KANIKO_DEFAULTS } from './job.js';
 
-const isLogger = (value: unknown): value is Logger =>
-  typeof value === 'object' && value !== null && ['debug', 'info', 'warn', 'error'].every((m) => typeof (value as Record<string, unknown>)[m] === 'function');
-const isRegistry = (value: unknown): value is Registry =>
-  typeof value === 'object' && value !== null && typeof (value as Registry).uri === 'string' && typeof (value as Registry).imageExists === 'function';
 const isContextStore = (value: unknown): value is ContextStore =>
   typeof value === 'object' && value !== null && typeof (value as ContextStore).upload === 'function' && typeof (value as ContextStore).verify === 'function';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const HOST_PORT = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\//;
 
 /** The in-cluster service account's namespace file, W&B's first choice of namespace. */
 export const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -37,20 +32,9 @@ export const kanikoBuilderOptionsSchema = z
     /** The kaniko executor image (W&B's is `gcr.io/kaniko-project/executor:v1.11.0`). */
     kanikoImage: z.string().min(1).regex(/^\S+$/, 'an image reference without spaces').default(KANIKO_DEFAULTS.image),
     /** W&B `builder.destination`: the repository to push to (overrides the registry's uri). */
-    destination: z
-      .string()
-      .min(1)
-      .transform((s) => s.replace(/^https?:\/\//, '').replace(/\/+$/, ''))
-      .superRefine((s, ctx) => {
-        if (s.slice(s.lastIndexOf('/') + 1).includes(':') || s.includes('@')) {
-          ctx.addIssue({ code: 'custom', message: 'a repository without a tag or digest (the builder adds the source-hash tag)' });
-        } else if (!/^[a-z0-9._\-/]+$/.test(s.replace(HOST_PORT, ''))) {
-          ctx.addIssue({ code: 'custom', message: 'a repository of lower-case letters, digits, ".", "_", "-" and "/" after an optional host[:port]/' });
-        }
-      })
-      .optional(),
+    destination: commonBuilderOptions.destination,
     /** The registry to check and push to (a request's `registry` wins). */
-    registry: z.custom<Registry>(isRegistry, 'a Registry (uri, credentials(), imageExists())').optional(),
+    registry: registryOption(false),
     /** W&B `builder.build-context-store`, as a ContextStore (a request's `contextStore` wins). */
     contextStore: z.custom<ContextStore>(isContextStore, 'a ContextStore (verify(), upload())').optional(),
     /** W&B `WANDB_LAUNCH_KANIKO_PVC_NAME`: a PVC holding contexts, mounted at `/context` in the build pod. */
@@ -80,25 +64,14 @@ export const kanikoBuilderOptionsSchema = z
       .min(1)
       .max(7 * 24 * 3600)
       .default(KANIKO_DEFAULTS.buildTimeoutSeconds),
-    /** `--build-arg` values passed to every build. */
-    buildArgs: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a build argument name'), z.string()).default({}),
-    /** Python `major.minor` of generated Dockerfiles when a job names none. Default `3.10`. */
-    pythonVersion: z
-      .string()
-      .regex(/^\d+\.\d+$/, 'major.minor, e.g. 3.11')
-      .default('3.10'),
-    /** User name in generated Dockerfiles. */
-    dockerUser: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a Linux user name')
-      .default('launch'),
+    buildArgs: commonBuilderOptions.buildArgs,
+    pythonVersion: commonBuilderOptions.pythonVersion,
+    dockerUser: commonBuilderOptions.dockerUser,
     /** gzip level of the uploaded context (0–9). Default 6. */
     gzipLevel: z.number().int().min(0).max(9).default(6),
-    /** Most files, directories and links a build context may hold. */
-    maxContextEntries: z.number().int().min(1).default(200_000),
-    /** Build log lines kept for a failure report. Default 30. */
-    tailLines: z.number().int().min(1).max(10_000).default(30),
-    logger: z.custom<Logger>(isLogger, 'a pino-compatible logger (debug, info, warn, error)').optional(),
+    maxContextEntries: commonBuilderOptions.maxContextEntries,
+    tailLines: commonBuilderOptions.tailLines,
+    logger: commonBuilderOptions.logger,
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -124,17 +97,8 @@ export type ResolvedKanikoBuilderOptions = z.output<typeof kanikoBuilderOptionsS
 
 /** Validates the factory options; throws a LaunchValidationError (code `builder.invalid_options`) naming each bad field. */
 export function parseKanikoBuilderOptions(input: unknown, namespaceFile = SERVICE_ACCOUNT_NAMESPACE_FILE): ResolvedKanikoBuilderOptions {
-  const result = kanikoBuilderOptionsSchema.safeParse(input ?? {});
-  if (!result.success) {
-    const keys = Object.keys(kanikoBuilderOptionsSchema.shape);
-    throw new LaunchValidationError({
-      code: 'builder.invalid_options',
-      stage: 'agent',
-      subject: 'kaniko builder options',
-      issues: zodIssues(result.error, input, (key) => closest(key, keys)),
-    });
-  }
-  let namespace = result.data.namespace;
+  const data = parseBuilderOptions(kanikoBuilderOptionsSchema, Object.keys(kanikoBuilderOptionsSchema.shape), input, 'kaniko builder options');
+  let namespace = data.namespace;
   if (!namespace && existsSync(namespaceFile)) namespace = readFileSync(namespaceFile, 'utf8').trim() || undefined;
-  return { ...result.data, namespace: namespace ?? KANIKO_DEFAULTS.namespace, logger: result.data.logger ?? silentLogger };
+  return { ...data, namespace: namespace ?? KANIKO_DEFAULTS.namespace, logger: data.logger ?? silentLogger };
 }
