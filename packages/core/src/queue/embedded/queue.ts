@@ -276,48 +276,25 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     // Kubernetes Job that outlived it): take the claim over by renaming it to a new token, the same
     // atomic step as a fresh claim, so recovery by another agent and this take-over cannot both win.
     if (record.claimedPid !== undefined && pidAlive(record.claimedPid)) return undefined;
-    const token = randomId(12);
-    const name = { ...found.name, token };
-    const to = join(paths.claimed(item.queue), claimedFile(found.name.base, token));
-    try {
-      await rename(found.path, to);
-    } catch (error) {
-      if (errno(error) === 'ENOENT') return undefined; // recovered by another agent first
-      throw error;
-    }
-    const t = now();
-    Object.assign(record, {
-      claimToken: token,
-      claimedPid: process.pid,
-      claimedAt: iso(t),
-      leaseUntil: iso(t + leaseMs),
-    } satisfies Partial<StoredRecord>);
-    const takenOver: Held = { queue: item.queue, name, path: to, record, chain: Promise.resolve() };
-    held.set(item.id, takenOver);
-    await writeHeld(takenOver);
-    startRenewing();
-    logger.info({ queue: item.queue, item: item.id, from: found.name.token }, 'embedded queue: took over the claim of a dead agent process');
+    // ENOENT: recovered by another agent first.
+    const takenOver = await claimFile(item, found, record);
+    if (takenOver) logger.info({ queue: item.queue, item: item.id, from: found.name.token }, 'embedded queue: took over the claim of a dead agent process');
     return takenOver;
   };
 
   /**
-   * An acked item whose claim was lost and returned to the queue (its agent died), reported by this process
-   * (an agent that adopted the run, e.g. a container that outlived its agent): claim it back from `queued/`
-   * by the same atomic rename as a pop, so the outcome is recorded now and the item is not handed out again.
-   * If another agent popped it first, that agent follows the run instead (the item carries `previousRun`).
+   * Claims `found` (in `queued/` or `claimed/`) for this process: renamed to a new token in `claimed/`, the same
+   * atomic step as a pop, so of two processes claiming one file only one wins; undefined when it is gone (the
+   * other won). The record gets this process's claim and lease, and the lease is renewed from now on.
    */
-  const reclaim = async (item: QueueItem): Promise<Held | undefined> => {
-    const found = await findFile(item.queue, item.id, 'queued');
-    if (!found) return undefined;
-    const record = await readRecord(item.queue, found.name, found.path);
-    if (!record || record.state !== 'acked' || record.claimedHost !== host) return undefined;
+  const claimFile = async (item: QueueItem, found: { name: ItemName; path: string }, record: StoredRecord): Promise<Held | undefined> => {
     const token = randomId(12);
     const name = { ...found.name, token };
     const to = join(paths.claimed(item.queue), claimedFile(found.name.base, token));
     try {
       await rename(found.path, to);
     } catch (error) {
-      if (errno(error) === 'ENOENT') return undefined; // popped by another agent first
+      if (errno(error) === 'ENOENT') return undefined;
       throw error;
     }
     const t = now();
@@ -331,7 +308,23 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
     held.set(item.id, h);
     await writeHeld(h);
     startRenewing();
-    logger.info({ queue: item.queue, item: item.id }, 'embedded queue: claimed back an acked item whose run this process reports');
+    return h;
+  };
+
+  /**
+   * An acked item whose claim was lost and returned to the queue (its agent died), reported by this process
+   * (an agent that adopted the run, e.g. a container that outlived its agent): claim it back from `queued/`
+   * by the same atomic rename as a pop, so the outcome is recorded now and the item is not handed out again.
+   * If another agent popped it first, that agent follows the run instead (the item carries `previousRun`).
+   */
+  const reclaim = async (item: QueueItem): Promise<Held | undefined> => {
+    const found = await findFile(item.queue, item.id, 'queued');
+    if (!found) return undefined;
+    const record = await readRecord(item.queue, found.name, found.path);
+    if (!record || record.state !== 'acked' || record.claimedHost !== host) return undefined;
+    // ENOENT: popped by another agent first.
+    const h = await claimFile(item, found, record);
+    if (h) logger.info({ queue: item.queue, item: item.id }, 'embedded queue: claimed back an acked item whose run this process reports');
     return h;
   };
 
