@@ -20,3 +20,17 @@ export const SOURCES = ['wandb', 'embedded'] as const;
 export function sourceFlag(command: string, value: string | undefined): 'wandb' | 'embedded' | undefined {
   return choiceFlag(command, 'source', value, SOURCES);
 }
+
+/** The flags that make a launch spec, shared by `enqueue` and `check` (which builds the spec `enqueue` would). */
+export const SPEC_FLAGS = {
+  queue: { type: 'string', short: 'q' },
+  spec: { type: 'string' },
+  priority: { type: 'string' },
+  env: { type: 'string', multiple: true },
+  'template-var': { type: 'string', multiple: true },
+  cwd: { type: 'string' },
+  context: { type: 'string' },
+  name: { type: 'string' },
+  project: { type: 'string' },
+  entity: { type: 'string' },
+} as const;

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { isSecretEnvName, REDACTED, silentLogger, type AgentConfig, type LaunchSpec, type RunnerCapabilities, type RunRequest } from '@launch/core';
 import { generateRunId, planRun } from '@launch/core/internal';
 import yaml from 'js-yaml';
-import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
+import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, SPEC_FLAGS, sourceFlag } from '../flags.js';
 import type { Io } from '../io.js';
 import { loadConfig } from '../load-config.js';
 import { cliRedactor } from '../redaction.js';
@@ -39,16 +39,7 @@ Everything after "--" is the command, passed as is (no shell).`;
 
 export const CHECK_FLAGS = {
   ...CONFIG_FLAGS,
-  queue: { type: 'string', short: 'q' },
-  spec: { type: 'string' },
-  priority: { type: 'string' },
-  env: { type: 'string', multiple: true },
-  'template-var': { type: 'string', multiple: true },
-  cwd: { type: 'string' },
-  context: { type: 'string' },
-  name: { type: 'string' },
-  project: { type: 'string' },
-  entity: { type: 'string' },
+  ...SPEC_FLAGS,
   json: { type: 'boolean' },
 } as const;
 

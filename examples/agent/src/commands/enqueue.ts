@@ -1,5 +1,5 @@
 import { LaunchValidationError, PRIORITIES, silentLogger, type EmbeddedQueue, type ItemRecord } from '@launch/core';
-import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, sourceFlag } from '../flags.js';
+import { CONFIG_FLAGS, CONFIG_FLAGS_HELP, SPEC_FLAGS, sourceFlag } from '../flags.js';
 import { dryRun } from './check.js';
 import { prepareQueueSpec } from './queue.js';
 import type { Io } from '../io.js';
@@ -44,16 +44,7 @@ resource, its resource_args template filled with the template variables (docs/la
 
 const FLAGS = {
   ...CONFIG_FLAGS,
-  queue: { type: 'string', short: 'q' },
-  spec: { type: 'string' },
-  priority: { type: 'string' },
-  env: { type: 'string', multiple: true },
-  'template-var': { type: 'string', multiple: true },
-  cwd: { type: 'string' },
-  context: { type: 'string' },
-  name: { type: 'string' },
-  project: { type: 'string' },
-  entity: { type: 'string' },
+  ...SPEC_FLAGS,
   wait: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
 } as const;
