@@ -3,6 +3,7 @@ import { checkCommand } from './commands/check.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { enqueueCommand } from './commands/enqueue.js';
+import { fetchCodeCommand } from './commands/fetch-code.js';
 import { queueCommand } from './commands/queue.js';
 import { runCommand } from './commands/run.js';
 import { statusCommand } from './commands/status.js';
@@ -25,6 +26,7 @@ Commands:
   config schema       print the config's JSON Schema
   check               dry run: print what the agent would submit for a job (exit 2 on problems)
   demo                run three demo jobs on a temporary queue and show the result
+  fetch-code          fetch a W&B job's code into a directory (the Kubernetes code init container)
 
 Run "launch-agent <command> --help" for a command's options.
 Exit status: 0 success, 1 failure at run time, 2 bad usage or config.`;
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
   queue: queueCommand,
   config: configCommand,
   demo: demoCommand,
+  'fetch-code': fetchCodeCommand,
 };
 
 /** Runs one command line; resolves with the exit code. Never throws. */

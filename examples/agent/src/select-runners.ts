@@ -38,6 +38,7 @@ export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
     createLocalProcessRunner({ logDir: join(s.stateDir, 'logs'), killGracePeriodMs: s.killGracePeriodMs, orphanGuard: true, logger: s.logger }),
   ];
   const codePvc = codePvcFromEnv(s.env);
+  const codeInit = codeInitFromEnv(s.env);
   if (kubernetesAvailable(s.env, s.homedir)) {
     // Loaded only here: the Kubernetes client costs ~70 MiB of memory an agent without a cluster never needs.
     const { createKubernetesRunner } = await import('@launch/runners/kubernetes');
@@ -49,12 +50,15 @@ export async function selectRunners(s: RunnerSelection): Promise<Runner[]> {
           agentName: s.env.LAUNCH_AGENT_NAME ?? s.env.WANDB_RELEASE_NAME ?? hostname(),
           secureMode: s.config.secure_mode ?? false,
           ...(codePvc ? { codePvc } : {}),
+          ...codeInit,
           logger: s.logger,
         }),
       ),
     );
   } else if (codePvc) {
     s.logger.warn({ claim: codePvc.name }, 'WANDB_LAUNCH_CODE_PVC_NAME is set but no kube config was found: the code PVC is unused');
+  } else if (codeInit.codeInitImage) {
+    s.logger.warn({ image: codeInit.codeInitImage }, 'LAUNCH_CODE_INIT_IMAGE is set but no kube config was found: it is unused');
   }
   return runners;
 }
@@ -68,16 +72,28 @@ function asConfigProblem<T>(make: () => T): T {
     throw new LaunchError({
       code: 'config.kubernetes',
       message: error.message,
-      hint: error.hint ?? 'check WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH',
+      hint: error.hint ?? 'check WANDB_LAUNCH_CODE_PVC_NAME, WANDB_LAUNCH_CODE_PVC_MOUNT_PATH and LAUNCH_CODE_INIT_IMAGE',
       cause: error,
     });
   }
 }
 
 /**
+ * The code init container for base-image jobs without a builder when no code PVC is set (W&B's emptyDir mode):
+ * `LAUNCH_CODE_INIT_IMAGE`, an image with this binary (it runs `launch-agent fetch-code`). An agent allowed to fetch
+ * `file://` git remotes (`LAUNCH_ALLOW_FILE_GIT_REMOTES=1`) lets the init container do so too.
+ */
+export function codeInitFromEnv(env: Record<string, string | undefined>): { codeInitImage?: string; codeInitEnv?: Record<string, string> } {
+  const image = env.LAUNCH_CODE_INIT_IMAGE || undefined;
+  if (!image) return {};
+  return { codeInitImage: image, ...(env.LAUNCH_ALLOW_FILE_GIT_REMOTES === '1' ? { codeInitEnv: { LAUNCH_ALLOW_FILE_GIT_REMOTES: '1' } } : {}) };
+}
+
+/**
  * W&B's code PVC for base-image jobs without a builder (`WANDB_LAUNCH_CODE_PVC_NAME`, and where the agent has it
- * mounted, `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH`): both or neither. W&B falls back to an init container when one is
- * missing, which this agent does not build, so a lone variable is refused rather than ignored.
+ * mounted, `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH`): both or neither. W&B falls back to its init container when one is
+ * missing; a lone variable is refused here rather than silently ignored (`LAUNCH_CODE_INIT_IMAGE` chooses the init
+ * container).
  */
 export function codePvcFromEnv(env: Record<string, string | undefined>): { name: string; mountPath: string } | undefined {
   const name = env.WANDB_LAUNCH_CODE_PVC_NAME || undefined;

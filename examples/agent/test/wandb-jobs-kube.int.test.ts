@@ -205,6 +205,7 @@ describe('launch-agent: W&B artifact jobs on Kubernetes without a builder', () =
     expect(failed.failure?.stage).toBe('build');
     expect(failed.failure?.message).toContain('the kubernetes runner has no code PVC configured');
     expect(failed.failure?.message).toContain('(hint: set WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH');
+    expect(failed.failure?.message).toContain('or LAUNCH_CODE_INIT_IMAGE (an image with the launch-agent binary');
     expect(kube.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/jobs'))).toEqual([]);
 
     // Still serving: an item with its own image runs after it.

@@ -27,6 +27,16 @@ const runRequestSchema = z.object({
     .object({
       dir: noNul('a code directory').refine((d) => isAbsolute(d), { message: 'an absolute directory of this machine' }),
       mountPath: noNul('a mount path').refine((d) => d.startsWith('/'), { message: 'an absolute path inside the run' }),
+      source: z
+        .object({
+          kind: z.literal('wandb-job'),
+          // The resolved version (`entity/project/name:v3`): it becomes an argument of a command in the run's pod.
+          job: z.string().regex(/^[^/\s\0]+\/[^/\s\0]+\/[^/:\s\0]+:[^/:\s\0]+$/, 'a W&B job as entity/project/name:version'),
+          type: z.enum(['repo', 'artifact']),
+          sourceString: noNul('a source string'),
+        })
+        .strict()
+        .optional(),
     })
     .strict()
     .optional(),

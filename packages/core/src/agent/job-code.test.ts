@@ -141,6 +141,53 @@ describe('W&B jobs: resolved, then run as W&B runs them', () => {
     expect(runner.requests[0]!.code).toBeUndefined();
   });
 
+  it('releases each resolved job to its resolver once its code is built or copied, and when preparing the run fails', async () => {
+    const dir = await codeDir();
+    const source = createMemoryQueue();
+    source.enqueue('q', { entity: 'acme', project: 'vision', job: 'acme/vision/train:v3' });
+    source.enqueue('q', { entity: 'acme', project: 'vision', job: 'acme/vision/train:v3' });
+    const events: string[] = [];
+    let builds = 0;
+    const builder: Builder = {
+      specificationVersion: 'v1',
+      name: 'docker',
+      async build() {
+        builds += 1;
+        events.push(`build ${builds}`);
+        if (builds === 2) throw new LaunchError({ code: 'build.failed', stage: 'build', message: 'the second build fails' });
+        return { imageUri: 'registry.local/train:abc', cached: false };
+      },
+    };
+    const runner = createScriptedRunner({
+      needsImage: true,
+      script: () => {
+        events.push('run');
+        return [{ state: 'finished', exitCode: 0 }];
+      },
+    });
+    const resolver = resolverOf(() => codeJob(dir));
+    const released: ResolvedJob[] = [];
+    const returned: ResolvedJob[] = [];
+    const resolve = resolver.resolve.bind(resolver);
+    resolver.resolve = async (request, ctx) => {
+      const job = await resolve(request, ctx);
+      returned.push(job);
+      return job;
+    };
+    resolver.release = (job) => {
+      released.push(job);
+      events.push('release');
+    };
+    await start({ source, runners: [runner], builder, jobResolver: resolver, maxJobs: 1 }).start();
+    await waitFor(() => ops(source, 'finish').length + ops(source, 'fail').length === 2, { what: 'both items' });
+    expect(returned).toHaveLength(2);
+    expect(released).toHaveLength(2);
+    expect(released[0]).toBe(returned[0]);
+    expect(released[1]).toBe(returned[1]);
+    // Released after the build and before the run: the run needs the image, not the cached code.
+    expect(events).toEqual(['build 1', 'release', 'run', 'build 2', 'release']);
+  });
+
   it("a code job without a builder runs on W&B's default base image with its code mounted, installing its requirements first", async () => {
     const dir = await codeDir();
     const source = createMemoryQueue();

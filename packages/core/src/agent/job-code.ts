@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, normalize, posix } from 'node:path';
 import type { BuildRequest } from '../contracts/builder.js';
 import type { ResolvedCodeJob, ResolvedJob } from '../contracts/job-resolver.js';
-import type { Runner } from '../contracts/runner.js';
+import type { CodeSource, Runner } from '../contracts/runner.js';
 import { LaunchError, toLaunchError } from '../errors.js';
 import { specImage, type LaunchSpec } from '../spec.js';
 import type { JobContext, JobTracker } from './job.js';
@@ -21,7 +21,7 @@ export interface PreparedRun {
   /** Replaces `overrides.args` when set (the requirements wrapper takes them as its own arguments). */
   args?: string[];
   workingDir?: string;
-  code?: { dir: string; mountPath: string };
+  code?: { dir: string; mountPath: string; source?: CodeSource };
 }
 
 type Build = (spec: LaunchSpec, extra: Pick<BuildRequest, 'contextDir' | 'job'>) => Promise<{ image: string; entryPoint?: string[] }>;
@@ -134,14 +134,17 @@ export async function prepareJobRun(
   const dir = await codeCopy(job, resolved);
   const workingDir = insideCode(CODE_MOUNT_PATH, spec.overrides?.working_dir ?? undefined, posix.join);
   const command = jobEntry ?? override ?? [];
-  if (configured || command.length === 0) return { image, entryPoint: jobEntry, workingDir, code: { dir, mountPath: CODE_MOUNT_PATH } };
+  // The resolved version, so a runner fetching the code again inside the run (an init container) gets this code.
+  const source: CodeSource = { kind: 'wandb-job', job: resolved.job, type: resolved.source, sourceString: resolved.sourceString };
+  const code = { dir, mountPath: CODE_MOUNT_PATH, source };
+  if (configured || command.length === 0) return { image, entryPoint: jobEntry, workingDir, code };
   // The auto default base image has none of the job's packages: install them first, as W&B's wrapper does.
   return {
     image,
     entryPoint: ['sh', '-c', INSTALL_THEN_EXEC, 'launch-entry', ...command],
     args: spec.overrides?.args ?? [],
     workingDir,
-    code: { dir, mountPath: CODE_MOUNT_PATH },
+    code,
   };
 }
 

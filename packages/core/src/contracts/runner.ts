@@ -47,15 +47,32 @@ export interface RunRequest {
    * A W&B job's code, fetched by the agent, for a run on a base image with the code mounted (W&B's NoOp
    * builder with a `repo` or `artifact` job). `dir` is a copy for this run alone on the agent's machine; the
    * runner makes it appear at `mountPath` (a bind mount for containers). Only sent to runners with the
-   * `mountsCode` capability.
+   * `mountsCode` capability. `source` says where the code comes from, for a runner that fetches it again inside
+   * the run (Kubernetes' init container) instead of copying `dir`; code with no `source` (a directory of the
+   * agent's machine) can only be copied from `dir`.
    */
-  code?: { dir: string; mountPath: string };
+  code?: { dir: string; mountPath: string; source?: CodeSource };
   /**
    * The item was acked by an earlier claim that was lost, so its run may already exist: follow that run
    * and never create one. A runner that finds none throws a LaunchError with code `run.outcome_lost`.
    * Only sent to runners with the `adopt` capability.
    */
   attachOnly?: boolean;
+}
+
+/**
+ * Where a run's code comes from. `wandb-job`: the W&B job at its resolved version (`entity/project/name:v3`), whose
+ * resolution (the same digest checks, `diff.patch` applied to a `repo` job) gives this code again anywhere with a W&B
+ * API key.
+ */
+export interface CodeSource {
+  kind: 'wandb-job';
+  /** The job with its version made concrete, `entity/project/name:v3` (never an alias such as `latest`). */
+  job: string;
+  /** `repo` (a git commit, with `diff.patch`) or `artifact` (a W&B `code` artifact). */
+  type: 'repo' | 'artifact';
+  /** For people: the code artifact (`entity/project/name:v2`) or `<remote>#<commit>`, credentials scrubbed. */
+  sourceString: string;
 }
 
 export interface LogChunk {

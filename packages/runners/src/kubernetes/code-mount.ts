@@ -6,10 +6,12 @@ import { LaunchError, type Logger } from '@launch/core';
 import { dnsSafe } from './labels.js';
 
 /**
- * A W&B job's code on a base image (no builder): W&B's `WANDB_LAUNCH_CODE_PVC_NAME` /
- * `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH` mode. The agent copies the run's code onto a PersistentVolumeClaim it has
- * mounted, under a directory for this run alone, and the run's pod mounts that directory (`subPath`) where the
- * request asks (`/mnt/wandb`). W&B's other mode (an emptyDir filled by an init container) is not built.
+ * A W&B job's code on a base image (no builder), in W&B's two modes:
+ * - the code PVC (`WANDB_LAUNCH_CODE_PVC_NAME` / `WANDB_LAUNCH_CODE_PVC_MOUNT_PATH`): the agent copies the run's code
+ *   onto a PersistentVolumeClaim it has mounted, under a directory for this run alone, and the run's pod mounts that
+ *   directory (`subPath`) where the request asks (`/mnt/wandb`);
+ * - an `emptyDir` filled by the init container `wandb-source-code-init`, which runs `launch-agent fetch-code` (an
+ *   image with the agent's binary, `codeInitImage`) to fetch the job's code again inside the pod.
  */
 
 type Obj = Record<string, unknown>;
@@ -50,33 +52,104 @@ export function parseCodeAnnotation(value: unknown, claimName: string): string |
   return SUB_PATH.test(sub) ? sub : undefined;
 }
 
-/** The error for a run with code when no code PVC is configured. */
+/** The init container that fetches a job's code into the `emptyDir` (W&B's name). */
+export const CODE_INIT_CONTAINER = 'wandb-source-code-init';
+
+/** An image reference: no spaces or control characters, at most 512 characters. */
+export const codeInitImageSchema = z
+  .string()
+  .min(1)
+  .max(512)
+  .refine(
+    (image) => ![...image].some((ch) => ch.charCodeAt(0) <= 0x20 || ch.charCodeAt(0) === 0x7f),
+    'an image reference such as "ghcr.io/acme/launch-agent:0.1.0" (no spaces or control characters)',
+  );
+
+const BOTH_MODES =
+  'set WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH (a PVC mounted on the agent at that path, codePvc option), or LAUNCH_CODE_INIT_IMAGE (an image with the launch-agent binary, codeInitImage option) so an init container fetches the code into an emptyDir';
+
+/** The error for a run with code when neither a code PVC nor an init-container image is configured. */
 export function cannotMountCode(): LaunchError {
   return new LaunchError({
     code: 'run.cannot_mount_code',
     stage: 'build',
     category: 'BuildFailed',
-    message: 'the job has code to mount into a base image (no builder), but the kubernetes runner has no code PVC configured',
-    hint: 'set WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH (a PVC mounted on the agent at that path, codePvc option), or set builder.type to docker or kaniko so the code is built into an image',
+    message:
+      'the job has code to mount into a base image (no builder), but the kubernetes runner has no code PVC configured and no image for the code init container',
+    hint: `${BOTH_MODES}; or set builder.type to docker or kaniko so the code is built into an image`,
   });
 }
 
-/** What the pod gets: the claim as a volume and the run's directory of it at `mountPath`. */
-export interface CodeMount {
-  claimName: string;
-  subPath: string;
+/**
+ * The error for a run whose code the init container cannot fetch: code with no source (a directory of the agent's
+ * machine, `uri: file:///…`), or no W&B API key to give the init container.
+ */
+export function cannotFetchCode(why: 'local' | 'no_api_key', sourceString?: string): LaunchError {
+  if (why === 'local') {
+    return new LaunchError({
+      code: 'run.cannot_fetch_code',
+      stage: 'build',
+      category: 'BuildFailed',
+      message:
+        "the job's code is a directory on the agent's machine, which the code init container cannot fetch from inside the pod (the kubernetes runner has no code PVC configured, only codeInitImage)",
+      hint: 'set WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH so the agent copies the code onto the code PVC, set builder.type to docker or kaniko, or run a W&B job (an init container fetches those)',
+    });
+  }
+  return new LaunchError({
+    code: 'run.cannot_fetch_code',
+    stage: 'build',
+    category: 'BuildFailed',
+    message: `the code init container needs a W&B API key to fetch the job's code (${sourceString ?? 'a W&B job'}), and the run has none (no WANDB_API_KEY, no Helm release secret)`,
+    hint: 'give the agent a W&B API key (WANDB_API_KEY or api_key), or set WANDB_LAUNCH_CODE_PVC_NAME and WANDB_LAUNCH_CODE_PVC_MOUNT_PATH',
+  });
+}
+
+/** An environment variable of a container: a value, or a reference (the API key's `secretKeyRef`). */
+export interface CodeEnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: unknown;
+}
+
+/** The init container's part: its image, the job it fetches, and its environment (the key as a secret reference). */
+export interface CodeInit {
+  image: string;
+  /** The W&B job at its resolved version, `entity/project/name:v3`. */
+  job: string;
+  env: CodeEnvVar[];
+}
+
+/**
+ * What the pod gets: the code volume, mounted at `mountPath` in the first container. The volume is the claim with
+ * the run's directory of it (`claimName`, `subPath`), or an `emptyDir` the init container fills (`init`).
+ */
+export type CodeMount = {
   /** Where the code appears in the run's containers (`RunRequest.code.mountPath`). */
   mountPath: string;
   /** The containers' working directory (`RunRequest.workingDir`), when given. */
   workingDir?: string;
+} & ({ claimName: string; subPath: string; init?: undefined } | { init: CodeInit; claimName?: undefined; subPath?: undefined });
+
+/** The init container that fetches the job's code into the `emptyDir` (hardened as every container is). */
+export function codeInitContainer(init: CodeInit, mountPath: string, securityContext: Obj): Obj {
+  return {
+    name: CODE_INIT_CONTAINER,
+    image: init.image,
+    // `--job=` keeps a value starting with "-" a value. The API key is in the env (a secretKeyRef), never here.
+    command: ['launch-agent', 'fetch-code', `--job=${init.job}`, `--dest=${mountPath}`],
+    env: init.env.map((e) => ({ ...e })),
+    volumeMounts: [{ name: CODE_VOLUME, mountPath }],
+    securityContext: structuredClone(securityContext),
+  };
 }
 
 /**
  * Adds the code volume to each pod template and mounts it into its first container (the one that gets the run's
- * image, command and args). A volume of the same name, or a mount already at `mountPath`, is an error naming it:
- * the user's own volumes are never replaced.
+ * image, command and args); in the emptyDir mode, the init container that fills it goes before the pod's own init
+ * containers. A volume of the same name, a mount already at `mountPath`, or an init container named
+ * `wandb-source-code-init` is an error naming it: the user's own volumes and containers are never replaced.
  */
-export function addCodeMount(templates: Obj[], mount: CodeMount, where: (ti: number) => string): void {
+export function addCodeMount(templates: Obj[], mount: CodeMount, where: (ti: number) => string, securityContext: Obj = {}): void {
   templates.forEach((template, ti) => {
     const podSpec = template.spec as Obj;
     const volumes = Array.isArray(podSpec.volumes) ? podSpec.volumes : [];
@@ -95,8 +168,23 @@ export function addCodeMount(templates: Obj[], mount: CodeMount, where: (ti: num
         `mount it elsewhere; the job's code is mounted at ${mount.mountPath}`,
       );
     }
-    podSpec.volumes = [...volumes, { name: CODE_VOLUME, persistentVolumeClaim: { claimName: mount.claimName } }];
-    first.volumeMounts = [...mounts, { name: CODE_VOLUME, mountPath: mount.mountPath, subPath: mount.subPath }];
+    if (mount.init) {
+      const inits = Array.isArray(podSpec.initContainers) ? podSpec.initContainers : [];
+      const named = inits.findIndex((c) => isRecord(c) && c.name === CODE_INIT_CONTAINER);
+      if (named >= 0) {
+        throw clashError(
+          `${where(ti)}.initContainers[${named}]`,
+          `an init container named "${CODE_INIT_CONTAINER}"`,
+          `rename that init container; "${CODE_INIT_CONTAINER}" fetches the job's code`,
+        );
+      }
+      podSpec.volumes = [...volumes, { name: CODE_VOLUME, emptyDir: {} }];
+      podSpec.initContainers = [codeInitContainer(mount.init, mount.mountPath, securityContext), ...inits];
+      first.volumeMounts = [...mounts, { name: CODE_VOLUME, mountPath: mount.mountPath }];
+    } else {
+      podSpec.volumes = [...volumes, { name: CODE_VOLUME, persistentVolumeClaim: { claimName: mount.claimName } }];
+      first.volumeMounts = [...mounts, { name: CODE_VOLUME, mountPath: mount.mountPath, subPath: mount.subPath }];
+    }
     if (mount.workingDir !== undefined) first.workingDir = mount.workingDir;
   });
 }

@@ -112,6 +112,18 @@ export function diagnosePod(pod: Obj): Diagnosis | undefined {
       };
     }
   }
+  const init = failedInitContainer(pod);
+  if (init) {
+    const term = init.state.terminated;
+    const code = init.name === 'wandb-source-code-init';
+    return {
+      category: 'NonZeroExit',
+      message: `init container ${init.name} of pod ${name} exited with code ${term.exitCode}${term.reason ? ` (${term.reason})` : ''}${code ? ": the job's code could not be fetched" : ''}`,
+      hint: code
+        ? "read the init container's log (the tail is attached): the W&B job, its code artifact or git remote, or the API key in the run's secret"
+        : "read the init container's log (kubectl logs -c " + init.name + ') and fix its command or image',
+    };
+  }
   const scheduled = condition(pod, 'PodScheduled');
   if (scheduled && scheduled.status === 'False' && scheduled.reason === 'Unschedulable') {
     const message = String(scheduled.message ?? 'the scheduler gave no reason');
@@ -119,6 +131,13 @@ export function diagnosePod(pod: Obj): Diagnosis | undefined {
     return { category: 'Unschedulable', message: `pod ${name} cannot be scheduled (${why.kind}): ${message}`, hint: why.hint };
   }
   return undefined;
+}
+
+/** The first init container that ended with a non-zero exit code (its pod's app containers never ran). */
+export function failedInitContainer(pod: Obj): Obj | undefined {
+  const list = pod?.status?.initContainerStatuses;
+  if (!Array.isArray(list)) return undefined;
+  return list.find((s: Obj) => typeof s?.state?.terminated?.exitCode === 'number' && s.state.terminated.exitCode !== 0);
 }
 
 /** The first non-zero exit code among a pod's containers, or 0 when all exited cleanly, or undefined. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LaunchError, type RunRequest } from '@launch/core';
-import { addCodeMount, CODE_ANNOTATION } from './code-mount.js';
+import { addCodeMount, CODE_ANNOTATION, type CodeEnvVar } from './code-mount.js';
 import { ANNOTATION, CREATED_BY, dnsSafe, LABEL, labelValue } from './labels.js';
 import { isPodSpec } from './secure.js';
 
@@ -40,6 +40,13 @@ export interface BuildManifestInput {
    * `request.code.mountPath` (in the first container of each pod template) and works in `request.workingDir`.
    */
   code?: { claimName: string; subPath: string };
+  /**
+   * The emptyDir mode, for a request with `code` whose `source` is a W&B job and no `code` (PVC) here: an `emptyDir`
+   * at `request.code.mountPath`, filled by the init container `wandb-source-code-init` (this image, running
+   * `launch-agent fetch-code`), which gets the run's `WANDB_API_KEY` (the same secret reference), `WANDB_BASE_URL`
+   * and `env`.
+   */
+  codeInit?: { image: string; env?: Record<string, string> };
 }
 
 /**
@@ -234,6 +241,18 @@ export function buildJobManifest(input: BuildManifestInput): Obj {
       (ti) => (plain ? 'spec.template.spec' : `pod template ${ti + 1}'s spec`),
     );
     annotations[CODE_ANNOTATION] = `${input.code.claimName}/${input.code.subPath}`;
+  } else if (request.code?.source && input.codeInit) {
+    const env = codeInitEnv(request, input.apiKeySecret, input.codeInit.env ?? {});
+    addCodeMount(
+      templates,
+      {
+        init: { image: input.codeInit.image, job: request.code.source.job, env },
+        mountPath: request.code.mountPath,
+        ...(request.workingDir !== undefined ? { workingDir: request.workingDir } : {}),
+      },
+      (ti) => (plain ? 'spec.template.spec' : `pod template ${ti + 1}'s spec`),
+      FORCED_SECURITY_CONTEXT,
+    );
   }
   return manifest;
 }
@@ -282,6 +301,16 @@ function envFor(request: RunRequest, apiKeySecret: string | undefined, first: bo
     }
     out.push({ name, value });
   }
+  return out;
+}
+
+/** The code init container's env: the run's API key (its secret reference), `WANDB_BASE_URL`, then `extra`. */
+function codeInitEnv(request: RunRequest, apiKeySecret: string | undefined, extra: Record<string, string>): CodeEnvVar[] {
+  const out: CodeEnvVar[] = [];
+  // The per-run secret exists when the run has a key; under Helm the release's secret always holds one.
+  if (apiKeySecret) out.push({ name: 'WANDB_API_KEY', valueFrom: { secretKeyRef: { name: apiKeySecret, key: API_KEY_SECRET_KEY } } });
+  if (request.env.WANDB_BASE_URL !== undefined) out.push({ name: 'WANDB_BASE_URL', value: request.env.WANDB_BASE_URL });
+  for (const [name, value] of Object.entries(extra)) if (!out.some((e) => e.name === name)) out.push({ name, value });
   return out;
 }
 

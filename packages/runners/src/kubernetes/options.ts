@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Logger, Registry } from '@launch/core';
 import { loggerOption, parseRunnerOptions } from '../options.js';
-import { codePvcSchema } from './code-mount.js';
+import { codeInitImageSchema, codePvcSchema } from './code-mount.js';
 
 const isRegistry = (value: unknown): value is Registry =>
   typeof value === 'object' &&
@@ -58,6 +58,23 @@ export const kubernetesRunnerOptionsSchema = z
      * pod mounts the run's directory of it. Without it such runs fail with `run.cannot_mount_code`.
      */
     codePvc: codePvcSchema.optional(),
+    /**
+     * W&B's other mode, used when `codePvc` is not set: the image of the init container `wandb-source-code-init`,
+     * which must hold the `launch-agent` binary (this project's agent image). It runs `launch-agent fetch-code` to
+     * fetch the W&B job's code into an `emptyDir` mounted where the request asks; the run's pod mounts it there.
+     * Without either option, runs with code fail with `run.cannot_mount_code`.
+     */
+    codeInitImage: codeInitImageSchema.optional(),
+    /** Extra plain environment of the code init container (proxies, `LAUNCH_ALLOW_FILE_GIT_REMOTES`); never the API key. */
+    codeInitEnv: z
+      .record(
+        z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+          .refine((n) => n !== 'WANDB_API_KEY', "a name other than WANDB_API_KEY (the key comes from the run's secret)"),
+        z.string().refine((v) => !v.includes('\0'), 'a value without NUL'),
+      )
+      .default({}),
     logger: loggerOption,
   })
   .strict();

@@ -2,7 +2,7 @@ import { isTerminal, type Diagnosis, type LogChunk, type Logger, type RunState, 
 import { isConflict, isNotFound, kubeError, statusCode } from './api-errors.js';
 import { CODE_ANNOTATION, parseCodeAnnotation, removeCodeWhenIdle, type CodePvc } from './code-mount.js';
 import type { Cluster } from './cluster.js';
-import { diagnosisLine, diagnosePod, podExitCode } from './diagnose.js';
+import { diagnosisLine, diagnosePod, failedInitContainer, podExitCode } from './diagnose.js';
 import type { WatchEventType } from './informer.js';
 import { LABEL, labelValue } from './labels.js';
 import { FINALIZER, JOB_KIND, type KindRef } from './manifest.js';
@@ -154,7 +154,8 @@ export function createRunTracker(init: RunTrackerInit): RunTracker {
   const captureLog = (pod: Obj) => {
     const podName = pod?.metadata?.name;
     if (typeof podName !== 'string' || captures.has(podName) || cancelRequested) return;
-    const container = pod?.spec?.containers?.[0]?.name;
+    // A failed init container's log says why the app containers never ran.
+    const container = failedInitContainer(pod)?.name ?? pod?.spec?.containers?.[0]?.name;
     const p = cluster.core
       .readNamespacedPodLog({ name: podName, namespace, container, tailLines: init.logTailLines })
       .then((text) => {

@@ -3,7 +3,7 @@ import { parseRunRequest } from '../run-request.js';
 import { findOrphans } from './adopt.js';
 import { isConflict, isNotFound, kubeError } from './api-errors.js';
 import { loadCluster, type Cluster } from './cluster.js';
-import { cannotMountCode, codeSubPath, copyCode, removeCode } from './code-mount.js';
+import { cannotFetchCode, cannotMountCode, codeSubPath, copyCode, removeCode } from './code-mount.js';
 import { ANNOTATION, labelValue } from './labels.js';
 import {
   buildJobManifest,
@@ -114,6 +114,20 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     return issues;
   };
 
+  /**
+   * How the run's code reaches its pod: copied onto the code PVC, or fetched again by the init container into an
+   * emptyDir; undefined without code. Throws when neither can serve the request.
+   */
+  const codeMode = (request: RunRequest, apiKeySecret: string | undefined): 'pvc' | 'init' | undefined => {
+    if (!request.code) return undefined;
+    if (opts.codePvc) return 'pvc';
+    if (!opts.codeInitImage) throw cannotMountCode();
+    if (!request.code.source) throw cannotFetchCode('local');
+    if (!apiKeySecret) throw cannotFetchCode('no_api_key', request.code.source.sourceString);
+    return 'init';
+  };
+  const codeInit = () => ({ image: opts.codeInitImage!, env: opts.codeInitEnv });
+
   const plan = (raw: RunRequest): KubernetesPlan => {
     const request = parseRunRequest(raw);
     const agentName = opts.agentName ?? request.agentName;
@@ -140,12 +154,24 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     let manifest: Obj | undefined;
     try {
       manifest = buildJobManifest(manifestInput);
-      if (request.code && opts.codePvc) {
+      let mode: 'pvc' | 'init' | undefined;
+      try {
+        mode = codeMode(request, apiKeySecret);
+      } catch (error) {
+        if (!LaunchError.isInstance(error)) throw error;
+        const [expected, found] =
+          error.code === 'run.cannot_mount_code'
+            ? ["a code PVC to copy the job's code to (codePvc), or an image for the code init container (codeInitImage)", 'neither']
+            : request.code?.source
+              ? ['a W&B API key for the code init container', 'none']
+              : ['code the init container can fetch (a W&B job)', "a directory of the agent's machine"];
+        issues.push({ path: 'code', expected, found, message: error.message });
+      }
+      if (mode === 'pvc' && opts.codePvc) {
         const code = { claimName: opts.codePvc.name, subPath: codeSubPath(String((manifest.metadata as Obj).name)) };
         manifest = buildJobManifest({ ...manifestInput, code });
-      } else if (request.code) {
-        const error = cannotMountCode();
-        issues.push({ path: 'code', expected: "a code PVC to copy the job's code to (codePvc)", found: 'no codePvc', message: error.message });
+      } else if (mode === 'init') {
+        manifest = buildJobManifest({ ...manifestInput, codeInit: codeInit() });
       }
     } catch (error) {
       if (!LaunchError.isInstance(error)) throw error;
@@ -186,8 +212,11 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         hint: 'pass agentName to createKubernetesRunner',
       });
     }
-    if (request.code && !opts.codePvc) throw cannotMountCode();
-    const codePvc = request.code ? opts.codePvc : undefined;
+    const perRunKey = !opts.releaseName && request.env.WANDB_API_KEY !== undefined;
+    const apiKeySecret = opts.releaseName ? apiKeySecretName(opts.releaseName) : perRunKey ? apiKeySecretName(request.runId) : undefined;
+    const mode = codeMode(request, apiKeySecret);
+    const codePvc = mode === 'pvc' ? opts.codePvc : undefined;
+    const initInput = mode === 'init' ? { codeInit: codeInit() } : {};
     const args = request.resourceArgs as Obj;
     const services = serviceConfigs(request);
     const issues = securityIssues(request);
@@ -200,6 +229,8 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
         agentName,
         namespace: resolveNamespace(args, opts.namespace),
         ...(codePvc ? { code: { claimName: codePvc.name, subPath: 'draft' } } : {}),
+        ...(apiKeySecret ? { apiKeySecret } : {}),
+        ...initInput,
       };
       const invalid = schemaIssues(
         buildJobManifest(draftInput),
@@ -217,8 +248,6 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     const itemLabel = labelValue(request.itemId);
     const target = { cluster: c, namespace, kind, agentName, itemLabel };
 
-    const perRunKey = !opts.releaseName && request.env.WANDB_API_KEY !== undefined;
-    const apiKeySecret = opts.releaseName ? apiKeySecretName(opts.releaseName) : perRunKey ? apiKeySecretName(request.runId) : undefined;
     let pullSecret: string | undefined;
     let credentials = null;
     if (opts.registry?.needsPullSecret && opts.registry.uri) {
@@ -232,7 +261,7 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     const objectName = String((buildJobManifest(baseInput).metadata as Obj).name);
     // The run's own directory on the code PVC: a fresh name per submission, so no two runs ever share one.
     const code = codePvc ? { claimName: codePvc.name, subPath: codeSubPath(objectName) } : undefined;
-    const manifestInput = { ...baseInput, ...(code ? { code } : {}) };
+    const manifestInput = { ...baseInput, ...(code ? { code } : {}), ...initInput };
 
     const created: ObjectRef[] = [];
     const tracker = createRunTracker({
@@ -366,7 +395,8 @@ export function createKubernetesRunner(options: KubernetesRunnerOptions = {}): K
     // W&B shows the Kubernetes runner's warnings under the stage `Kubernetes`.
     warningStage: 'Kubernetes',
     resources: ['kubernetes'],
-    // Code is mounted from the code PVC (codePvc); without one, a run with code fails with `run.cannot_mount_code`.
+    // Code is mounted from the code PVC (codePvc), or an emptyDir the code init container fills (codeInitImage);
+    // with neither, a run with code fails with `run.cannot_mount_code`.
     capabilities: { adopt: true, remote: true, needsImage: true, mountsCode: true },
     run,
     plan,

@@ -113,7 +113,8 @@ function walk(value: unknown, path: string, issues: ValidationIssue[], secure: b
         }
       }
     }
-    if (secure && isPodSpec(value)) {
+    // A pod spec without `containers` gets one from the runner (a plain Job's template): its init containers count too.
+    if (secure && (isPodSpec(value) || 'initContainers' in value)) {
       if (SECURE_MODE_POD_KEYS.includes(key)) {
         issues.push(issue(p, 'no such field (secure_mode)', describeValue(v), `"${key}" is not allowed in secure_mode`));
         continue;

@@ -21,10 +21,24 @@ export type KubeletStep =
    * Runs the pod's work for real (the kaniko build stand-in, for one): the executor's log lines become the first
    * container's log, and its exit code succeeds (0) or fails the pod. `signal` fires when the pod is deleted.
    */
-  | { execute: PodExecutor };
+  | { execute: PodExecutor }
+  /**
+   * Runs the pod's init containers for real, one after the other, as the kubelet does before any app container: each
+   * is running while its executor works (its log lines become that init container's log), then terminated with the
+   * executor's exit code. A failure ends the pod (phase Failed, restartPolicy Never), the app containers still waiting
+   * in PodInitializing. A pod without init containers passes the step at once.
+   */
+  | { init: InitContainerExecutor };
 
 /** Work a scripted pod does for real; see the `execute` step. */
 export type PodExecutor = (pod: Json, io: { log(text: string): void; signal: AbortSignal }) => Promise<{ exitCode: number; reason?: string; message?: string }>;
+
+/** Work one init container does for real; see the `init` step. `container` is its spec in the pod. */
+export type InitContainerExecutor = (
+  pod: Json,
+  container: Json,
+  io: { log(text: string): void; signal: AbortSignal },
+) => Promise<{ exitCode: number; reason?: string; message?: string }>;
 
 export interface KubeletDefaults {
   /** Delay before each step is applied, in ms (default 20). */
@@ -321,8 +335,8 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
     x.started = false;
   };
 
-  const appendLog = (run: PodRun, text: string, container?: string) => {
-    const target = (container ? run.containers.find((x) => x.name === container) : run.containers[0]) ?? run.containers[0];
+  const appendLog = (run: PodRun, text: string, container?: string, into?: ContainerRun) => {
+    const target = into ?? (container ? run.containers.find((x) => x.name === container) : run.containers[0]) ?? run.containers[0];
     if (!target) return;
     const lines = text.replace(/\n$/, '').split('\n');
     const at = Date.now();
@@ -494,6 +508,10 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       await sleep('wait' in step ? step.wait : stepDelayMs);
       await gate();
       if (!live(run)) return;
+      if ('init' in step) {
+        if ((await initialize(run, step.init)) === 'done') return;
+        continue;
+      }
       if ('execute' in step) {
         let outcome: { exitCode: number; reason?: string; message?: string };
         try {
@@ -511,6 +529,43 @@ export function createKubelet({ api, pods, stepDelayMs, timeScale }: KubeletOpti
       }
       if (apply(run, step) === 'done') return;
     }
+  };
+
+  /** The `init` step: each init container in order, for real; a failure fails the pod. */
+  const initialize = async (run: PodRun, execute: InitContainerExecutor): Promise<'continue' | 'done'> => {
+    if (run.initialized) return 'continue';
+    run.scheduled = true;
+    run.unschedulable = undefined;
+    run.startTime ??= kubeTime();
+    run.phase = 'Pending';
+    for (const x of [...run.containers, ...run.initContainers]) x.state = { waiting: { reason: 'PodInitializing' } };
+    const specs: Json[] = run.pod.spec?.initContainers ?? [];
+    for (const [i, x] of run.initContainers.entries()) {
+      x.containerID ??= `containerd://${randomHex(64)}`;
+      x.state = { running: { startedAt: kubeTime() } };
+      x.started = true;
+      commit(run);
+      let outcome: { exitCode: number; reason?: string; message?: string };
+      try {
+        outcome = await execute(run.pod, specs[i], { log: (text) => appendLog(run, text, undefined, x), signal: run.work.signal });
+      } catch (error) {
+        appendLog(run, `executor failed: ${error instanceof Error ? error.message : String(error)}`, undefined, x);
+        outcome = { exitCode: 1 };
+      }
+      await gate();
+      if (!live(run)) return 'done';
+      if (outcome.exitCode !== 0) {
+        terminated(x, outcome.exitCode, outcome.reason ?? 'Error', outcome.message);
+        run.phase = 'Failed';
+        commit(run);
+        return 'done';
+      }
+      terminated(x, 0, 'Completed');
+      commit(run);
+    }
+    run.initialized = true;
+    commit(run);
+    return 'continue';
   };
 
   /** Graceful deletion: the kubelet kills running containers, then removes the pod (grace period 0). */
