@@ -125,7 +125,10 @@ export async function runJob(ctx: JobContext, job: JobTracker): Promise<void> {
     // A W&B job is read and its code fetched first (W&B's fetch_and_validate_project); then the image is decided.
     const resolvedJob = attachOnly ? undefined : await resolveJob(ctx, job, spec, runId);
     const built: PreparedRun = resolvedJob
-      ? await prepareJobRun(ctx, job, spec, resolvedJob, runner, resource, (s, extra) => resolveImage(ctx, job, s, runId, extra))
+      ? await prepareJobRun(ctx, job, spec, resolvedJob, runner, resource, (s, extra) => resolveImage(ctx, job, s, runId, extra)).finally(() =>
+          // The code was copied for the run or built into an image: the resolver's cache may evict it again.
+          ctx.opts.jobResolver?.release?.(resolvedJob),
+        )
       : attachOnly || !runner.capabilities.needsImage
         ? { image: specImage(spec) }
         : await resolveImage(ctx, job, spec, runId);

@@ -61,4 +61,9 @@ export interface JobResolver {
   /** `wandb`, … */
   readonly name: string;
   resolve(request: ResolveJobRequest, ctx: CallContext): Promise<ResolvedJob>;
+  /**
+   * Optional: the agent is done with a job `resolve` returned (its code copied for the run or built into an image),
+   * so a cache may evict that code again. Called once per resolved job, also when preparing the run failed.
+   */
+  release?(job: ResolvedJob): void;
 }

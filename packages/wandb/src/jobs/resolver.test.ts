@@ -381,6 +381,159 @@ describe('W&B job resolver: artifact and image jobs', () => {
   });
 });
 
+describe('W&B job resolver: notebook jobs', () => {
+  const notebookFixture = (name: string) => readFileSync(new URL(`../test-support/notebooks/${name}`, import.meta.url), 'utf8');
+
+  it('converts the notebook of an artifact job to a script beside it and runs that, leaving a shared non-notebook copy alone', async () => {
+    const { server, resolve } = await setup();
+    const code = await server.publishCode({
+      entity: 'tester',
+      project: 'proj',
+      name: 'source-proj-train.ipynb',
+      files: { 'nb/train.ipynb': notebookFixture('train.ipynb'), 'nb/train.py': "print('a file of the same name')\n" },
+    });
+    const source = { artifact: artifactIdString(code), entrypoint: ['python3', 'nb/train.ipynb'] };
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-nb',
+      job: { source_type: 'artifact', source: { ...source, notebook: true }, runtime: '3.11' },
+    });
+    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-plain', job: { source_type: 'artifact', source } });
+    const job = (await resolve('job-nb:latest')) as ResolvedCodeJob;
+    expect(job.entryPoint).toEqual(['python3', 'nb/train.py']);
+    const script = readFileSync(join(job.codeDir, 'nb', 'train.py'), 'utf8');
+    expect(script.startsWith('#!/usr/bin/env python\n# coding: utf-8\n\n# # Train\n')).toBe(true);
+    expect(script).toContain("get_ipython().run_line_magic('matplotlib', 'inline')\nimport json\n");
+    expect(script).not.toContain('pip install');
+    expect(readFileSync(join(job.codeDir, 'nb', 'train.ipynb'), 'utf8')).toBe(notebookFixture('train.ipynb'));
+    // The same code artifact for a job that is no notebook: its own directory, the file as published.
+    const plain = (await resolve('job-plain:latest')) as ResolvedCodeJob;
+    expect(plain.codeDir).not.toBe(job.codeDir);
+    expect(plain.entryPoint).toEqual(['python3', 'nb/train.ipynb']);
+    expect(readFileSync(join(plain.codeDir, 'nb', 'train.py'), 'utf8')).toBe("print('a file of the same name')\n");
+    // Cached: converted once.
+    const downloads = server.downloads.length;
+    const again = (await resolve('job-nb:latest')) as ResolvedCodeJob;
+    expect(again.codeDir).toBe(job.codeDir);
+    expect(again.entryPoint).toEqual(['python3', 'nb/train.py']);
+    expect(server.downloads.length).toBe(downloads);
+  });
+
+  it('converts the notebook of a repo job after the checkout', async () => {
+    const { server, resolve } = await setup();
+    const dir = join(root, 'nb-repo');
+    mkdirSync(dir, { recursive: true });
+    git(dir, 'init', '-q', '--bare', 'nb.git');
+    const work = join(dir, 'work');
+    git(dir, 'init', '-q', work);
+    writeFileSync(join(work, 'plain.ipynb'), notebookFixture('plain.ipynb'));
+    git(work, 'add', '.');
+    git(work, 'commit', '-q', '-m', 'notebook');
+    const commit = git(work, 'rev-parse', 'HEAD');
+    git(work, 'push', '-q', join(dir, 'nb.git'), 'HEAD:refs/heads/main');
+    await server.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-nb-repo',
+      job: {
+        source_type: 'repo',
+        source: { git: { remote: `file://${join(dir, 'nb.git')}`, commit }, entrypoint: ['python3', 'plain.ipynb'], notebook: true },
+      },
+    });
+    const job = (await resolve('job-nb-repo:latest')) as ResolvedCodeJob;
+    expect(job.entryPoint).toEqual(['python3', 'plain.py']);
+    expect(execFileSync('python3', ['plain.py', 'x'], { cwd: job.codeDir, encoding: 'utf8' })).toBe("plain ['x']\n");
+  });
+
+  it('fails at stage agent naming the job and the notebook when the notebook is malformed or missing', async () => {
+    const { server, resolve } = await setup();
+    const code = await server.publishCode({
+      entity: 'tester',
+      project: 'proj',
+      name: 'source-bad-nb',
+      files: { 'bad.ipynb': notebookFixture('malformed.ipynb') },
+    });
+    const job = (entrypoint: string[]) => ({ source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint, notebook: true } });
+    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-bad-nb', job: job(['python', 'bad.ipynb']) });
+    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-no-nb', job: job(['python', 'gone.ipynb']) });
+    await server.publishJob({ entity: 'tester', project: 'proj', name: 'job-empty-nb', job: job([]) });
+    const bad = await rejection(resolve('job-bad-nb:latest'));
+    expect(bad).toMatchObject({ code: 'wandb.notebook_invalid', stage: 'agent' });
+    expect(bad.message).toContain('notebook bad.ipynb of job tester/proj/job-bad-nb:v0 is invalid');
+    expect(bad.message).toContain('cells[1].source');
+    const gone = await rejection(resolve('job-no-nb:latest'));
+    expect(gone).toMatchObject({ code: 'wandb.job_invalid', stage: 'agent' });
+    expect(gone.message).toBe("notebook gone.ipynb of job tester/proj/job-no-nb:v0 is not in the job's code");
+    const empty = await rejection(resolve('job-empty-nb:latest'));
+    expect(empty.message).toContain('source.entrypoint');
+    expect(empty.message).toContain('job tester/proj/job-empty-nb:v0');
+  });
+});
+
+describe('W&B job resolver: cache limit', () => {
+  async function twoJobs(server: WandbTestServer) {
+    const codes = [];
+    for (const n of ['one', 'two']) {
+      const code = await server.publishCode({
+        entity: 'tester',
+        project: 'proj',
+        name: `source-${n}`,
+        files: { 'train.py': `print('${n}')\n`, 'blob.bin': Buffer.alloc(100_000, n.length) },
+      });
+      await server.publishJob({
+        entity: 'tester',
+        project: 'proj',
+        name: `job-${n}`,
+        job: { source_type: 'artifact', source: { artifact: artifactIdString(code), entrypoint } },
+      });
+      codes.push(code);
+    }
+    return codes;
+  }
+
+  it('evicts the code of a released job once past cacheMaxBytes, keeps held code, and fetches evicted code again', async () => {
+    // Smaller than either job's code: only holds keep an entry.
+    const { server, resolver, resolve } = await setup({ cacheMaxBytes: 50_000 });
+    const [codeOne] = await twoJobs(server);
+    const one = (await resolve('job-one:latest')) as ResolvedCodeJob;
+    const two = (await resolve('job-two:latest')) as ResolvedCodeJob;
+    // Both held (the agent has not copied them yet): over the limit, nothing removed.
+    expect(existsSync(join(one.codeDir, 'blob.bin')) && existsSync(join(two.codeDir, 'blob.bin'))).toBe(true);
+    resolver.release(one);
+    await server.waitFor(() => !existsSync(one.codeDir), 10_000, 'the released code to be evicted');
+    // Still held, though the cache is over its limit with it alone.
+    expect(readFileSync(join(two.codeDir, 'train.py'), 'utf8')).toBe("print('two')\n");
+    const downloads = server.countFileDownloads(codeOne!.id);
+    const again = (await resolve('job-one:latest')) as ResolvedCodeJob;
+    expect(again.codeDir).toBe(one.codeDir);
+    expect(readFileSync(join(again.codeDir, 'train.py'), 'utf8')).toBe("print('one')\n");
+    expect(server.countFileDownloads(codeOne!.id)).toBe(downloads + 2);
+    resolver.release(two);
+    resolver.release(again);
+  });
+
+  it('lets held code go after cacheHoldMs when the job is never released, least recently used first', async () => {
+    const { server, resolve } = await setup({ cacheMaxBytes: 150_000, cacheHoldMs: 50 });
+    await twoJobs(server);
+    const one = (await resolve('job-one:latest')) as ResolvedCodeJob;
+    const two = (await resolve('job-two:latest')) as ResolvedCodeJob;
+    await server.waitFor(() => !existsSync(one.codeDir), 10_000, 'the code held past cacheHoldMs to be evicted');
+    expect(existsSync(join(two.codeDir, 'blob.bin'))).toBe(true);
+  });
+
+  it('validates the cache options naming the field', async () => {
+    const server = await createWandbTestServer();
+    servers.push(server);
+    const make = (extra: Record<string, unknown>) => () =>
+      createWandbJobResolver({ apiKey: server.apiKey, baseUrl: server.url, cacheDir: join(root, 'never'), ...fast, ...extra });
+    expect(make({ cacheMaxBytes: -1 })).toThrow(/cacheMaxBytes/);
+    expect(make({ cacheMaxBytes: Number.NaN })).toThrow(/cacheMaxBytes/);
+    expect(make({ cacheHoldMs: '1h' })).toThrow(/cacheHoldMs/);
+    expect(make({ cacheHoldMs: 2 ** 31 })).toThrow(/cacheHoldMs/);
+  });
+});
+
 describe('W&B job resolver: hostile input', () => {
   it('refuses a wandb-job.json that is not JSON, or has an unknown source_type, naming the job', async () => {
     const { server, resolve } = await setup();

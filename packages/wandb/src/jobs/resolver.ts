@@ -22,9 +22,10 @@ import { describeKeySource, resolveWandbSettings, type KeySource } from '../sett
 import { createWandbDispatcher } from '../tls.js';
 import { createArtifactApi, type ArtifactApi, type ArtifactVersion } from './api.js';
 import { downloadArtifact } from './artifact-files.js';
-import { createDirCache } from './dir-cache.js';
+import { createDirCache, type CacheLease } from './dir-cache.js';
 import { createDownloader } from './download.js';
 import { applyPatch, checkRemote, displayRemote, fetchGitCommit } from './git.js';
+import { convertNotebookInDir, scriptNameFor } from './notebook.js';
 import { checkEntryPoint, checkInsidePath, parseJobJson, parseJobName, type ArtifactJobJson, type RepoJobJson, type WandbJobJson } from './job-spec.js';
 
 export interface WandbJobResolverOptions {
@@ -54,6 +55,15 @@ export interface WandbJobResolverOptions {
    * `ssh://` and `git@host:path` remotes. For tests and local mirrors.
    */
   allowFileRemotes?: boolean;
+  /**
+   * Size limit of `cacheDir` in bytes: past it, the least recently used entries that nothing holds are removed.
+   * Default 10 GiB.
+   */
+  cacheMaxBytes?: number;
+  /**
+   * How long a resolved job's code stays held (never evicted) when `release(job)` is not called. Default 3 h.
+   */
+  cacheHoldMs?: number;
   /** Used when a call's context brings no logger. */
   logger?: Logger;
   /** A shared redactor; the key is added to it. */
@@ -77,6 +87,14 @@ const optionsSchema = z
     gitPath: z.string().min(1).refine(isAbsolute, 'must be an absolute path').optional(),
     gitTimeoutMs: z.number().int().positive().optional(),
     allowFileRemotes: z.boolean().optional(),
+    cacheMaxBytes: z.number().int().positive().optional(),
+    // setTimeout's limit: a longer delay would fire at once.
+    cacheHoldMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(2 ** 31 - 1)
+      .optional(),
     logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).info === 'function', 'a pino-compatible logger').optional(),
     redactor: z.custom<Redactor>((v) => v instanceof Redactor, 'a Redactor from @launch/core').optional(),
   })
@@ -88,11 +106,18 @@ const REQUIREMENTS_FILE = 'requirements.frozen.txt';
 const PATCH_FILE = 'diff.patch';
 const MAX_JOB_JSON_BYTES = 16 * 1024 * 1024;
 const FULL_SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+export const DEFAULT_CACHE_MAX_BYTES = 10 * 1024 ** 3;
+export const DEFAULT_CACHE_HOLD_MS = 3 * 60 * 60 * 1000;
 
 /** A W&B job resolver, with `close()` for its connections. */
 export interface WandbJobResolver extends JobResolver {
   readonly baseUrl: string;
-  /** Closes connections; resolutions in flight fail. */
+  /**
+   * Lets the cached code of a job this resolver returned be evicted again: call it once the code has been copied
+   * or built from (`codeDir` is read-only and shared). Without it the code is held for `cacheHoldMs`.
+   */
+  release(job: ResolvedJob): void;
+  /** Closes connections; resolutions in flight fail. Holds are dropped. */
   close(): Promise<void>;
 }
 
@@ -135,7 +160,11 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
   const dispatcher = createWandbDispatcher({ ...(options.caCertFile ? { caCertFile: options.caCertFile } : {}), env });
   const retry = resolveRetry(options.retry);
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const cache = createDirCache(options.cacheDir);
+  const cache = createDirCache(options.cacheDir, { maxBytes: options.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES, logger: fallbackLogger });
+  const holdMs = options.cacheHoldMs ?? DEFAULT_CACHE_HOLD_MS;
+  /** The cache lease of each code job returned, until `release` or its timer. */
+  const held = new WeakMap<ResolvedJob, () => void>();
+  const holdTimers = new Set<NodeJS.Timeout>();
   const gitPath = options.gitPath ?? '/usr/bin/git';
   const allowFileRemotes = options.allowFileRemotes ?? false;
 
@@ -245,20 +274,48 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
     baseUrl,
 
     async resolve(request: ResolveJobRequest, ctx: CallContext): Promise<ResolvedJob> {
+      const leases: Leases = {};
+      let resolved: ResolvedJob;
       try {
-        return await resolveJob(request, ctx);
+        resolved = await resolveJob(request, ctx, leases);
       } catch (error) {
+        leases.code?.release();
         throw namingJob(error, request.job);
+      } finally {
+        leases.job?.release();
       }
+      const code = leases.code;
+      if (code) {
+        // Held until the agent has copied or built from it, or for holdMs.
+        const timer = setTimeout(() => {
+          holdTimers.delete(timer);
+          code.release();
+        }, holdMs);
+        timer.unref();
+        holdTimers.add(timer);
+        held.set(resolved, () => {
+          clearTimeout(timer);
+          holdTimers.delete(timer);
+          code.release();
+        });
+      }
+      return resolved;
+    },
+
+    release(job: ResolvedJob) {
+      held.get(job)?.();
+      held.delete(job);
     },
 
     async close() {
+      for (const timer of holdTimers) clearTimeout(timer);
+      holdTimers.clear();
       closer.abort(new LaunchError({ code: 'wandb.closed', message: 'the W&B job resolver was closed' }));
       await dispatcher.close().catch(() => undefined);
     },
   };
 
-  async function resolveJob(request: ResolveJobRequest, ctx: CallContext): Promise<ResolvedJob> {
+  async function resolveJob(request: ResolveJobRequest, ctx: CallContext, leases: Leases): Promise<ResolvedJob> {
     const logger = ctx?.logger ?? fallbackLogger;
     const signal = ctx?.signal;
     const api = apiFor(logger);
@@ -281,9 +338,9 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
     }
     usable(version, 'job', 'log the job again, or point the queue item at another version');
 
-    const jobDir = await cache.ensure('jobs', `job:${version.digest}`, (staging) =>
+    const jobDir = (leases.job = await cache.ensure('jobs', `job:${version.digest}`, (staging) =>
       downloadArtifact(api, downloader, { version, dir: staging, what: `job ${job}`, onProgress: request.onProgress, signal }).then(() => undefined),
-    );
+    ));
     const jobText = await readJobFile(jobDir.dir, JOB_FILE, job);
     if (!jobText) {
       throw new LaunchError({
@@ -295,12 +352,20 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
     }
     const info: WandbJobJson = parseJobJson(jobText.toString('utf8'), job);
     const entryPoint = info.source.entrypoint ?? [];
-    if (info.source.notebook && info.source_type !== 'image') {
-      throw new LaunchError({
-        code: 'wandb.job_unsupported',
+    const notebook = info.source.notebook === true && info.source_type !== 'image';
+    if (notebook && entryPoint.length === 0) {
+      throw new LaunchValidationError({
+        code: 'wandb.job_invalid',
         stage: 'agent',
-        message: `job ${job} is a notebook job (source.notebook), which this agent does not convert (W&B runs nbconvert)`,
-        hint: 'log the job from a Python script instead of a notebook',
+        subject: `wandb-job.json of job ${job}`,
+        issues: [
+          {
+            path: 'source.entrypoint',
+            expected: 'the notebook to run',
+            found: 'nothing',
+            message: 'a notebook job (source.notebook) needs its notebook as the last element of source.entrypoint',
+          },
+        ],
       });
     }
     const base = {
@@ -328,6 +393,14 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
       });
     }
     const copyRequirements = (dir: string) => copyFile(join(jobDir.dir, REQUIREMENTS_FILE), join(dir, REQUIREMENTS_FILE));
+    // A notebook job runs the script W&B's agent makes of its notebook (beside it in the code), converted once
+    // when the code is fetched; the notebook is part of the cache key, so the code of a non-notebook job that
+    // shares the artifact or commit is never changed.
+    const notebookPath = notebook ? entryPoint.at(-1)! : undefined;
+    const notebookKey = notebookPath === undefined ? '' : `\0notebook:${notebookPath}`;
+    const convert = async (dir: string) => {
+      if (notebookPath !== undefined) await convertNotebookInDir(dir, notebookPath, job);
+    };
     const extra = {
       ...(info.source.build_context ? { buildContext: info.source.build_context } : {}),
       ...(info.source.dockerfile ? { dockerfile: info.source.dockerfile } : {}),
@@ -335,13 +408,14 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
       ...(info.runtime ? { runtime: info.runtime } : {}),
     };
 
+    if (notebookPath !== undefined) base.entryPoint[base.entryPoint.length - 1] = scriptNameFor(notebookPath);
     let resolved: ResolvedCodeJob;
     let built: boolean;
     if (info.source_type === 'artifact') {
       const src = (info as ArtifactJobJson).source;
       const code = await lookUpCode(api, src.artifact, job, signal);
       // As W&B does: requirements first, then the code artifact (a file of the same name in it wins).
-      const codeDir = await cache.ensure('code', `artifact:${code.digest}:requirements:${md5(requirements)}`, async (staging) => {
+      const codeDir = (leases.code = await cache.ensure('code', `artifact:${code.digest}:requirements:${md5(requirements)}${notebookKey}`, async (staging) => {
         await copyRequirements(staging);
         await downloadArtifact(api, downloader, {
           version: code,
@@ -350,7 +424,8 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
           onProgress: request.onProgress,
           signal,
         });
-      });
+        await convert(staging);
+      }));
       built = codeDir.built;
       resolved = { ...base, kind: 'code', source: 'artifact', codeDir: codeDir.dir, sourceString: code.qualifiedName, ...extra };
     } else {
@@ -361,15 +436,16 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
       const hasPatch = patch !== undefined && patch.toString('utf8').trim() !== '';
       // Only a full commit id names fixed content; a branch (or W&B's main/master fallback) is fetched every time.
       const pinned = ref !== null && FULL_SHA.test(ref);
-      const key = `repo:${git.remote}\0${pinned ? ref : `${ref ?? ''}@${Date.now()}:${Math.random()}`}\0${hasPatch ? md5(patch) : '-'}\0${md5(requirements)}`;
+      const key = `repo:${git.remote}\0${pinned ? ref : `${ref ?? ''}@${Date.now()}:${Math.random()}`}\0${hasPatch ? md5(patch) : '-'}\0${md5(requirements)}${notebookKey}`;
       let commit = pinned ? ref : '';
       const gitOptions = { gitPath, allowFileRemotes, logger, timeoutMs: options.gitTimeoutMs ?? 600_000, signal };
-      const codeDir = await cache.ensure('repos', key, async (staging) => {
+      const codeDir = (leases.code = await cache.ensure('repos', key, async (staging) => {
         commit = await fetchGitCommit(staging, git.remote, ref, job, gitOptions);
         if (hasPatch) await applyPatch(staging, join(jobDir.dir, PATCH_FILE), job, gitOptions);
         // As W&B does: the job's requirements after the checkout (they win over the repository's).
         await copyRequirements(staging);
-      });
+        await convert(staging);
+      }));
       built = codeDir.built;
       resolved = { ...base, kind: 'code', source: 'repo', codeDir: codeDir.dir, sourceString: `${displayRemote(git.remote)}#${commit}`, ...extra };
     }
@@ -379,6 +455,12 @@ export function createWandbJobResolver(options: WandbJobResolverOptions): WandbJ
     );
     return resolved;
   }
+}
+
+/** The cache entries one resolution holds: the job artifact's (released when it returns) and its code's. */
+interface Leases {
+  job?: CacheLease;
+  code?: CacheLease;
 }
 
 /**
