@@ -215,6 +215,15 @@ describe('the agent pod', () => {
     expect(named.LAUNCH_AGENT_NAME).toBe('gpu-agent');
   });
 
+  it('gives the code init container the agent image (LAUNCH_CODE_INIT_IMAGE), another image, or none with "-"', async () => {
+    const image = 'registry.example.com/ml/launch-agent:0.1.0';
+    expect(envOf(await helm.template({ setJson: { 'agent.image': image } })).LAUNCH_CODE_INIT_IMAGE).toBe(image);
+    expect(envOf(await helm.template({ setJson: { 'agent.image': image, codeInitImage: 'registry.example.com/ml/fetch:1' } })).LAUNCH_CODE_INIT_IMAGE).toBe(
+      'registry.example.com/ml/fetch:1',
+    );
+    expect(envOf(await helm.template({ setJson: { 'agent.image': image, codeInitImage: '-' } }))).not.toHaveProperty('LAUNCH_CODE_INIT_IMAGE');
+  });
+
   it('without an API key makes no secret and gives no key variable (the embedded queue needs none)', async () => {
     const objects = await helm.template({ valuesFiles: ciValuesFiles.filter((f) => f.endsWith('embedded-values.yaml')) });
     expect(find(objects, 'Secret')).toEqual([]);
@@ -345,8 +354,8 @@ describe('RBAC', () => {
     expect(objects.some((o) => o.kind.startsWith('Cluster'))).toBe(false);
     // Kubeflow and JobSet when asked, Volcano not.
     const rules = rulesOf(one(objects, 'Role', 'launch-agent-rel', 'team-b'));
-    expect(rules).toContain('kubeflow.org:pytorchjobs,tfjobs,mpijobs,xgboostjobs,paddlejobs,jaxjobs:create,delete,list,watch');
-    expect(rules).toContain('jobset.x-k8s.io:jobsets:create,delete,list,watch');
+    expect(rules).toContain('kubeflow.org:pytorchjobs,tfjobs,mpijobs,xgboostjobs,paddlejobs,jaxjobs:create,delete,get,list,patch,watch');
+    expect(rules).toContain('jobset.x-k8s.io:jobsets:create,delete,get,list,patch,watch');
     expect(rules.some((r: string) => r.startsWith('batch.volcano.sh'))).toBe(false);
   });
 
@@ -354,22 +363,34 @@ describe('RBAC', () => {
     const objects = await helm.template({ valuesFiles: ciValuesFiles.filter((f) => f.endsWith('volcano-values.yaml')) });
     const role = one(objects, 'Role', 'launch-agent-rel', 'default');
     expect(rulesOf(role)).toEqual([
-      'batch:jobs:create,delete,list,watch',
+      'batch:jobs:create,delete,get,list,patch,watch',
       'core:pods:list,watch',
       'core:pods/log:get',
       'core:secrets:create,delete,get,update',
       'core:services,configmaps,pods,persistentvolumeclaims:create,delete',
-      'batch.volcano.sh:jobs:create,delete,list,watch',
+      'batch.volcano.sh:jobs:create,delete,get,list,patch,watch',
     ]);
     for (const r of role.rules) expect(r.verbs).not.toContain('*');
 
     const minimal = await helm.template({ setJson: { volcano: false, 'rbac.additionalServices': false } });
     expect(rulesOf(one(minimal, 'Role', 'launch-agent-rel', 'wandb'))).toEqual([
-      'batch:jobs:create,delete,list,watch',
+      'batch:jobs:create,delete,get,list,patch,watch',
       'core:pods:list,watch',
       'core:pods/log:get',
       'core:secrets:create,delete,get,update',
     ]);
+  });
+
+  it('grants kaniko builds their ConfigMap in the agent’s namespace, also without additional services', async () => {
+    const kaniko = ciValuesFiles.filter((f) => f.endsWith('kaniko-pvc-values.yaml'));
+    expect(kaniko).toHaveLength(1);
+    const objects = await helm.template({ valuesFiles: kaniko, setJson: { 'rbac.additionalServices': false, additionalTargetNamespaces: ['ml'] } });
+    const ns = one(objects, 'Deployment').metadata.namespace!;
+    expect(rulesOf(one(objects, 'Role', 'launch-agent-rel', ns))).toContain('core:configmaps:create,delete');
+    expect(rulesOf(one(objects, 'Role', 'launch-agent-rel', 'ml')).some((r: string) => r.startsWith('core:configmaps'))).toBe(false);
+    // Another builder: no ConfigMap access at all.
+    const noop = await helm.template({ setJson: { 'rbac.additionalServices': false, launchConfig: 'queues: [default]\nbuilder:\n  type: noop\n' } });
+    for (const role of find(noop, 'Role')) expect(rulesOf(role).some((r: string) => r.includes('configmaps'))).toBe(false);
   });
 
   it('appends rbac.extraRules to every Role', async () => {

@@ -177,6 +177,10 @@ describe('the chart’s RBAC covers what the Kubernetes runner calls', () => {
       ctx,
     );
     expect((await volcano.wait()).state).toBe('finished');
+    // Each end recorded at the queue, as the agent does it: the runner removes its finalizer from the run object.
+    for (const run of [ok, bad, volcano]) await run.reported!();
+    const patched = server.requests.filter((r) => r.method === 'PATCH' && [ok, bad, volcano].some((run) => r.path.endsWith(`/jobs/${run.id}`)));
+    expect(patched.map((r) => r.status)).toEqual([200, 200, 200]);
 
     // additional_services next to a job in the agent's namespace.
     const withService = await runner.run(
@@ -218,6 +222,8 @@ describe('the chart’s RBAC covers what the Kubernetes runner calls', () => {
       'batch/jobs:list',
       'batch/jobs:watch',
       'batch/jobs:delete',
+      'batch/jobs:patch',
+      'batch.volcano.sh/jobs:patch',
       '/pods:list',
       '/pods:watch',
       '/pods/log:get',

@@ -2,8 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The kubeconfig a client loads to reach the test server: cluster, user and context all named `test`. */
-export function kubeconfigYaml(url: string, token: string, namespace = 'default'): string {
+/**
+ * The kubeconfig a client loads to reach the test server: cluster, user and context all named `test`. With `caPem`
+ * (a TLS server) the server's certificate is the CA and is verified; without it, plain http.
+ */
+export function kubeconfigYaml(url: string, token: string, namespace = 'default', caPem?: string): string {
   return [
     'apiVersion: v1',
     'kind: Config',
@@ -11,8 +14,10 @@ export function kubeconfigYaml(url: string, token: string, namespace = 'default'
     '- name: test',
     '  cluster:',
     `    server: ${url}`,
-    // client-node 1.x refuses plain http unless TLS verification is explicitly skipped.
-    '    insecure-skip-tls-verify: true',
+    caPem
+      ? `    certificate-authority-data: ${Buffer.from(caPem).toString('base64')}`
+      : // client-node 1.x refuses plain http unless TLS verification is explicitly skipped.
+        '    insecure-skip-tls-verify: true',
     'users:',
     '- name: test',
     '  user:',

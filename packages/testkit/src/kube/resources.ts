@@ -9,6 +9,11 @@ import { Pod } from 'kubernetes-models/v1/Pod';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { pathNotFound, plainNotFound } from './status.js';
 import type { Json } from './types.js';
 
@@ -79,6 +84,12 @@ const BUILTINS: ResourceInfo[] = [
     nameRule: 'label',
   }),
   builtin('apps', 'v1', 'deployments', 'Deployment', Deployment as ModelClass, { statusSubresource: true }),
+  builtin('policy', 'v1', 'poddisruptionbudgets', 'PodDisruptionBudget', PodDisruptionBudget as ModelClass, { statusSubresource: true }),
+  // RBAC objects: stored and validated; enforced when the server runs with `authorization: 'RBAC'` (rbac.ts).
+  builtin('rbac.authorization.k8s.io', 'v1', 'roles', 'Role', Role as ModelClass),
+  builtin('rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding', RoleBinding as ModelClass),
+  builtin('rbac.authorization.k8s.io', 'v1', 'clusterroles', 'ClusterRole', ClusterRole as ModelClass, { namespaced: false }),
+  builtin('rbac.authorization.k8s.io', 'v1', 'clusterrolebindings', 'ClusterRoleBinding', ClusterRoleBinding as ModelClass, { namespaced: false }),
 ];
 
 /** CRDs installed by default: the kinds the Launch runners submit. */

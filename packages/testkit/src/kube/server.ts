@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createApi, type Api, type DeleteOptions, type WriteOptions } from './api.js';
 import { managerFromUserAgent } from './managed-fields.js';
@@ -10,6 +11,8 @@ import { kubeconfigYaml, writeKubeconfig } from './kubeconfig.js';
 import { createKubelet, type KubeletDefaults, type ScriptedKubelet } from './kubelet.js';
 import { mergePatch } from './patch.js';
 import { servePodLog } from './pod-log.js';
+import { createRbacAuthorizer, requestInfo, serviceAccountUser, type UserInfo } from './rbac.js';
+import { selfSignedCertificate, type ServingCertificate } from './tls.js';
 import {
   apiVersionOf,
   createResourceRegistry,
@@ -65,6 +68,19 @@ export interface KubeTestServerOptions {
   historyLimit?: number;
   /** Interval of BOOKMARK events for watches with allowWatchBookmarks (default 60000, as the real server's ~1 min). */
   bookmarkIntervalMs?: number;
+  /**
+   * `'RBAC'` authorizes every request as kube-apiserver's `--authorization-mode=RBAC` does, against the Roles,
+   * ClusterRoles and bindings stored in the server: a request no bound rule allows is a 403 Forbidden Status. The
+   * kubeconfig's token is a cluster admin (`system:masters`) either way; tokens from `serviceAccountToken()` are
+   * not. Default `'AlwaysAllow'`: every authenticated request is allowed.
+   */
+  authorization?: 'AlwaysAllow' | 'RBAC';
+  /**
+   * Serve HTTPS: `true` with a self-signed certificate for 127.0.0.1 made by `openssl`, or the given one. The
+   * kubeconfig then trusts that certificate (`certificate-authority-data`) instead of skipping verification, and
+   * `caCert` holds it for an in-cluster `ca.crt`. Default plain HTTP.
+   */
+  tls?: boolean | ServingCertificate;
 }
 
 export interface RecordedRequest {
@@ -96,6 +112,15 @@ export interface KubeTestServer {
   readonly kubeconfigYaml: string;
   /** The bearer token the kubeconfig carries. */
   readonly token: string;
+  /** The serving certificate (PEM) when the server speaks TLS: what a pod's `ca.crt` holds. */
+  readonly caCert: string | undefined;
+  /**
+   * A token for a ServiceAccount that exists in the server, as the TokenRequest API issues one for a pod: requests
+   * bearing it authenticate as `system:serviceaccount:<namespace>:<name>` (groups `system:serviceaccounts`,
+   * `system:serviceaccounts:<namespace>`, `system:authenticated`) and, under `authorization: 'RBAC'`, get only what
+   * that account's bindings grant. Throws when the ServiceAccount does not exist.
+   */
+  serviceAccountToken(namespace: string, name: string): string;
   /** Every request, in arrival order (status filled when the response is sent). */
   readonly requests: RecordedRequest[];
   readonly kubelet: ScriptedKubelet;
@@ -368,6 +393,8 @@ function queryFlag(value: string | undefined): boolean {
 export async function startKubeTestServer(options: KubeTestServerOptions = {}): Promise<KubeTestServer> {
   const token = randomBytes(16).toString('hex');
   const user = options.user ?? 'system:serviceaccount:default:launch-agent';
+  // Bearer tokens and who they identify: the kubeconfig's token is the cluster admin.
+  const users = new Map<string, UserInfo>([[token, { name: user, groups: ['system:masters', 'system:authenticated'] }]]);
   const registry = createResourceRegistry(
     [...(options.defaultCustomResources === false ? [] : DEFAULT_CUSTOM_RESOURCES), ...(options.customResources ?? [])],
     options.allowUnknownCustomResources ?? false,
@@ -398,6 +425,8 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
   const stopJobs = startJobController({ api, jobs: jobsResource, pods: podsResource, timeScale });
   const stopCustom = startCustomControllers({ api, pods: podsResource, jobs: jobsResource, stepDelayMs });
 
+  const rbac = options.authorization === 'RBAC' ? createRbacAuthorizer(store, registry) : undefined;
+  const serviceAccounts = registry.lookup('', 'v1', 'serviceaccounts');
   const requests: RecordedRequest[] = [];
   const faults: Array<InjectedFault & { remaining: number }> = [];
   const watches = new Set<WatchStream>();
@@ -502,12 +531,14 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
     }
   };
 
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) query[k] = v;
     const method = (req.method ?? 'GET').toUpperCase();
-    const authorized = req.headers.authorization === `Bearer ${token}`;
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const caller = bearer === undefined ? undefined : users.get(bearer);
+    const authorized = caller !== undefined;
     let watch = method === 'GET' && queryFlag(query.watch);
     const record: RecordedRequest = {
       method,
@@ -516,7 +547,7 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
       status: 0,
       watch,
       at: Date.now(),
-      ...(authorized ? { user } : {}),
+      ...(caller ? { user: caller.name } : {}),
     };
     requests.push(record);
     const originalWriteHead = res.writeHead.bind(res);
@@ -527,6 +558,15 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
 
     const run = async () => {
       if (!authorized) throw unauthorized();
+      // Authorization comes before routing, from the path alone, as in kube-apiserver's filter chain.
+      if (rbac) {
+        const info = requestInfo(method, url.pathname, query);
+        if (!rbac.allows(caller, info)) {
+          if (!info) throw new ApiError(status(403, 'Forbidden', `forbidden: User "${caller.name}" cannot ${method.toLowerCase()} path "${url.pathname}"`));
+          const { verb, apiGroup, resource, subresource, namespace, name } = info;
+          throw forbidden(caller.name, verb, { plural: resource, group: apiGroup, ...(subresource ? { subresource } : {}) }, namespace, name);
+        }
+      }
       const route = parseRoute(registry, url.pathname);
       if (route.kind === 'resource' && route.watchPath) {
         watch = method === 'GET';
@@ -563,15 +603,17 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
       if (error instanceof ApiError) return sendJson(res, error.body.code, error.body, error.headers);
       sendJson(res, 500, status(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`));
     });
-  });
-  server.on('connection', (socket) => {
+  };
+  const certificate = options.tls === true ? selfSignedCertificate() : options.tls || undefined;
+  const server = certificate ? createHttpsServer({ cert: certificate.cert, key: certificate.key }, handler) : createServer(handler);
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const yaml = kubeconfigYaml(url, token);
+  const url = `${certificate ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const yaml = kubeconfigYaml(url, token, 'default', certificate?.cert);
   const kubeconfig = await writeKubeconfig(yaml);
 
   const resolvePath = (apiPath: string): ResourceRoute => {
@@ -585,6 +627,13 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
     kubeconfigPath: kubeconfig.path,
     kubeconfigYaml: yaml,
     token,
+    caCert: certificate?.cert,
+    serviceAccountToken(namespace, name) {
+      if (!store.get(serviceAccounts, namespace, name)) throw new Error(`serviceAccountToken: no ServiceAccount ${namespace}/${name} in the server`);
+      const issued = randomBytes(24).toString('base64url');
+      users.set(issued, serviceAccountUser(namespace, name));
+      return issued;
+    },
     requests,
     kubelet,
     openWatches: () => watches.size,
