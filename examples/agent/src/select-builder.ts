@@ -227,6 +227,8 @@ function kanikoBuilder(s: BuilderSelection, plan: ContextStorePlan, contextStore
       // W&B's kaniko builder reads these from the agent's environment (the Helm chart sets them).
       ...(env.WANDB_LAUNCH_KANIKO_AUTH_SECRET ? { dockerConfigSecret: env.WANDB_LAUNCH_KANIKO_AUTH_SECRET } : {}),
       ...(env.WANDB_LAUNCH_SERVICE_ACCOUNT_NAME ? { serviceAccountName: env.WANDB_LAUNCH_SERVICE_ACCOUNT_NAME } : {}),
+      // The chart's release-scoped azure-storage-access-key-<release> (W&B's fixed name otherwise).
+      ...(env.LAUNCH_AZURE_STORAGE_KEY_SECRET ? { azureStorageKeySecret: env.LAUNCH_AZURE_STORAGE_KEY_SECRET } : {}),
       ...(s.config.environment?.type === 'aws' && s.config.environment.region ? { awsRegion: s.config.environment.region } : {}),
       logger: s.logger,
     });

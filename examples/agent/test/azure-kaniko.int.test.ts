@@ -35,7 +35,8 @@ import {
  * against a test CA in `NODE_EXTRA_CA_CERTS`. Behind them: the AAD test server, and Azurite over
  * HTTPS with `--oauth basic` (it checks the token's issuer, audience and lifetime, not its signature).
  * The build stand-in reads the blob as kaniko does, with the shared key from `AZURE_STORAGE_ACCESS_KEY`
- * (secret `azure-storage-access-key`, as the Helm chart's `azureStorageAccessKey` makes it).
+ * (secret `azure-storage-access-key-<release>`, as the Helm chart's `azureStorageAccessKey` makes it and names it to the
+ * agent in `LAUNCH_AZURE_STORAGE_KEY_SECRET`; W&B's fixed `azure-storage-access-key` is absent, so the name must be used).
  */
 const docker = dockerService();
 const reg = registryServices();
@@ -45,6 +46,8 @@ const AAD_HOST = 'login.microsoftonline.com';
 const TENANT = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 const CLIENT_ID = '0b0f5b5e-6a0e-4d57-9f57-53a1c2f1e001';
 const CLIENT_SECRET = `e2e~${randomBytes(12).toString('base64url')}`;
+/** The chart's release-scoped secret (release `launch`). */
+const AZURE_KEY_SECRET = 'azure-storage-access-key-launch';
 const cloudAzure = resolve(dirname(fileURLToPath(import.meta.url)), '../../../packages/cloud-azure/package.json');
 
 interface Azurite {
@@ -175,7 +178,7 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
       },
     });
     // What the Helm chart's azureStorageAccessKey creates in the agent's namespace.
-    await putSecret(cluster.kube, 'wandb', 'azure-storage-access-key', { password: AZURITE_KEY });
+    await putSecret(cluster.kube, 'wandb', AZURE_KEY_SECRET, { password: AZURITE_KEY });
   });
   afterAll(async () => {
     await cluster?.close();
@@ -191,6 +194,7 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
       ...front.env,
       KUBECONFIG: cluster.kube.kubeconfigPath,
       LAUNCH_AGENT_NAME: 'azure-kaniko-e2e',
+      LAUNCH_AZURE_STORAGE_KEY_SECRET: AZURE_KEY_SECRET,
       AZURE_TENANT_ID: TENANT,
       AZURE_CLIENT_ID: CLIENT_ID,
       AZURE_CLIENT_SECRET: secret,
@@ -220,7 +224,7 @@ describe.runIf(serviceAvailable('the test Docker engine and registries', !!docke
     // The agent's token came from the AAD test server, for Storage; the build pod read the blob with the account key.
     expect(aad.issued.slice(issuedBefore)).toContainEqual({ clientId: CLIENT_ID, scope: 'https://storage.azure.com/.default' });
     expect(cluster.kube.listObjects('/api/v1/namespaces/wandb/secrets').map((s) => (s as { metadata: { name: string } }).metadata.name)).toContain(
-      'azure-storage-access-key',
+      AZURE_KEY_SECRET,
     );
     expect(front.tunnelled).toContain(`${BLOB_HOST}:443`);
     expect(front.refused).toEqual([]);

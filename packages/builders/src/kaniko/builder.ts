@@ -192,7 +192,7 @@ export function createKanikoBuilder(options: KanikoBuilderOptions): KanikoBuilde
       mounts.volumeMounts.push({ name: config.secretName, mountPath, readOnly: true });
     }
     if (/^https:\/\/[^/]+\.blob\.core\.windows\.net\//.test(contextUri)) {
-      mounts.env.push({ name: 'AZURE_STORAGE_ACCESS_KEY', valueFrom: { secretKeyRef: { name: 'azure-storage-access-key', key: 'password' } } });
+      mounts.env.push({ name: 'AZURE_STORAGE_ACCESS_KEY', valueFrom: { secretKeyRef: { name: config.azureStorageKeySecret, key: 'password' } } });
     }
     let dockerConfig: Json | undefined;
     if (config.dockerConfigSecret) {

@@ -50,6 +50,11 @@ export const kanikoBuilderOptionsSchema = z
       .optional(),
     /** W&B `WANDB_LAUNCH_KANIKO_AUTH_SECRET`: a `kubernetes.io/dockerconfigjson` Secret mounted as kaniko's docker config; the image-exists check is then skipped. */
     dockerConfigSecret: z.string().max(253).regex(DNS_SUBDOMAIN, 'a Secret name').optional(),
+    /**
+     * The Secret (key `password`, in the build Jobs' namespace) whose value kaniko reads as `AZURE_STORAGE_ACCESS_KEY`
+     * for an Azure Blob context. Default W&B's `azure-storage-access-key`; the Helm chart names its release's secret.
+     */
+    azureStorageKeySecret: z.string().max(253).regex(DNS_SUBDOMAIN, 'a Secret name').default('azure-storage-access-key'),
     /** W&B `WANDB_LAUNCH_SERVICE_ACCOUNT_NAME`: the build pod's service account. Default `default`. */
     serviceAccountName: z.string().max(253).regex(DNS_SUBDOMAIN, 'a ServiceAccount name').default(KANIKO_DEFAULTS.serviceAccountName),
     /** AWS region for ECR pushes (`AWS_REGION` in the pod); default the one in an ECR repository's host. */
