@@ -131,6 +131,10 @@ export async function createSession(options: SessionOptions): Promise<Session> {
         metrics,
         runners,
         pollIntervalMs: agentOptions.pollIntervalMs ?? selected.source.capabilities.pollIntervalMs,
+        // /readyz waits for the builder to prove it can work (its context store, cluster or engine).
+        checks: build.builder?.verify
+          ? [{ name: `builder ${build.builder.name}`, run: (signal: AbortSignal) => build.builder!.verify!({ logger, signal }) }]
+          : [],
         logger,
       })
     : undefined;

@@ -22,10 +22,11 @@ describe('build metrics', () => {
         return { imageUri: `localhost/test:${request.runId}`, cached: request.spec.name === 'cached' };
       },
     };
-    // The local-process runner, declared as needing an image, so that the agent builds before it runs.
+    // The local-process runner, declared as needing an image, so that the agent builds before it runs; the built
+    // image is dropped on the way in (the local-process runner refuses images).
     const local = (logDir: string): Runner => {
       const base = createLocalProcessRunner({ logDir });
-      return { ...base, capabilities: { ...base.capabilities, needsImage: true } };
+      return { ...base, capabilities: { ...base.capabilities, needsImage: true }, run: (request, ctx) => base.run({ ...request, image: undefined }, ctx) };
     };
     const dir = await mkdtemp(join(tmpdir(), 'launch-health-build-'));
     try {

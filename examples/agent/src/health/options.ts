@@ -31,6 +31,22 @@ export const healthServerOptionsSchema = z
     pollIntervalMs: z.number().positive().default(10_000),
     /** `/healthz` fails when the loop has not turned for this long (ms). Default max(60 000, 4 × pollIntervalMs). */
     staleAfterMs: z.number().int().positive().optional(),
+    /**
+     * Backends to verify before `/readyz` answers 200 (the builder's `verify()`: its context store, cluster or engine):
+     * each runs once at start and, while it fails, again every `recheckMs`. `/readyz` names the one that fails.
+     */
+    checks: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1, 'a name for the check'),
+            run: z.custom<(signal: AbortSignal) => Promise<void>>((v) => typeof v === 'function', 'a function (signal) => Promise<void>'),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** How often a failed check runs again (ms). Default 30 000. */
+    recheckMs: z.number().int().positive().default(30_000),
     logger: loggerOption,
     /** Clock in ms (tests move it). Default `Date.now`. */
     now: z.custom<() => number>((v) => typeof v === 'function', 'a function returning milliseconds').optional(),

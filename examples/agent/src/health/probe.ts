@@ -5,7 +5,7 @@ import type { PendingPop } from './instrument-source.js';
 export interface HealthReport {
   /** 200 when true, 503 otherwise. */
   ok: boolean;
-  status: 'ok' | 'ready' | 'starting' | 'stopping' | 'stopped' | 'stale' | 'wedged';
+  status: 'ok' | 'ready' | 'starting' | 'verifying' | 'unverified' | 'stopping' | 'stopped' | 'stale' | 'wedged';
   /** Why the check fails (or what it waits for). */
   reason?: string;
   agent: { status: string; name?: string; running: number; maxJobs: number };
@@ -13,6 +13,8 @@ export interface HealthReport {
   lastLoopSecondsAgo: number;
   /** `/healthz` fails beyond this many seconds without a loop turn. */
   staleAfterSeconds: number;
+  /** `/readyz`: each backend check, `ok`, `pending` or why it failed. */
+  checks?: Record<string, string>;
 }
 
 export interface HealthProbe {

@@ -86,6 +86,40 @@ describe('health server on a real agent', () => {
     expect(metric(await scrape(health), 'launch_agent_ready')).toBe(0);
   });
 
+  it('is not ready until every backend check passes: verifying, then the failure named, then ready once a recheck passes', async () => {
+    const calls: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+    const check = {
+      name: 'builder kaniko',
+      run: () => new Promise<void>((resolve, reject) => void calls.push({ resolve, reject })),
+    };
+    const { agent, health } = await agentFixture({ checks: [check], recheckMs: 50 });
+    await agent.start();
+    // Registered and serving, but the builder's check has not answered.
+    const verifying = await getJson(`${health.url}/readyz`);
+    expect(verifying.status).toBe(503);
+    expect(verifying.body).toMatchObject({ ok: false, status: 'verifying', reason: 'verifying builder kaniko', checks: { 'builder kaniko': 'pending' } });
+    expect(metric(await scrape(health), 'launch_agent_ready')).toBe(0);
+
+    calls[0]!.reject(new LaunchError({ code: 'context_store.no_bucket', message: 'S3 bucket "ctx" does not exist' }));
+    await waitFor(async () => (await getJson(`${health.url}/readyz`)).body.status === 'unverified', { what: '/readyz to name the failure' });
+    const failed = await getJson(`${health.url}/readyz`);
+    expect(failed.status).toBe(503);
+    expect(failed.body).toMatchObject({
+      reason: 'builder kaniko: S3 bucket "ctx" does not exist',
+      checks: { 'builder kaniko': 'failed: S3 bucket "ctx" does not exist' },
+    });
+    // Liveness does not depend on backends: the loop turns.
+    expect((await getJson(`${health.url}/healthz`)).status).toBe(200);
+
+    // Checked again after recheckMs; this time it passes.
+    await waitFor(() => calls.length === 2, { what: 'the check to run again' });
+    calls[1]!.resolve();
+    await waitFor(async () => (await getJson(`${health.url}/readyz`)).status === 200, { what: '/readyz to turn ready' });
+    expect((await getJson(`${health.url}/readyz`)).body).toMatchObject({ ok: true, status: 'ready', checks: { 'builder kaniko': 'ok' } });
+    expect(metric(await scrape(health), 'launch_agent_ready')).toBe(1);
+    expect(calls).toHaveLength(2);
+  });
+
   it('shows a slot in use while a job runs', async () => {
     const { agent, queue, health } = await agentFixture();
     await queue.enqueue({ queue: 'gpu', spec: command('sleep', '30') });

@@ -21,7 +21,7 @@ export interface HealthServer {
 const PATHS = ['/healthz', '/readyz', '/metrics'];
 
 /**
- * Serves `/healthz` (the agent loop turns), `/readyz` (registered and serving) and `/metrics`
+ * Serves `/healthz` (the agent loop turns), `/readyz` (registered and serving, every backend check passed) and `/metrics`
  * (Prometheus text, see docs/metrics.md) for one agent, from its public events and `snapshot()`.
  * Binds 127.0.0.1 unless `host` says otherwise. Call it before `agent.start()` so that `/readyz`
  * answers 503 while the agent starts and every job is counted.
@@ -41,9 +41,50 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   const logger = childLogger(o.logger, { component: 'health' });
   const metrics = o.metrics ?? createLaunchMetrics({ processMetrics: o.processMetrics ?? false, ...(options.now ? { now: options.now } : {}) });
   const probe: HealthProbe = createHealthProbe({ agent: o.agent, staleAfterMs: o.staleAfterMs, now: o.now, pendingPops: () => metrics.pendingPops() });
+  // Backend checks: each runs at start and again every recheckMs while it fails; /readyz waits for all of them.
+  type CheckState = { state: 'pending' } | { state: 'ok' } | { state: 'failed'; message: string };
+  const checkState = new Map<string, CheckState>(o.checks.map((c) => [c.name, { state: 'pending' }]));
+  const stopChecks = new AbortController();
+  const recheck = new Set<ReturnType<typeof setTimeout>>();
+  const runCheck = (check: (typeof o.checks)[number]) => {
+    check.run(stopChecks.signal).then(
+      () => {
+        if (checkState.get(check.name)?.state !== 'ok') logger.info({ check: check.name }, 'health: backend verified');
+        checkState.set(check.name, { state: 'ok' });
+      },
+      (error: unknown) => {
+        if (stopChecks.signal.aborted) return;
+        const message = error instanceof Error ? error.message : String(error);
+        const before = checkState.get(check.name);
+        if (before?.state !== 'failed' || before.message !== message) {
+          logger.warn({ check: check.name, err: message }, 'health: backend check failed; /readyz answers 503');
+        }
+        checkState.set(check.name, { state: 'failed', message });
+        const timer = setTimeout(() => {
+          recheck.delete(timer);
+          runCheck(check);
+        }, o.recheckMs);
+        timer.unref();
+        recheck.add(timer);
+      },
+    );
+  };
+  const readiness = (): HealthReport => {
+    const report = probe.readiness();
+    if (checkState.size === 0) return report;
+    const entries = [...checkState];
+    const checks = Object.fromEntries(entries.map(([name, c]) => [name, c.state === 'failed' ? `failed: ${c.message}` : c.state]));
+    if (!report.ok) return { ...report, checks };
+    for (const [name, c] of entries) {
+      if (c.state === 'failed') return { ...report, ok: false, status: 'unverified', reason: `${name}: ${c.message}`, checks };
+    }
+    const pending = entries.filter(([, c]) => c.state === 'pending').map(([name]) => name);
+    if (pending.length > 0) return { ...report, ok: false, status: 'verifying', reason: `verifying ${pending.join(', ')}`, checks };
+    return { ...report, checks };
+  };
   let detach: () => void;
   try {
-    detach = metrics.observeAgent(o.agent, { ready: () => probe.readiness().ok, lastLoopAt: () => probe.lastLoopAt(), runners: o.runners });
+    detach = metrics.observeAgent(o.agent, { ready: () => readiness().ok, lastLoopAt: () => probe.lastLoopAt(), runners: o.runners });
   } catch (error) {
     probe.close();
     throw error;
@@ -71,7 +112,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
       return json(res, head, 405, { error: `method ${method} not allowed: use GET` });
     }
     if (path === '/metrics') return answer(res, head, 200, metrics.contentType, await metrics.text());
-    const report = path === '/healthz' ? probe.liveness() : probe.readiness();
+    const report = path === '/healthz' ? probe.liveness() : readiness();
     return json(res, head, report.ok ? 200 : 503, report);
   };
 
@@ -118,6 +159,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url }, 'health server listening');
+  for (const check of o.checks) runCheck(check);
 
   let closing: Promise<void> | undefined;
   return {
@@ -125,9 +167,12 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     port: address.port,
     metrics,
     liveness: () => probe.liveness(),
-    readiness: () => probe.readiness(),
+    readiness,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        stopChecks.abort();
+        for (const timer of recheck) clearTimeout(timer);
+        recheck.clear();
         detach();
         probe.close();
         server.close(() => resolve());

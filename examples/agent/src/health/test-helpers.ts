@@ -106,6 +106,9 @@ export async function agentFixture(
     /** Wraps the queue before instrumentation (a slow source). */
     wrap?: (queue: EmbeddedQueue) => QueueSource;
     agent?: Partial<AgentOptions>;
+    /** Backend checks for /readyz, and how often a failed one runs again. */
+    checks?: Array<{ name: string; run: (signal: AbortSignal) => Promise<void> }>;
+    recheckMs?: number;
   } = {},
 ): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'launch-health-'));
@@ -123,7 +126,17 @@ export async function agentFixture(
     hostname: 'health-test',
     ...o.agent,
   });
-  const health = await startHealthServer({ agent, metrics, runners, port: 0, pollIntervalMs: o.pollIntervalMs, staleAfterMs: o.staleAfterMs, now: o.now });
+  const health = await startHealthServer({
+    agent,
+    metrics,
+    runners,
+    port: 0,
+    pollIntervalMs: o.pollIntervalMs,
+    staleAfterMs: o.staleAfterMs,
+    now: o.now,
+    ...(o.checks ? { checks: o.checks } : {}),
+    ...(o.recheckMs ? { recheckMs: o.recheckMs } : {}),
+  });
   cleanups.push(async () => {
     await agent.stop('test over').catch(() => {});
     await health.close();
