@@ -127,7 +127,15 @@ function runtime(kube: KubeTestServer, root: string, played: Played[]) {
     played.push({ pod: pod.metadata.name, container: container.name, argv, ...result, codeDir, cwd, job: jobOf(pod) });
     return { exitCode: result.exitCode };
   };
-  return { init, main, emptyDir };
+  /** A container with no code mounted (an image job): its command runs in `root` with the pod's environment. */
+  const image: PodExecutor = async (pod) => {
+    const container = pod.spec.containers[0] as Obj;
+    const argv = [...((container.command as string[] | undefined) ?? []), ...((container.args as string[] | undefined) ?? [])];
+    const result = await exec(argv, root, envOf(pod, container));
+    played.push({ pod: pod.metadata.name, container: container.name, argv, ...result, codeDir: '', job: jobOf(pod) });
+    return { exitCode: result.exitCode };
+  };
+  return { init, main, image, emptyDir };
 }
 
 /** A code artifact (`run.sh` reading `lib/data.txt`) and its `artifact` job, `sh run.sh`. */
@@ -217,6 +225,47 @@ describe('launch-agent: W&B jobs on Kubernetes with the code init container (LAU
     expect(container.volumeMounts).toEqual([{ name: 'launch-code', mountPath: '/mnt/wandb' }]);
     expect(JSON.stringify(init.job)).not.toContain(wandb.apiKey);
     for (const text of [run.stdout, run.stderr, init.output]) expect(text).not.toContain(wandb.apiKey);
+  }, 240_000);
+
+  it('runs an image job as its image with its entry point: no init container, no code volume, run_config as WANDB_CONFIG', async () => {
+    const { wandb, kube, box } = await setup();
+    const out = join(box.dir, 'out');
+    await wandb.publishJob({
+      entity: 'tester',
+      project: 'proj',
+      name: 'job-trainer',
+      job: { source_type: 'image', source: { image: 'registry.local/trainer:1', entrypoint: ['sh', '-c', `printf %s "$WANDB_CONFIG" > ${out}`] } },
+      aliases: ['latest'],
+    });
+    const played: Played[] = [];
+    const rt = runtime(kube, await mkdtemp(join(box.dir, 'node-')), played);
+    kube.kubelet.script({ label: { 'wandb.ai/monitor': 'true' } }, [{ running: true }, { execute: rt.image }]);
+
+    const spec = join(box.dir, 'spec.json');
+    await writeFile(
+      spec,
+      JSON.stringify({
+        job: 'tester/proj/job-trainer:latest',
+        entity: 'tester',
+        project: 'proj',
+        resource: 'kubernetes',
+        overrides: { run_config: { lr: 0.5 } },
+      }),
+    );
+    const enq = await cli(['enqueue', '-q', 'gpu', '--spec', spec], box.env);
+    expect(enq.code, enq.stderr).toBe(0);
+    const run = await cli(['run', '-q', 'gpu', '--exit-when-idle'], box.env, 120_000);
+    expect(run.code, run.stderr).toBe(0);
+    const item = (await status(box.env)).items.find((i) => i.id === enq.stdout.trim());
+    expect(item, `${run.stderr}\n${JSON.stringify(played, null, 1)}`).toMatchObject({ state: 'finished' });
+
+    expect(played.map((p) => p.container)).toEqual(['launch0']);
+    const pod = played[0]!.job!.spec.template.spec as Obj;
+    expect(pod.initContainers).toBeUndefined();
+    expect(pod.volumes).toBeUndefined();
+    expect(pod.containers[0]).toMatchObject({ image: 'registry.local/trainer:1', command: ['sh', '-c', `printf %s "$WANDB_CONFIG" > ${out}`] });
+    expect(pod.containers[0].volumeMounts).toBeUndefined();
+    expect(JSON.parse(await readFile(out, 'utf8'))).toEqual({ lr: 0.5 });
   }, 240_000);
 
   it('runs a repo job: the init container fetches the commit from the git remote with diff.patch applied', async () => {
