@@ -212,6 +212,27 @@ function podScript(mounts: Mount[], user: { uid: number; gid: number }, readOnly
   const covers = (m: Mount) => work === m.target || work.startsWith(`${m.target}/`);
   const depth = (m: Mount) => m.target.split('/').length;
   const ordered = [...mounts].sort((a, b) => Number(covers(a)) - Number(covers(b)) || depth(a) - depth(b));
+  // What the agent process needs of this machine (the checkout with its dist and node_modules, node itself) stays
+  // visible where it is when a pod mount covers it (the pod's /tmp over a checkout in /tmp): bound aside on a
+  // scratch tmpfs first, then back at its own path on top of the covering mount.
+  const keep = [repoRoot, dirname(process.execPath)];
+  const under = (path: string, target: string) => path === target || path.startsWith(`${target}/`);
+  const scratch = ['/mnt', '/media', '/srv', '/opt'].find(
+    (d) => existsSync(d) && !keep.some((k) => under(k, d) || under(d, k)) && !mounts.some((m) => under(m.target, d) || under(d, m.target)),
+  );
+  let stashed = 0;
+  /** Binds aside what a mount at `target` would hide; returns the lines that put it back on top of that mount. */
+  const preserve = (target: string): string[] => {
+    const hidden = keep.filter((k) => under(k, target));
+    if (hidden.length === 0) return [];
+    if (!scratch) throw new Error(`mount ${target} would hide ${hidden.join(', ')} and no scratch directory is free`);
+    if (stashed === 0) lines.push(`mount -t tmpfs -o mode=700 keep ${q(scratch)}`);
+    return hidden.map((k) => {
+      const stash = `${scratch}/${stashed++}`;
+      lines.push(`mkdir -p ${q(stash)} && mount --bind ${q(k)} ${q(stash)}`);
+      return `mkdir -p ${q(k)} && mount --bind ${q(stash)} ${q(k)}`;
+    });
+  };
   for (const m of ordered) {
     if (mounts.some((o) => covers(o) && o !== m && m.target.startsWith(`${o.target}/`))) {
       throw new Error(`mount ${m.target} is under ${work}'s covering mount: not supported by this test`);
@@ -223,14 +244,17 @@ function podScript(mounts: Mount[], user: { uid: number; gid: number }, readOnly
       while (!existsSync(ancestor)) ancestor = dirname(ancestor);
       if (ancestor === '/') throw new Error(`cannot make mount point ${m.target}: its only existing ancestor is /`);
       if (!covered.has(ancestor)) {
-        lines.push(`mount -t tmpfs -o mode=755 image-dirs ${q(ancestor)}`);
+        const back = preserve(ancestor);
+        lines.push(`mount -t tmpfs -o mode=755 image-dirs ${q(ancestor)}`, ...back);
         covered.add(ancestor);
         mounted.push(ancestor);
       }
     }
     lines.push(isFile ? `mkdir -p ${q(posix.dirname(m.target))} && touch ${q(m.target)}` : `mkdir -p ${q(m.target)}`);
+    const back = preserve(m.target);
     lines.push(`mount --bind ${q(m.source)} ${q(m.target)}`);
     if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(m.target)}`);
+    lines.push(...back);
     mounted.push(m.target);
   }
   if (readOnlyRoot) lines.push('mount -o remount,bind,ro /');
