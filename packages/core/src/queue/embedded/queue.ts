@@ -517,6 +517,9 @@ export function createEmbeddedQueue(options: EmbeddedQueueOptions): EmbeddedQueu
       if (!read.ok || Date.now() <= read.ctimeMs + leaseMs) return false;
       logger.warn({ queue, item: name.id }, 'embedded queue: a claim was never completed; returning the item to the queue');
     }
+    // This process may have claimed the file while it was being read (a take-over renames the dead process's claim to a
+    // new token, then writes its record): the read saw no record for that token yet, but the claim is ours and alive.
+    if (held.get(name.id)?.name.token === name.token) return false;
     try {
       await rename(path, join(paths.queued(queue), queuedFile(name.base)));
       return true;
